@@ -1,0 +1,53 @@
+"""Unit-energy Gray constellations and max-log soft demapping."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Constellation:
+    """Points indexed by symbol value; bit i of the value is the i-th bit (LSB first) it carries."""
+
+    name: str
+    points: tuple[complex, ...]
+
+    @property
+    def bits_per_symbol(self) -> int:
+        return int(np.log2(len(self.points)))
+
+    def map(self, bits: np.ndarray) -> np.ndarray:
+        """Bits (LSB-first groups) -> complex symbols."""
+        groups = np.asarray(bits, dtype=np.int64).reshape(-1, self.bits_per_symbol)
+        values = groups @ (1 << np.arange(self.bits_per_symbol))
+        return np.asarray(self.points, dtype=np.complex64)[values]
+
+    def llr(self, symbols: np.ndarray, noise_var: float | np.ndarray) -> np.ndarray:
+        """Max-log LLRs, log P(0)/P(1), per bit in LSB-first order: shape (len(symbols) * bps,).
+
+        ``noise_var`` is one value or one per symbol (after zero-forcing a faded carrier is noisier).
+        """
+        nv = np.maximum(np.broadcast_to(np.asarray(noise_var, dtype=np.float32), (len(symbols),)), 1e-9)
+        pts = np.asarray(self.points, dtype=np.complex64)
+        dist = np.abs(np.asarray(symbols, dtype=np.complex64)[:, None] - pts[None, :]) ** 2  # (S, M)
+        values = np.arange(len(pts))
+        out = np.empty((dist.shape[0], self.bits_per_symbol), dtype=np.float32)
+        for i in range(self.bits_per_symbol):
+            one = (values >> i) & 1 == 1
+            out[:, i] = (dist[:, one].min(axis=1) - dist[:, ~one].min(axis=1)) / nv
+        return out.reshape(-1)
+
+    def noise_var_estimate(self, symbols: np.ndarray) -> float:
+        """Decision-directed error variance (biased low at very low SNR, fine for scaling)."""
+        pts = np.asarray(self.points, dtype=np.complex64)
+        dist = np.abs(np.asarray(symbols)[:, None] - pts[None, :]) ** 2
+        return float(dist.min(axis=1).mean())
+
+
+_S = 1 / np.sqrt(2)
+BPSK = Constellation("bpsk", (1 + 0j, -1 + 0j))
+# Gray QPSK: bit 0 -> sign of I, bit 1 -> sign of Q.
+QPSK = Constellation("qpsk", (complex(_S, _S), complex(-_S, _S), complex(_S, -_S), complex(-_S, -_S)))
+CONSTELLATIONS = {c.name: c for c in (BPSK, QPSK)}

@@ -1,0 +1,144 @@
+"""GNU Radio blocks of LGVSC: thin wrappers around the plain classes of lgvsc_phy.
+
+Imported by the flowgraphs (and GRC through grc_flowgraphs/blocks/*.block.yml), never by the
+semantic processes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pmt
+from gnuradio import gr
+
+from lgvsc_phy.mcs import get_mcs
+from lgvsc_phy.ofdm import OfdmBurstReceiver
+
+IN, OUT, STATS = pmt.intern("in"), pmt.intern("out"), pmt.intern("stats")
+
+
+def _stats_pdu(**fields: int | float) -> pmt.pmt_t:
+    meta = pmt.make_dict()
+    for key, value in fields.items():
+        val = pmt.from_double(value) if isinstance(value, float) else pmt.from_long(int(value))
+        meta = pmt.dict_add(meta, pmt.intern(key), val)
+    return pmt.cons(meta, pmt.init_u8vector(0, []))
+
+
+def _u8_payload(msg: pmt.pmt_t) -> bytes | None:
+    if not pmt.is_pair(msg) or not pmt.is_u8vector(pmt.cdr(msg)):
+        return None
+    return bytes(pmt.u8vector_elements(pmt.cdr(msg)))
+
+
+class PhyFrameEncoder(gr.basic_block):
+    """PDU in -> LDPC-coded PDU out (bytes, coded bits LSB-first), per the chosen MCS."""
+
+    def __init__(self, mcs: str = "qpsk-1/2") -> None:
+        gr.basic_block.__init__(self, name="lgvsc_phy_frame_encoder", in_sig=None, out_sig=None)
+        self.codec = get_mcs(mcs).codec()
+        self.max_payload = get_mcs(mcs).max_link_pdu_bytes
+        self.message_port_register_in(IN)
+        self.message_port_register_out(OUT)
+        self.set_msg_handler(IN, self.handle)
+
+    def handle(self, msg: pmt.pmt_t) -> None:
+        payload = _u8_payload(msg)
+        if payload is None or not payload or len(payload) > self.max_payload:
+            gr.log.warn(f"lgvsc: dropping PDU that is not 1..{self.max_payload} bytes")
+            return
+        coded = self.codec.encode(payload)
+        self.message_port_pub(OUT, pmt.cons(pmt.car(msg), pmt.init_u8vector(len(coded), list(coded))))
+
+
+class PhyFrameDecoder(gr.basic_block):
+    """Equalized QAM symbols (c32 PDU) -> soft demap -> LDPC decode -> CRC -> payload PDU.
+
+    Frames failing the CRC are dropped here and counted on the ``stats`` port.
+    Output metadata: snr_db (decision-directed estimate), ldpc_iterations, packet_num.
+    """
+
+    def __init__(self, mcs: str = "qpsk-1/2") -> None:
+        gr.basic_block.__init__(self, name="lgvsc_phy_frame_decoder", in_sig=None, out_sig=None)
+        self.codec = get_mcs(mcs).codec()
+        self.good = self.bad = 0
+        self.message_port_register_in(IN)
+        self.message_port_register_out(OUT)
+        self.message_port_register_out(STATS)
+        self.set_msg_handler(IN, self.handle)
+
+    def handle(self, msg: pmt.pmt_t) -> None:
+        if not pmt.is_pair(msg) or not pmt.is_c32vector(pmt.cdr(msg)):
+            return
+        symbols = np.asarray(pmt.c32vector_elements(pmt.cdr(msg)), dtype=np.complex64)
+        meta_in = pmt.car(msg) if pmt.is_dict(pmt.car(msg)) else pmt.make_dict()
+        csi_pmt = pmt.dict_ref(meta_in, pmt.intern("csi"), pmt.PMT_NIL)
+        csi = np.asarray(pmt.f32vector_elements(csi_pmt)) if pmt.is_f32vector(csi_pmt) else None
+        frame = self.codec.decode_symbols(symbols, csi)
+        if frame.payload is None:
+            self.bad += 1
+        else:
+            self.good += 1
+            meta = pmt.dict_delete(meta_in, pmt.intern("csi"))
+            meta = pmt.dict_add(meta, pmt.intern("ldpc_iterations"), pmt.from_long(frame.ldpc_iterations))
+            if not pmt.dict_has_key(meta, pmt.intern("snr_db")):
+                meta = pmt.dict_add(meta, pmt.intern("snr_db"), pmt.from_double(frame.snr_db))
+            vec = pmt.init_u8vector(len(frame.payload), list(frame.payload))
+            self.message_port_pub(OUT, pmt.cons(meta, vec))
+        self.message_port_pub(STATS, _stats_pdu(crc_fail=self.bad, crc_ok=self.good))
+
+
+class BurstCounter(gr.sync_block):
+    """Sink that counts the samples and bursts a transmitter emits.
+
+    Each burst's length tag announces it whole, so on each tag it publishes
+    ``{"bursts", "samples"}`` on ``stats``: the on-air sample count up to that burst's end.
+    """
+
+    def __init__(self, length_tag: str = "packet_len") -> None:
+        gr.sync_block.__init__(self, name="lgvsc_burst_counter", in_sig=[np.complex64], out_sig=None)
+        self.tag_key = pmt.intern(length_tag)
+        self.message_port_register_out(STATS)
+        self.bursts = 0
+
+    def work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
+        n = len(input_items[0])
+        for tag in self.get_tags_in_window(0, 0, n, self.tag_key):
+            self.bursts += 1
+            end = tag.offset + pmt.to_long(tag.value)
+            self.message_port_pub(STATS, _stats_pdu(bursts=self.bursts, samples=end))
+        return n
+
+
+class OfdmReceiver(gr.sync_block):
+    """IQ stream in -> one c32 PDU of equalized payload symbols per detected burst.
+
+    Wraps ``OfdmBurstReceiver``. PDU metadata: ``csi`` (f32vector, per symbol 1 / noise variance),
+    ``snr_db``, ``cfo``, ``packet_num``, ``start``; ``stats`` reports detections and header failures.
+    """
+
+    def __init__(self, mcs: str = "qpsk-1/2", threshold: float = 0.2) -> None:
+        gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
+        m = get_mcs(mcs)
+        self.receiver = OfdmBurstReceiver(m.ofdm, m.constellation, threshold)
+        self.detected = 0
+        self.message_port_register_out(OUT)
+        self.message_port_register_out(STATS)
+
+    def work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
+        for burst in self.receiver.feed(input_items[0]):
+            self.detected += 1
+            meta = pmt.make_dict()
+            for key, val in (
+                ("start", pmt.from_uint64(burst.start)),
+                ("packet_num", pmt.from_long(burst.number)),
+                ("cfo", pmt.from_double(burst.cfo)),
+                ("snr_db", pmt.from_double(burst.snr_db)),
+                ("csi", pmt.init_f32vector(burst.csi.size, burst.csi.tolist())),
+            ):
+                meta = pmt.dict_add(meta, pmt.intern(key), val)
+            data = pmt.init_c32vector(burst.symbols.size, burst.symbols.tolist())
+            self.message_port_pub(OUT, pmt.cons(meta, data))
+            self.message_port_pub(
+                STATS, _stats_pdu(bursts=self.detected, header_fail=self.receiver.headers_failed)
+            )
+        return len(input_items[0])

@@ -1,0 +1,191 @@
+"""Send a byte stream as PDUs into the tx flowgraph and reassemble what the rx flowgraph returns.
+
+Pure pyzmq + our PMT codec: the semantic side never imports GNU Radio. Every socket has
+LINGER 0, a receive timeout and a bounded message size, so nothing here blocks forever.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import zmq
+
+from lgvsc_phy.framing import FramingError, LinkPdu, Reassembly, split_stream
+from lgvsc_phy.pmt_codec import PmtError, decode_pdu, encode_pdu
+
+MAX_MESSAGE_BYTES = 1 << 16  # bounded: a PDU is a few hundred bytes, a stats dict less
+
+
+class LinkError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LinkAddresses:
+    """ZeroMQ endpoints of the flowgraphs (they bind; the link connects)."""
+
+    pdu_in: str = "tcp://127.0.0.1:52001"  # tx flowgraph's PDU input
+    tx_stats: str = "tcp://127.0.0.1:52003"  # tx flowgraph's burst counter
+    pdu_out: str = "tcp://127.0.0.1:52005"  # rx flowgraph's decoded PDUs
+
+    @classmethod
+    def from_base_port(cls, base: int, host: str = "127.0.0.1") -> LinkAddresses:
+        return cls(f"tcp://{host}:{base}", f"tcp://{host}:{base + 2}", f"tcp://{host}:{base + 4}")
+
+
+@dataclass
+class TxCount:
+    """What the tx flowgraph reported emitting (its burst counter's cumulative figures)."""
+
+    bursts: int = 0
+    samples: int = 0
+
+
+@dataclass
+class TransferResult:
+    data: bytes  # reassembled stream, lost ranges zero-filled
+    lost_pdus: list[int]
+    lost_ranges: list[tuple[int, int]]
+    pdus_sent: int
+    pdus_received: int
+    tx_bursts: int
+    tx_samples: int  # on-air samples the tx flowgraph emitted for this stream
+    rejected: int  # PDUs that arrived but failed the link CRC or belonged elsewhere
+    wall_s: float
+    meta: list[dict] = field(default_factory=list)  # per received PDU: rx metadata (snr_db, ...)
+
+    @property
+    def complete(self) -> bool:
+        return not self.lost_pdus
+
+
+class Link:
+    """One ZeroMQ session with running tx and rx flowgraphs."""
+
+    def __init__(self, addresses: LinkAddresses, poll_ms: int = 100) -> None:
+        self.addresses, self.poll_ms = addresses, poll_ms
+        self.ctx = zmq.Context()
+        self.tx = self._socket(zmq.PUSH, addresses.pdu_in)
+        self.stats = self._socket(zmq.PULL, addresses.tx_stats)
+        self.rx = self._socket(zmq.PULL, addresses.pdu_out)
+        self.count = TxCount()
+
+    def _socket(self, kind: int, address: str) -> zmq.Socket:
+        sock = self.ctx.socket(kind)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)
+        sock.setsockopt(zmq.RCVTIMEO, self.poll_ms)
+        sock.setsockopt(zmq.SNDTIMEO, 2000)
+        sock.connect(address)
+        return sock
+
+    def close(self) -> None:
+        for sock in (self.tx, self.stats, self.rx):
+            sock.close(0)
+        self.ctx.term()
+
+    def __enter__(self) -> Link:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- sending -----------------------------------------------------------------------------
+    def send_pdu(self, payload: bytes) -> None:
+        try:
+            self.tx.send(encode_pdu(payload))
+        except zmq.Again:
+            raise LinkError(f"tx flowgraph at {self.addresses.pdu_in} does not take PDUs (2 s timeout)") from None
+
+    def _drain_stats(self) -> None:
+        while True:
+            try:
+                msg = self.stats.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            try:
+                meta, _ = decode_pdu(msg)
+            except PmtError:
+                continue
+            self.count.bursts = int(meta.get("bursts", self.count.bursts))
+            self.count.samples = int(meta.get("samples", self.count.samples))
+
+    # -- one stream --------------------------------------------------------------------------
+    def transfer(
+        self,
+        data: bytes,
+        max_pdu_bytes: int,
+        stream_id: int = 1,
+        idle_timeout_s: float = 3.0,
+        deadline_s: float = 600.0,
+        check: Callable[[], None] | None = None,
+    ) -> TransferResult:
+        """Send ``data`` and collect what comes back.
+
+        Ends when every PDU arrived, or ``idle_timeout_s`` after the tx flowgraph has emitted all
+        bursts with nothing new arriving, or at ``deadline_s``. ``check`` is called every poll
+        (the runner's crash check) and may raise.
+        """
+        t0 = time.monotonic()
+        self._drain_stats()
+        base = TxCount(self.count.bursts, self.count.samples)
+        pdus = split_stream(data, stream_id, max_pdu_bytes)
+        for pdu in pdus:
+            self.send_pdu(pdu.pack())
+        got = Reassembly(None, 0, {})
+        metas: list[dict] = []
+        rejected = 0
+        last_event = time.monotonic()
+        while not got.complete:
+            if check is not None:
+                check()
+            now = time.monotonic()
+            if now - t0 > deadline_s:
+                break
+            self._drain_stats()
+            all_sent = self.count.bursts - base.bursts >= len(pdus)
+            if all_sent and now - last_event > idle_timeout_s:
+                break
+            if not all_sent and self.count.bursts > base.bursts:
+                last_event = now  # the tx is still working through the queue
+            try:
+                msg = self.rx.recv()
+            except zmq.Again:
+                continue
+            last_event = time.monotonic()
+            try:
+                meta, payload = decode_pdu(msg)
+                pdu = LinkPdu.unpack(payload)
+            except (PmtError, FramingError):
+                rejected += 1
+                continue
+            if pdu.stream_id == stream_id and got.add(pdu):
+                metas.append(meta)
+            else:
+                rejected += 1
+        self._drain_stats()
+        if got.stream_id is None:
+            got = Reassembly(stream_id, len(pdus), {})
+        assembled, ranges = got.assemble()
+        if len(assembled) < len(data) and got.lost:
+            # The tail is lost too: we know the length we sent, so mark the tail as lost.
+            start = len(assembled)
+            assembled += bytes(len(data) - start)
+            if not ranges or ranges[-1][1] != start:
+                ranges.append((start, len(data)))
+            else:
+                ranges[-1] = (ranges[-1][0], len(data))
+        return TransferResult(
+            data=assembled,
+            lost_pdus=got.lost,
+            lost_ranges=ranges,
+            pdus_sent=len(pdus),
+            pdus_received=len(got.received),
+            tx_bursts=self.count.bursts - base.bursts,
+            tx_samples=self.count.samples - base.samples,
+            rejected=rejected,
+            wall_s=time.monotonic() - t0,
+            meta=metas,
+        )

@@ -1,0 +1,89 @@
+"""PHY frame: what one OFDM burst carries, coded with LDPC.
+
+Info bits of a burst: ``length u16 | payload | crc32`` padded with zeros to whole codewords.
+Coded bits are packed LSB-first into bytes, which is the order GNU Radio's
+``repack_bits_bb(8, bps, LSB first)`` + ``chunks_to_symbols`` maps them onto QAM symbols, so the
+soft demapper can undo it symbol by symbol.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from lgvsc_phy.constellation import Constellation
+from lgvsc_phy.ldpc import LdpcCode
+
+LEN_BYTES, CRC_BYTES = 2, 4
+FRAME_OVERHEAD_BYTES = LEN_BYTES + CRC_BYTES
+
+
+@dataclass(frozen=True)
+class DecodedFrame:
+    payload: bytes | None  # None when the CRC failed
+    snr_db: float
+    ldpc_iterations: int
+    codewords: int
+
+
+class PhyFrameCodec:
+    """Payload bytes <-> coded bytes (tx), QAM symbols -> payload bytes (rx)."""
+
+    def __init__(self, code: LdpcCode, constellation: Constellation, max_iter: int = 50) -> None:
+        self.code, self.constellation, self.max_iter = code, constellation, max_iter
+
+    def codewords_for(self, payload_bytes: int) -> int:
+        return -(-(payload_bytes + FRAME_OVERHEAD_BYTES) * 8 // self.code.k)
+
+    def max_payload(self, codewords: int) -> int:
+        return codewords * self.code.k // 8 - FRAME_OVERHEAD_BYTES
+
+    def coded_bytes(self, payload_bytes: int) -> int:
+        return self.codewords_for(payload_bytes) * self.code.n // 8
+
+    def payload_symbols(self, payload_bytes: int) -> int:
+        return self.codewords_for(payload_bytes) * self.code.n // self.constellation.bits_per_symbol
+
+    def encode(self, payload: bytes) -> bytes:
+        if len(payload) > 0xFFFF:
+            raise ValueError(f"payload of {len(payload)} bytes exceeds a PHY frame")
+        body = struct.pack(">H", len(payload)) + payload
+        body += struct.pack(">I", zlib.crc32(body))
+        cws = self.codewords_for(len(payload))
+        bits = np.zeros(cws * self.code.k, dtype=np.uint8)
+        raw = np.unpackbits(np.frombuffer(body, dtype=np.uint8), bitorder="little")
+        bits[: raw.size] = raw
+        coded = self.code.encode(bits.reshape(cws, self.code.k)).reshape(-1)
+        return np.packbits(coded, bitorder="little").tobytes()
+
+    def decode_symbols(self, symbols: np.ndarray, csi: np.ndarray | None = None) -> DecodedFrame:
+        """Equalized symbols -> payload. ``csi``: per-symbol 1 / noise variance from the receiver's
+        channel estimate; without it a decision-directed estimate scales the LLRs."""
+        symbols = np.asarray(symbols, dtype=np.complex64)
+        bps = self.constellation.bits_per_symbol
+        cws = symbols.size * bps // self.code.n
+        if cws == 0:
+            return DecodedFrame(None, float("nan"), 0, 0)
+        symbols = symbols[: cws * self.code.n // bps]
+        noise_var = self.constellation.noise_var_estimate(symbols)
+        if csi is not None and len(csi) >= symbols.size:
+            per_symbol = 1.0 / np.maximum(np.asarray(csi[: symbols.size], dtype=np.float32), 1e-6)
+            llr = self.constellation.llr(symbols, per_symbol)
+        else:
+            llr = self.constellation.llr(symbols, noise_var)
+        llr = llr.reshape(cws, self.code.n)
+        result = self.code.decode(llr, self.max_iter)
+        snr_db = float(10 * np.log10(1.0 / max(noise_var, 1e-9)))
+        iters = int(result.iterations.max())
+        body = np.packbits(result.bits.reshape(-1), bitorder="little").tobytes()
+        (length,) = struct.unpack(">H", body[:LEN_BYTES])
+        end = LEN_BYTES + length
+        if end + CRC_BYTES > len(body):
+            return DecodedFrame(None, snr_db, iters, cws)
+        (crc,) = struct.unpack(">I", body[end : end + CRC_BYTES])
+        if zlib.crc32(body[:end]) != crc:
+            return DecodedFrame(None, snr_db, iters, cws)
+        return DecodedFrame(body[LEN_BYTES:end], snr_db, iters, cws)

@@ -1,0 +1,215 @@
+"""Run the .grc flowgraphs as separate processes, as a user would from GNU Radio Companion.
+
+Each .grc is compiled with ``grcc`` (cached by content) and started with the GNU Radio-capable
+Python. A flowgraph is ready when its generated main prints its "Press Enter to quit" prompt.
+A monitor thread notices a flowgraph that dies and keeps its stderr tail, so ``check()`` reports
+a crash within one poll. Stopping escalates Enter -> SIGTERM -> SIGKILL on the process group, and
+children get PR_SET_PDEATHSIG, so no process outlives us.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+GRC_DIR = REPO_ROOT / "grc_flowgraphs"
+BLOCKS_DIR = GRC_DIR / "blocks"
+READY_PROMPT = "Press Enter to quit"
+
+
+class FlowgraphError(RuntimeError):
+    pass
+
+
+def _grc_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["GRC_BLOCKS_PATH"] = os.pathsep.join(filter(None, [str(BLOCKS_DIR), env.get("GRC_BLOCKS_PATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    return env
+
+
+def compile_flowgraph(grc: Path, cache_dir: Path | None = None) -> Path:
+    """Compile ``grc`` with grcc into a content-addressed cache; return the generated .py."""
+    grc = Path(grc)
+    digest = hashlib.sha256(grc.read_bytes())
+    for yml in sorted(BLOCKS_DIR.glob("*.yml")):
+        digest.update(yml.read_bytes())
+    out_dir = (cache_dir or REPO_ROOT / "build" / "grc_cache") / f"{grc.stem}-{digest.hexdigest()[:16]}"
+    existing = sorted(out_dir.glob("*.py"))
+    if existing:
+        return existing[0]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.run(["grcc", "-o", str(out_dir), str(grc)], env=_grc_env(), capture_output=True, text=True)
+    scripts = sorted(out_dir.glob("*.py"))
+    if proc.returncode != 0 or not scripts:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise FlowgraphError(f"grcc failed on {grc.name}: {' | '.join(tail)}")
+    return scripts[0]
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: the kernel sends SIGKILL to the child when the parent dies."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except OSError:
+        pass
+
+
+@dataclass
+class FlowgraphProcess:
+    name: str
+    argv: list[str]
+    proc: subprocess.Popen | None = None
+    stderr_tail: deque = field(default_factory=lambda: deque(maxlen=40))
+    ready: threading.Event = field(default_factory=threading.Event)
+    stopping: bool = False
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_grc_env(),
+            start_new_session=True,  # own process group: killpg reaches its children too
+            preexec_fn=_die_with_parent,
+        )
+        threading.Thread(target=self._read_stdout, daemon=True).start()
+        threading.Thread(target=self._read_stderr, daemon=True).start()
+
+    def _read_stdout(self) -> None:
+        assert self.proc and self.proc.stdout
+        buf = b""
+        while chunk := self.proc.stdout.read1(4096):
+            buf = (buf + chunk)[-4096:]
+            if READY_PROMPT.encode() in buf:
+                self.ready.set()
+
+    def _read_stderr(self) -> None:
+        assert self.proc and self.proc.stderr
+        for line in iter(self.proc.stderr.readline, b""):
+            self.stderr_tail.append(line.decode(errors="replace").rstrip())
+
+    @property
+    def crashed(self) -> bool:
+        return self.proc is not None and self.proc.poll() is not None and not self.stopping
+
+    def describe_crash(self) -> str:
+        rc = self.proc.returncode if self.proc else None
+        how = f"signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
+        last = [ln for ln in self.stderr_tail if ln.strip()][-3:]
+        return f"{self.name} flowgraph died ({how}): {' | '.join(last) or 'no stderr'}"
+
+    def stop(self, grace_s: float = 2.0) -> None:
+        if self.proc is None or self.proc.poll() is not None:
+            return
+        self.stopping = True
+        try:
+            self.proc.stdin.write(b"\n")  # the generated main stops and waits on Enter
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+        for sig, wait_s in ((None, grace_s), (signal.SIGTERM, 1.0), (signal.SIGKILL, 2.0)):
+            if sig is not None:
+                try:
+                    os.killpg(self.proc.pid, sig)
+                except ProcessLookupError:
+                    break
+            try:
+                self.proc.wait(wait_s)
+                break
+            except subprocess.TimeoutExpired:
+                continue
+        try:  # leftovers in its group (none expected) go too
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
+@dataclass(frozen=True)
+class LoopbackConfig:
+    """Parameters of the tx -> channel -> rx chain; every address derives from ``base_port``."""
+
+    mcs: str = "qpsk-1/2"
+    snr_db: float = 20.0
+    channel: str = "awgn"
+    cfo: float = 0.0
+    seed: int = 1
+    base_port: int = 52001
+    host: str = "127.0.0.1"
+    sync_threshold: float = 0.2
+
+    def addr(self, offset: int) -> str:
+        return f"tcp://{self.host}:{self.base_port + offset}"
+
+
+class FlowgraphRunner:
+    """Starts tx, channel and rx flowgraphs; ``check()`` raises on a crash; ``stop()`` cleans up."""
+
+    def __init__(self, config: LoopbackConfig, python: str = sys.executable, cache_dir: Path | None = None) -> None:
+        self.config, self.python, self.cache_dir = config, python, cache_dir
+        self.flowgraphs: list[FlowgraphProcess] = []
+
+    def _argv(self, grc: str, *args: str) -> list[str]:
+        script = compile_flowgraph(GRC_DIR / grc, self.cache_dir)
+        return [self.python, "-u", str(script), *args]
+
+    def plan(self) -> list[FlowgraphProcess]:
+        c = self.config
+        return [
+            FlowgraphProcess("rx", self._argv(
+                "rx.grc", f"--mcs={c.mcs}", f"--iq-in={c.addr(3)}", f"--pdu-out={c.addr(4)}",
+                f"--sync-threshold={c.sync_threshold}")),
+            FlowgraphProcess("channel", self._argv(
+                "channel.grc", f"--iq-in={c.addr(1)}", f"--iq-out={c.addr(3)}", f"--snr-db={c.snr_db}",
+                f"--cfo={c.cfo}", f"--profile={c.channel}", f"--seed={c.seed}")),
+            FlowgraphProcess("tx", self._argv(
+                "tx.grc", f"--mcs={c.mcs}", f"--pdu-in={c.addr(0)}", f"--iq-out={c.addr(1)}",
+                f"--stats-out={c.addr(2)}")),
+        ]
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        self.flowgraphs = self.plan()
+        try:
+            for fg in self.flowgraphs:
+                fg.start()
+            deadline = time.monotonic() + timeout_s
+            for fg in self.flowgraphs:
+                while not fg.ready.wait(0.05):
+                    self.check()
+                    if time.monotonic() > deadline:
+                        raise FlowgraphError(f"{fg.name} flowgraph not ready after {timeout_s:.0f} s")
+        except BaseException:
+            self.stop()
+            raise
+
+    def check(self) -> None:
+        for fg in self.flowgraphs:
+            if fg.crashed:
+                raise FlowgraphError(fg.describe_crash())
+
+    def stop(self) -> None:
+        # Upstream first, so downstream never sees a half-closed input as data.
+        for fg in reversed(self.flowgraphs):
+            fg.stop()
+
+    def pids(self) -> list[int]:
+        return [fg.proc.pid for fg in self.flowgraphs if fg.proc is not None]
+
+    def __enter__(self) -> FlowgraphRunner:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
