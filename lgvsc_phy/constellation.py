@@ -50,4 +50,21 @@ _S = 1 / np.sqrt(2)
 BPSK = Constellation("bpsk", (1 + 0j, -1 + 0j))
 # Gray QPSK: bit 0 -> sign of I, bit 1 -> sign of Q.
 QPSK = Constellation("qpsk", (complex(_S, _S), complex(-_S, _S), complex(_S, -_S), complex(-_S, -_S)))
-CONSTELLATIONS = {c.name: c for c in (BPSK, QPSK)}
+
+
+def gray_qam(bits_per_axis: int) -> Constellation:
+    """Square Gray QAM, unit mean energy: the low half of each value's bits (LSB first) picks the
+    in-phase level, the high half the quadrature level, each by a reflected Gray code."""
+    levels = 1 << bits_per_axis
+    amplitude = np.arange(-(levels - 1), levels, 2, dtype=float)  # -L+1 .. L-1
+    gray_to_level = {i ^ (i >> 1): amplitude[i] for i in range(levels)}
+    scale = np.sqrt(2 * (levels**2 - 1) / 3)
+    points = []
+    for value in range(levels * levels):
+        i_bits, q_bits = value & (levels - 1), value >> bits_per_axis
+        points.append(complex(gray_to_level[i_bits], gray_to_level[q_bits]) / scale)
+    return Constellation(f"{levels * levels}qam", tuple(points))
+
+
+QAM16, QAM64 = gray_qam(2), gray_qam(3)
+CONSTELLATIONS = {c.name: c for c in (BPSK, QPSK, QAM16, QAM64)}

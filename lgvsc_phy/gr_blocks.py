@@ -80,6 +80,8 @@ class PhyFrameDecoder(gr.basic_block):
             self.good += 1
             meta = pmt.dict_delete(meta_in, pmt.intern("csi"))
             meta = pmt.dict_add(meta, pmt.intern("ldpc_iterations"), pmt.from_long(frame.ldpc_iterations))
+            meta = pmt.dict_add(meta, pmt.intern("raw_bit_errors"), pmt.from_long(frame.raw_bit_errors))
+            meta = pmt.dict_add(meta, pmt.intern("raw_bits"), pmt.from_long(frame.raw_bits))
             if not pmt.dict_has_key(meta, pmt.intern("snr_db")):
                 meta = pmt.dict_add(meta, pmt.intern("snr_db"), pmt.from_double(frame.snr_db))
             vec = pmt.init_u8vector(len(frame.payload), list(frame.payload))

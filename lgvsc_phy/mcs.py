@@ -20,7 +20,8 @@ class Mcs:
     name: str
     modulation: str
     code_name: str
-    codewords_per_pdu: int = 2  # keeps a burst inside the tx cyclic prefixer's buffer
+    codewords_per_pdu: int = 2
+    min_snr_db: float = 0.0  # lowest Es/N0 at which `auto` picks it (code and header threshold + margin)
     ofdm: OfdmParams = field(default_factory=OfdmParams.default)
 
     @property
@@ -68,11 +69,31 @@ class Mcs:
         return lo
 
 
-MCS_TABLE: dict[str, Mcs] = {m.name: m for m in (Mcs("qpsk-1/2", "qpsk", "802.11n-1944-1/2"),)}
+# The uncoded BPSK header (GNU Radio's packet_header_ofdm format) fails 1 % of bursts near
+# 7.7 dB Es/N0, so no MCS is picked below ~8 dB by `auto`; the code thresholds are from loopback
+# runs through the flowgraphs (QPSK-1/2 decodes from ~2 dB once the header is through).
+_CODE = "802.11n-1944-1/2"
+MCS_TABLE: dict[str, Mcs] = {
+    m.name: m
+    for m in (
+        Mcs("bpsk-1/2", "bpsk", _CODE, codewords_per_pdu=1, min_snr_db=8.0),
+        Mcs("qpsk-1/2", "qpsk", _CODE, codewords_per_pdu=2, min_snr_db=8.0),
+        Mcs("16qam-1/2", "16qam", _CODE, codewords_per_pdu=4, min_snr_db=15.0),
+        Mcs("64qam-1/2", "64qam", _CODE, codewords_per_pdu=6, min_snr_db=21.0),
+    )
+}
 
 
 def get_mcs(name: str) -> Mcs:
     try:
         return MCS_TABLE[name]
     except KeyError:
-        raise KeyError(f"unknown MCS {name!r}; known: {', '.join(MCS_TABLE)}") from None
+        raise KeyError(f"unknown MCS {name!r}; known: {', '.join(MCS_TABLE)}, auto") from None
+
+
+def auto_mcs(snr_db: float) -> Mcs:
+    """Fastest MCS whose ``min_snr_db`` the channel meets; the most robust one otherwise."""
+    fits = [m for m in MCS_TABLE.values() if m.min_snr_db <= snr_db]
+    if not fits:
+        return min(MCS_TABLE.values(), key=lambda m: m.min_snr_db)
+    return max(fits, key=lambda m: m.constellation.bits_per_symbol * m.code.rate)

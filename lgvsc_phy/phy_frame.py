@@ -27,6 +27,8 @@ class DecodedFrame:
     snr_db: float
     ldpc_iterations: int
     codewords: int
+    raw_bit_errors: int = 0  # channel (pre-FEC) bit errors on the systematic bits, if decoded
+    raw_bits: int = 0
 
 
 class PhyFrameCodec:
@@ -78,6 +80,8 @@ class PhyFrameCodec:
         result = self.code.decode(llr, self.max_iter)
         snr_db = float(10 * np.log10(1.0 / max(noise_var, 1e-9)))
         iters = int(result.iterations.max())
+        raw_errors = int(np.count_nonzero((llr[:, : self.code.k] < 0) != result.bits.astype(bool)))
+        raw_bits = cws * self.code.k
         body = np.packbits(result.bits.reshape(-1), bitorder="little").tobytes()
         (length,) = struct.unpack(">H", body[:LEN_BYTES])
         end = LEN_BYTES + length
@@ -86,4 +90,4 @@ class PhyFrameCodec:
         (crc,) = struct.unpack(">I", body[end : end + CRC_BYTES])
         if zlib.crc32(body[:end]) != crc:
             return DecodedFrame(None, snr_db, iters, cws)
-        return DecodedFrame(body[LEN_BYTES:end], snr_db, iters, cws)
+        return DecodedFrame(body[LEN_BYTES:end], snr_db, iters, cws, raw_errors, raw_bits)

@@ -101,6 +101,14 @@ class FlowgraphProcess:
         for line in iter(self.proc.stderr.readline, b""):
             self.stderr_tail.append(line.decode(errors="replace").rstrip())
 
+    def wait_ready(self, timeout_s: float) -> bool:
+        """True once the prompt appeared; False on timeout or if the process died first."""
+        deadline = time.monotonic() + timeout_s
+        while not self.ready.wait(0.05):
+            if self.crashed or time.monotonic() > deadline:
+                return False
+        return True
+
     @property
     def crashed(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None and not self.stopping

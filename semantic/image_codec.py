@@ -21,7 +21,7 @@ class CodedImage:
 
 def _webp(img: Image.Image, quality: int) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="WEBP", quality=quality, method=6)
+    img.save(buf, format="WEBP", quality=quality, method=4)  # 6 is ~2x slower for ~3 % smaller
     return buf.getvalue()
 
 
@@ -38,31 +38,36 @@ def _best_quality(img: Image.Image, max_bytes: int) -> tuple[bytes, int] | None:
     return best
 
 
-def encode_image(rgb: np.ndarray, max_bytes: int, min_quality: int = 30) -> CodedImage:
-    """Largest resolution, then highest quality, that fits ``max_bytes``.
+def _scaled(full: Image.Image, scale: float) -> Image.Image:
+    w, h = full.size
+    if scale >= 1.0:
+        return full
+    return full.resize((max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))), Image.LANCZOS)
 
-    Scales down in steps of 0.8 while the best fitting quality stays below ``min_quality``:
-    at low budgets a smaller sharp image beats a full-size blocky one.
+
+def encode_image(rgb: np.ndarray, max_bytes: int, min_quality: int = 30) -> CodedImage:
+    """Largest resolution at which ``min_quality`` fits ``max_bytes``, then the best quality there.
+
+    At low budgets a smaller, cleaner image beats a full-size blocky one. The scale is found by
+    bisection (size grows with scale), then quality by bisection at that scale.
     """
-    h, w = rgb.shape[:2]
     full = Image.fromarray(rgb)
-    scale, fallback = 1.0, None
-    while True:
-        size = (max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale)))
-        img = full if scale == 1.0 else full.resize(size, Image.LANCZOS)
-        found = _best_quality(img, max_bytes)
-        if found is not None:
-            coded = CodedImage(found[0], img.width, img.height, found[1])
-            if found[1] >= min_quality:
-                return coded
-            fallback = fallback or coded
-        if min(size) <= MIN_SIDE:
-            if fallback is not None:
-                return fallback
-            if found is None:
-                raise ValueError(f"a {w}x{h} keyframe cannot fit {max_bytes} bytes at any size")
-            return coded
-        scale *= 0.8
+    lo, hi = MIN_SIDE / min(full.size), 1.0
+    if len(_webp(_scaled(full, hi), min_quality)) > max_bytes:
+        for _ in range(7):
+            mid = (lo + hi) / 2
+            if len(_webp(_scaled(full, mid), min_quality)) <= max_bytes:
+                lo = mid
+            else:
+                hi = mid
+        scale = lo
+    else:
+        scale = 1.0
+    img = _scaled(full, scale)
+    found = _best_quality(img, max_bytes)
+    if found is None:
+        raise ValueError(f"a {full.width}x{full.height} keyframe cannot fit {max_bytes} bytes at any size")
+    return CodedImage(found[0], img.width, img.height, found[1])
 
 
 def decode_image(data: bytes, width: int, height: int) -> np.ndarray:

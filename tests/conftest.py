@@ -1,0 +1,60 @@
+"""Shared fixtures: real sample videos, clips derived from them, free TCP port ranges."""
+
+from __future__ import annotations
+
+import socket
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from semantic.video_io import read_video, write_video
+from tools.sample_videos import sample_video
+
+
+def free_base_port(span: int = 5) -> int:
+    """First of ``span`` consecutive free TCP ports on 127.0.0.1."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = s.getsockname()[1]
+        if base + span >= 65535:
+            continue
+        ok = True
+        for port in range(base, base + span):
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    ok = False
+                    break
+        if ok:
+            return base
+    raise RuntimeError("no free port range")
+
+
+@pytest.fixture
+def base_port() -> int:
+    return free_base_port()
+
+
+@pytest.fixture(scope="session")
+def bikes() -> Path:
+    return sample_video("bikes")
+
+
+@pytest.fixture(scope="session")
+def derived_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A clip no test has tuned for: bigbuckbunny cropped to an odd size, 3 frames in 4 kept
+    (a new rate), with the head of bikes (resized) appended after a hard cut."""
+    bbb = read_video(sample_video("bigbuckbunny"), max_frames=80)
+    crop = bbb.frames[:, 101:101 + 239, 203:203 + 423]  # 423 x 239: odd width and height
+    kept = crop[np.arange(len(crop)) % 4 != 3]
+    import cv2
+
+    head = read_video(sample_video("bikes"), max_frames=30).frames
+    head = np.stack([cv2.resize(f, (423, 239), interpolation=cv2.INTER_AREA) for f in head])
+    path = tmp_path_factory.mktemp("clips") / "derived.mkv"
+    write_video(path, np.concatenate([kept, head]), Fraction(75, 4))  # 18.75 fps
+    return path

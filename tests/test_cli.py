@@ -1,0 +1,93 @@
+"""The `lgvsc` command end to end: real video, real flowgraph processes, real ZeroMQ."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from semantic.video_io import read_video
+
+LGVSC = [sys.executable, "-m", "tools.cli"]
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def lgvsc(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([*LGVSC, *map(str, args)], cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+def test_full_loopback_of_a_real_video(bikes: Path, tmp_path: Path, base_port: int) -> None:
+    """The PSNR floor: bikes.mp4 (5 hard cuts in 10 s) measured 18.6 dB at 10 dB and CBR 1e-3."""
+    out, report, page = tmp_path / "out.mp4", tmp_path / "r.json", tmp_path / "r.html"
+    r = lgvsc("loopback", bikes, "-o", out, "--snr-db", 10, "--cbr", "1e-3", "--report", report,
+              "--html", page, "--base-port", base_port)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(report.read_text())
+    for key in ("frames_in", "frames_out", "width", "height", "fps", "source_values", "payload_symbols",
+                "on_air_symbols", "cbr_payload", "cbr_on_air", "snr_db", "channel", "mcs", "pdus_sent",
+                "pdus_received", "ber", "per", "psnr_db", "ssim", "psss", "backends", "wall_s"):
+        assert key in rep, key
+    assert rep["frames_in"] == rep["frames_out"] == read_video(out).info.frames == 250
+    assert rep["on_air_symbols"] == rep["on_air_symbols_expected"] > 0
+    assert rep["cbr_payload"] < rep["cbr_on_air"] <= 1e-3
+    assert rep["psnr_db"] > 17.5 and rep["ssim"] > 0.55
+    assert rep["backends"]["decoder"] == "interp"
+    assert "data:image/jpeg" in page.read_text()
+
+
+def test_unseen_clip_at_20db(derived_clip: Path, tmp_path: Path, base_port: int) -> None:
+    """Done-when check on a clip built here: odd size, 18.75 fps, a hard cut between sources."""
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    r = lgvsc("loopback", derived_clip, "-o", out, "--snr-db", 20, "--cbr", "1e-3", "--report", report,
+              "--base-port", base_port)
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(report.read_text())
+    src, got = read_video(derived_clip).info, read_video(out).info
+    assert got.frames == src.frames == rep["frames_out"] and (got.width, got.height) == (423, 239)
+    assert got.fps == src.fps
+    assert rep["cbr_on_air"] <= 2e-3 and rep["psnr_db"] >= 18.0
+
+
+def test_zero_db_degrades_or_fails_in_one_line(bikes: Path, tmp_path: Path, base_port: int) -> None:
+    out = tmp_path / "o.mp4"
+    r = lgvsc("loopback", bikes, "-o", out, "--snr-db", 0, "--mcs", "qpsk-1/2", "--max-frames", 60,
+              "--base-port", base_port)
+    assert "Traceback" not in r.stderr
+    if r.returncode == 0:
+        assert read_video(out).info.frames == 60
+    else:
+        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_encode_inspect_decode_evaluate(bikes: Path, tmp_path: Path) -> None:
+    lgv, out = tmp_path / "s.lgv", tmp_path / "d.mp4"
+    assert lgvsc("encode", bikes, "-o", lgv, "--bytes", 6000, "--max-frames", 100).returncode == 0
+    info = json.loads(lgvsc("inspect", lgv, "--json").stdout)
+    assert (info["width"], info["height"], info["fps"], info["frames"]) == (640, 272, 25.0, 100)
+    assert info["keyframes"][0]["frame"] == 0 and info["keyframes"][-1]["frame"] == 99
+    assert all(s["crc_ok"] for s in info["segments"]) and info["backends"]["keyframes"]
+    text = lgvsc("inspect", lgv).stdout
+    assert "keyframe   0: frame     0" in text and "shot cuts" in text
+    assert lgvsc("decode", lgv, "-o", out).returncode == 0
+    ev = json.loads(lgvsc("evaluate", bikes, out, "--json").stdout)
+    assert ev["frames_out"] == 100 and ev["psnr_db"] > 15
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["decode", "missing.lgv", "-o", "x.mp4"], "No such file"),
+    (["loopback", "missing.mp4", "-o", "x.mp4", "--snr-db", "10"], "no such video"),
+    (["loopback", "README.md", "-o", "x.mp4", "--snr-db", "10"], "cannot decode"),
+    (["encode", "README.md", "-o", "x.lgv"], "cannot decode"),
+])
+def test_bad_input_gives_one_line_errors(args: list[str], needle: str, tmp_path: Path) -> None:
+    r = lgvsc(*args)
+    assert r.returncode == 2 and needle in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_decoding_garbage_is_a_one_line_error(tmp_path: Path) -> None:
+    (tmp_path / "g.lgv").write_bytes(b"\xa5\x5a" * 500)
+    r = lgvsc("decode", tmp_path / "g.lgv", "-o", tmp_path / "o.mp4")
+    assert r.returncode == 2 and "no intact stream header" in r.stderr

@@ -1,0 +1,74 @@
+"""PDUs through the tx, channel and rx flowgraphs as three real processes over ZeroMQ."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from lgvsc_phy.link import Link, LinkAddresses
+from lgvsc_phy.mcs import get_mcs
+from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner, LoopbackConfig
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:  # a zombie is dead for our purpose
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def transfer(snr_db: float, base_port: int, size: int = 6000, mcs: str = "qpsk-1/2", **kw):  # noqa: ANN003, ANN201
+    m = get_mcs(mcs)
+    data = os.urandom(size)
+    with FlowgraphRunner(LoopbackConfig(mcs=mcs, snr_db=snr_db, base_port=base_port, **kw)) as runner:
+        with Link(LinkAddresses.from_base_port(base_port)) as link:
+            result = link.transfer(data, m.max_link_pdu_bytes, idle_timeout_s=2.0, deadline_s=60, check=runner.check)
+            return data, result
+
+
+@pytest.mark.parametrize("mcs", ["qpsk-1/2", "16qam-1/2"])
+def test_byte_exact_at_high_snr(mcs: str, base_port: int) -> None:
+    data, res = transfer(25.0, base_port, mcs=mcs)
+    assert res.lost_pdus == [] and res.data == data
+    m = get_mcs(mcs)
+    assert res.tx_bursts == res.pdus_sent
+    assert res.tx_samples == m.stream_cost(len(data))[2]  # measured on-air == frame arithmetic
+    assert all(abs(meta["snr_db"] - 25.0) < 3 for meta in res.meta)
+
+
+def test_cfo_and_multipath_at_moderate_snr(base_port: int) -> None:
+    data, res = transfer(20.0, base_port, channel="multipath", cfo=0.2)
+    assert res.pdus_received >= 0.8 * res.pdus_sent
+
+
+def test_very_low_snr_reports_losses_without_hanging(base_port: int) -> None:
+    t0 = time.monotonic()
+    data, res = transfer(-5.0, base_port, size=3000)
+    assert time.monotonic() - t0 < 30
+    assert res.pdus_received < res.pdus_sent
+    assert res.lost_pdus and len(res.data) == len(data)
+    assert res.tx_bursts == res.pdus_sent  # the transmitter did send them all
+
+
+def test_killed_rx_is_reported_within_2s_and_leaves_no_orphans(base_port: int) -> None:
+    runner = FlowgraphRunner(LoopbackConfig(snr_db=20, base_port=base_port))
+    runner.start()
+    pids = runner.pids()
+    try:
+        with Link(LinkAddresses.from_base_port(base_port)) as link:
+            rx = next(fg for fg in runner.flowgraphs if fg.name == "rx")
+            os.kill(rx.proc.pid, signal.SIGKILL)
+            t0 = time.monotonic()
+            with pytest.raises(FlowgraphError, match="rx flowgraph died") as err:
+                link.transfer(os.urandom(20000), 237, idle_timeout_s=30, deadline_s=30, check=runner.check)
+            assert time.monotonic() - t0 < 2.0
+            assert "signal 9" in str(err.value)
+    finally:
+        runner.stop()
+    time.sleep(0.2)
+    assert not [p for p in pids if _alive(p)]

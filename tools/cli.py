@@ -1,0 +1,234 @@
+"""`lgvsc`: encode, decode, inspect, evaluate, and loop a video through the GNU Radio flowgraphs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import struct
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lgvsc_phy.link import LinkError
+from lgvsc_phy.runner import FlowgraphError
+from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
+from semantic.decoder import DecoderError, decode_bitstream
+from semantic.encoder import EncoderConfig, EncoderError, encode_video
+from semantic.metrics import psnr_frames, ssim_frames
+from semantic.video_io import VideoError, read_video, write_video
+
+EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, BitstreamError, FlowgraphError, LinkError,
+                   FileNotFoundError, KeyError, ValueError, OSError)
+
+
+def _budget(args: argparse.Namespace, source_values: int) -> int | None:
+    if args.bytes is not None:
+        return args.bytes
+    if args.cbr is None:
+        return None
+    from lgvsc_phy.mcs import get_mcs  # the CBR is in channel symbols: needs the MCS arithmetic
+
+    return get_mcs(args.mcs).stream_bytes_for(args.cbr * source_values)
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    video = read_video(args.input, args.max_frames)
+    config = EncoderConfig(byte_budget=_budget(args, video.info.source_values), keyframes=args.keyframes,
+                           describe=args.describe)
+    encoded = encode_video(video, config)
+    Path(args.output).write_bytes(encoded.data)
+    print(f"{args.output}: {len(encoded.data)} bytes, {len(encoded.plan.frames)} keyframes "
+          f"{encoded.plan.frames}, {video.info.frames} frames {video.info.width}x{video.info.height}")
+    return 0
+
+
+def cmd_decode(args: argparse.Namespace) -> int:
+    decoded = decode_bitstream(Path(args.input).read_bytes(), args.decoder)
+    write_video(args.output, decoded.frames, decoded.fps)
+    print(f"{args.output}: {len(decoded.frames)} frames at {float(decoded.fps):.3f} fps, keyframes "
+          f"{len(decoded.keyframes_received)}/{len(decoded.keyframes_expected) or '?'} ({decoded.backend})")
+    for note in decoded.notes:
+        print(f"  note: {note}")
+    return 0
+
+
+def inspect_stream(data: bytes) -> dict:
+    parsed = parse_stream(data)
+    h = parsed.header
+    out: dict = {"bytes": len(data), "header_ok": h is not None, "corrupt_regions": parsed.corrupt_regions}
+    if h is not None:
+        out.update(width=h.width, height=h.height, fps=float(h.fps), fps_exact=f"{h.fps.numerator}/{h.fps.denominator}",
+                   frames=h.frames, duration_s=h.frames / float(h.fps), backends=h.backends,
+                   keyframes_declared=h.keyframes)
+    out["keyframes"], out["segments"] = [], []
+    for seg in parsed.segments:
+        out["segments"].append({"type": seg.type.name.lower(), "index": seg.index,
+                                "bytes": len(seg.payload), "crc_ok": True})
+        if seg.type == SegmentType.KEYFRAME_IMAGE and len(seg.payload) >= 8:
+            frame, w, hh = struct.unpack_from(">IHH", seg.payload)
+            out["keyframes"].append({"index": seg.index, "frame": frame, "bytes": len(seg.payload) - 8,
+                                     "coded_size": f"{w}x{hh}",
+                                     "time_s": frame / float(h.fps) if h else None})
+        elif seg.type == SegmentType.KEYFRAME_TIMING and "timing" not in out:
+            try:
+                frames, cuts = unpack_timing(seg.payload)
+                out["timing"] = {"keyframe_frames": frames, "shot_cuts": cuts}
+            except BitstreamError as exc:
+                out["timing"] = {"error": str(exc)}
+        elif seg.type == SegmentType.MOTION:
+            out["motion_px_per_frame"] = [round(float(v), 2) for v in np.frombuffer(seg.payload, dtype=">f2")]
+        elif seg.type == SegmentType.TEXT:
+            out.setdefault("text", []).append({"interval": seg.index, "text": seg.payload.decode("utf-8", "replace")})
+    return out
+
+
+def _print_inspection(info: dict) -> None:
+    if not info["header_ok"]:
+        print("stream header: LOST (no intact copy)")
+    else:
+        print(f"LGVSC stream v1: {info['width']}x{info['height']} @ {info['fps_exact']} fps, {info['frames']} frames "
+              f"({info['duration_s']:.2f} s), {info['bytes']} bytes")
+        print("backends: " + ", ".join(f"{k}={v}" for k, v in info["backends"].items()))
+    timing = info.get("timing", {})
+    if "keyframe_frames" in timing:
+        print(f"keyframes at frames {timing['keyframe_frames']}; shot cuts at {timing['shot_cuts'] or 'none'}")
+    motion = info.get("motion_px_per_frame", [])
+    for kf in info["keyframes"]:
+        t = f"{kf['time_s']:7.2f} s" if kf["time_s"] is not None else "      ?"
+        m = f", motion to next {motion[kf['index']]:.1f} px/frame" if kf["index"] < len(motion) else ""
+        print(f"  keyframe {kf['index']:3d}: frame {kf['frame']:5d} at {t}, WebP {kf['coded_size']}, "
+              f"{kf['bytes']} bytes{m}")
+    for text in info.get("text", []):
+        print(f"  text {text['interval']}: {text['text']}")
+    print(f"segments: {len(info['segments'])} intact, {info['corrupt_regions']} damaged/missing stretch(es)")
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    info = inspect_stream(Path(args.input).read_bytes())
+    if args.json:
+        print(json.dumps(info, indent=2))
+    else:
+        _print_inspection(info)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    ref, out = read_video(args.reference), read_video(args.output)
+    n = min(ref.info.frames, out.info.frames)
+    if ref.frames.shape[1:] != out.frames.shape[1:]:
+        raise VideoError(f"sizes differ: {ref.info.width}x{ref.info.height} vs {out.info.width}x{out.info.height}")
+    p = psnr_frames(ref.frames[:n], out.frames[:n])
+    result = {"frames_in": ref.info.frames, "frames_out": out.info.frames, "width": ref.info.width,
+              "height": ref.info.height, "fps": float(ref.info.fps), "fps_out": float(out.info.fps),
+              "source_values": ref.info.source_values, "psnr_db": float(p.mean()),
+              "ssim": float(ssim_frames(ref.frames[:n], out.frames[:n]).mean()), "frames_compared": n}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"PSNR {result['psnr_db']:.2f} dB, SSIM {result['ssim']:.4f} over {n} frames "
+              f"({ref.info.frames} in, {out.info.frames} out)")
+    return 0
+
+
+def cmd_loopback(args: argparse.Namespace) -> int:
+    from tools.loopback import LoopbackOptions, run_loopback
+    from tools.report_html import write_html
+
+    opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, args.cbr, args.channel, args.mcs,
+                           args.cfo, args.seed, args.decoder, args.base_port, args.max_frames,
+                           deadline_s=args.deadline)
+    result = run_loopback(opts)
+    r = result.report
+    if args.report:
+        Path(args.report).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.report).write_text(json.dumps(r, indent=2))
+    if args.html:
+        write_html(Path(args.html), r, result.source.frames, result.decoded.frames, result.psnr_per_frame,
+                   result.decoded.keyframes_received)
+    print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB "
+          f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
+          f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "
+          f"[decoder {r['backends']['decoder']}]; {r['wall_s']:.1f} s")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="lgvsc", description=__doc__)
+    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    e = sub.add_parser("encode", help="video -> LGVSC bitstream")
+    e.add_argument("input", help="any FFmpeg-readable video")
+    e.add_argument("-o", "--output", required=True, help="bitstream file (.lgv)")
+    g = e.add_mutually_exclusive_group()
+    g.add_argument("--cbr", type=float, help="on-air CBR target; the byte budget follows from --mcs")
+    g.add_argument("--bytes", type=int, help="byte budget of the whole bitstream")
+    e.add_argument("--keyframes", type=int, help="fixed keyframe count instead of one derived from the budget")
+    e.add_argument("--mcs", default="qpsk-1/2", help="MCS used to turn --cbr into bytes (default qpsk-1/2)")
+    e.add_argument("--psss", default="classical", help="keyframe scorer (only the content-change model exists yet)")
+    e.add_argument("--describe", default="none", help="description backend (none)")
+    e.add_argument("--max-frames", type=int, help="encode only the first N frames")
+    e.set_defaults(func=cmd_encode)
+
+    d = sub.add_parser("decode", help="LGVSC bitstream -> video (exactly the source frame count and rate)")
+    d.add_argument("input")
+    d.add_argument("-o", "--output", required=True)
+    d.add_argument("--decoder", default="interp", help="decoder backend: interp (CPU default)")
+    d.set_defaults(func=cmd_decode)
+
+    i = sub.add_parser("inspect", help="print every element of a bitstream")
+    i.add_argument("input")
+    i.add_argument("--json", action="store_true")
+    i.set_defaults(func=cmd_inspect)
+
+    v = sub.add_parser("evaluate", help="PSNR and SSIM of a reconstruction against its reference")
+    v.add_argument("reference")
+    v.add_argument("output")
+    v.add_argument("--json", action="store_true")
+    v.set_defaults(func=cmd_evaluate)
+
+    lb = sub.add_parser("loopback", help="through the tx, channel and rx flowgraphs as separate processes")
+    lb.add_argument("input")
+    lb.add_argument("-o", "--output", required=True)
+    lb.add_argument("--snr-db", type=float, required=True, help="Es/N0 per data subcarrier on the tx power")
+    lb.add_argument("--cbr", type=float, default=1e-3, help="on-air CBR target that sets the byte budget")
+    lb.add_argument("--channel", default="awgn", choices=["awgn", "multipath"])
+    lb.add_argument("--mcs", default="auto", help="auto or an MCS name (bpsk-1/2, qpsk-1/2, 16qam-1/2, 64qam-1/2)")
+    lb.add_argument("--cfo", type=float, default=0.0, help="carrier offset in subcarrier spacings")
+    lb.add_argument("--seed", type=int, default=1, help="channel noise seed")
+    lb.add_argument("--decoder", default="interp")
+    lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")
+    lb.add_argument("--max-frames", type=int, help="send only the first N frames")
+    lb.add_argument("--deadline", type=float, default=600.0, help="give up on the link after this many seconds")
+    lb.add_argument("--report", help="write the report JSON here")
+    lb.add_argument("--html", help="write a side-by-side HTML report here")
+    lb.set_defaults(func=cmd_loopback)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    t0 = time.monotonic()
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        print("lgvsc: interrupted", file=sys.stderr)
+        return 130
+    except EXPECTED_ERRORS as exc:
+        if args.debug:
+            raise
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        print(f"lgvsc {args.command}: error: {message}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a bug: still one line unless --debug
+        if args.debug:
+            raise
+        print(f"lgvsc {args.command}: internal error after {time.monotonic() - t0:.1f} s: "
+              f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,79 @@
+"""A self-contained HTML page for a loopback run: side by side frames, keyframes, figures."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+
+def _img_tag(frame: np.ndarray, width: int = 320, title: str = "") -> str:
+    img = Image.fromarray(frame)
+    if img.width > width:
+        img = img.resize((width, max(1, round(img.height * width / img.width))), Image.LANCZOS)
+    buf = io.BytesIO()
+    img.save(buf, format="JPEG", quality=85)
+    data = base64.b64encode(buf.getvalue()).decode()
+    return f'<img src="data:image/jpeg;base64,{data}" title="{html.escape(title)}">'
+
+
+def _svg_curve(values: np.ndarray, label: str, marks: list[int], width: int = 720, height: int = 180) -> str:
+    """Per-frame curve as inline SVG (no plotting dependency); red ticks mark keyframes."""
+    if values.size == 0:
+        return ""
+    finite = np.minimum(values, 60.0)
+    lo, hi = float(finite.min()), float(finite.max()) + 1e-9
+    xs = np.linspace(30, width - 10, values.size)
+    ys = height - 20 - (finite - lo) / (hi - lo) * (height - 40)
+    points = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(xs, ys, strict=True))
+    ticks = "".join(
+        f'<line x1="{xs[m]:.1f}" y1="{height - 20}" x2="{xs[m]:.1f}" y2="{height - 12}" stroke="#c00"/>'
+        for m in marks if 0 <= m < values.size
+    )
+    return (
+        f'<svg width="{width}" height="{height}" style="background:#fafafa;border:1px solid #ddd">'
+        f'<polyline fill="none" stroke="#036" stroke-width="1.5" points="{points}"/>{ticks}'
+        f'<text x="32" y="14" font-size="12">{html.escape(label)}: {lo:.1f} .. {hi:.1f} dB '
+        f'(red: received keyframes)</text></svg>'
+    )
+
+
+def write_html(path: Path, report: dict, source: np.ndarray, output: np.ndarray, psnr: np.ndarray,
+               keyframes: list[int], samples: int = 6) -> None:
+    picks = np.unique(np.linspace(0, min(len(source), len(output)) - 1, samples).round().astype(int))
+    rows = "".join(
+        f"<tr><td>frame {t}<br>PSNR {psnr[t]:.1f} dB</td><td>{_img_tag(source[t])}</td>"
+        f"<td>{_img_tag(output[t])}</td></tr>"
+        for t in picks
+    )
+    kf = "".join(f"<figure>{_img_tag(output[t], 160)}<figcaption>{t}</figcaption></figure>" for t in keyframes)
+    keys = ["frames_in", "frames_out", "width", "height", "fps", "mcs", "snr_db", "snr_estimate_db", "channel",
+            "stream_bytes", "payload_symbols", "on_air_symbols", "cbr_payload", "cbr_on_air", "pdus_sent",
+            "pdus_received", "per", "ber", "psnr_db", "ssim", "psss", "backends", "wall_s"]
+    table = "".join(
+        f"<tr><th>{k}</th><td>{html.escape(_fmt(report.get(k)))}</td></tr>" for k in keys if k in report
+    )
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>LGVSC loopback report</title>
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:4px 10px;text-align:left;vertical-align:top}}
+figure{{display:inline-block;margin:4px}} img{{display:block}}</style></head><body>
+<h1>LGVSC loopback: {html.escape(Path(str(report.get('input', ''))).name)}</h1>
+<p>Decoder backend <b>{html.escape(str(report.get('backends', {}).get('decoder')))}</b>, keyframes by
+<b>{html.escape(str(report.get('backends', {}).get('keyframes')))}</b>; every figure below comes from this run
+through the real tx, channel and rx GNU Radio flowgraphs.</p>
+<table>{table}</table>
+<h2>Per-frame PSNR</h2>{_svg_curve(psnr, "PSNR", keyframes)}
+<h2>Original (left) and reconstruction (right)</h2><table>{rows}</table>
+<h2>Keyframes received ({len(keyframes)})</h2>{kf}
+</body></html>"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page)
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
