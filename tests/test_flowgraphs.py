@@ -101,3 +101,15 @@ def test_receiver_decodes_every_burst(snr_db: float, cfo: float) -> None:
     assert all(codec.decode_symbols(b.symbols, b.csi).payload == payloads[b.number] for b in bursts)
     assert abs(np.mean([b.snr_db for b in bursts]) - snr_db) < 1.5
     assert abs(np.mean([b.cfo for b in bursts]) - cfo) < 0.02
+
+
+def test_gui_loopback_decodes_offscreen(tmp_path: Path) -> None:
+    """loopback.grc (QT GUI) runs headless and its receiver decodes the random PDUs it sends."""
+    script = compile_flowgraph(GRC_DIR / "loopback.grc", tmp_path)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(GRC_DIR.parent))
+    try:
+        proc = subprocess.run([sys.executable, "-u", str(script)], env=env, capture_output=True, text=True, timeout=6)
+        output = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:  # a GUI runs until closed: stopping it is the plan
+        output = (exc.stdout or b"").decode() + (exc.stderr or b"").decode()
+    assert output.count("ldpc_iterations") >= 20, output[-2000:]
