@@ -27,7 +27,7 @@ def psnr(ref: np.ndarray, out: np.ndarray) -> float:
 
 
 def _ssim_grey(a: np.ndarray, b: np.ndarray) -> float:
-    a, b = a.astype(np.float64), b.astype(np.float64)
+    a, b = a.astype(np.float32), b.astype(np.float32)
     blur = lambda x: cv2.GaussianBlur(x, (11, 11), 1.5)  # noqa: E731
     mu_a, mu_b = blur(a), blur(b)
     var_a = blur(a * a) - mu_a**2
