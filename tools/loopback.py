@@ -15,8 +15,8 @@ from lgvsc_phy.framing import split_stream
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult
 from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
-from semantic.decoder import DecodedVideo, decode_bitstream
-from semantic.encoder import EncodedVideo, EncoderConfig, encode_video
+from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
+from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, encode_video
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.video_io import Video, read_video, write_video
 
@@ -70,7 +70,10 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     mcs = choose_mcs(opts.mcs, opts.snr_db)
     on_air_budget, budget = stream_budget(mcs, opts.cbr, info.source_values)
     t = time.monotonic()
-    encoded = encode_video(source, EncoderConfig(byte_budget=budget))
+    try:
+        encoded = encode_video(source, EncoderConfig(byte_budget=budget))
+    except EncoderError as exc:
+        raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
     timings["encode_s"] = time.monotonic() - t
 
     config = LoopbackConfig(mcs=mcs.name, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
@@ -84,7 +87,11 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     timings["link_s"] = transfer.wall_s
 
     t = time.monotonic()
-    decoded = decode_bitstream(transfer.data, opts.decoder)
+    try:
+        decoded = decode_bitstream(transfer.data, opts.decoder)
+    except DecoderError as exc:
+        raise DecoderError(f"{transfer.pdus_received}/{transfer.pdus_sent} PDUs arrived ({mcs.name} at "
+                           f"{opts.snr_db:g} dB, {opts.channel}); {exc}") from None
     write_video(opts.output, decoded.frames, decoded.fps)
     timings["decode_s"] = time.monotonic() - t
     t = time.monotonic()
