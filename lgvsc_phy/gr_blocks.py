@@ -12,6 +12,8 @@ from gnuradio import gr
 
 from lgvsc_phy.mcs import get_mcs
 from lgvsc_phy.ofdm import OfdmBurstReceiver
+from lgvsc_phy.ofdm_params import OfdmParams
+from lgvsc_phy.phy_frame import PhyFrameCodec
 
 IN, OUT, STATS = pmt.intern("in"), pmt.intern("out"), pmt.intern("stats")
 
@@ -30,13 +32,17 @@ def _u8_payload(msg: pmt.pmt_t) -> bytes | None:
     return bytes(pmt.u8vector_elements(pmt.cdr(msg)))
 
 
-class PhyFrameEncoder(gr.basic_block):
-    """PDU in -> LDPC-coded PDU out (bytes, coded bits LSB-first), per the chosen MCS."""
+class BurstMapper(gr.basic_block):
+    """PDU in -> the burst's complex symbols out (coded header, then LDPC-coded QAM payload).
+
+    The header carries the MCS, so the receiver needs no configuration to follow a change.
+    """
 
     def __init__(self, mcs: str = "qpsk-1/2") -> None:
-        gr.basic_block.__init__(self, name="lgvsc_phy_frame_encoder", in_sig=None, out_sig=None)
-        self.codec = get_mcs(mcs).codec()
+        gr.basic_block.__init__(self, name="lgvsc_burst_mapper", in_sig=None, out_sig=None)
+        self.mapper = get_mcs(mcs).mapper()
         self.max_payload = get_mcs(mcs).max_link_pdu_bytes
+        self.seq = 0
         self.message_port_register_in(IN)
         self.message_port_register_out(OUT)
         self.set_msg_handler(IN, self.handle)
@@ -46,20 +52,22 @@ class PhyFrameEncoder(gr.basic_block):
         if payload is None or not payload or len(payload) > self.max_payload:
             gr.log.warn(f"lgvsc: dropping PDU that is not 1..{self.max_payload} bytes")
             return
-        coded = self.codec.encode(payload)
-        self.message_port_pub(OUT, pmt.cons(pmt.car(msg), pmt.init_u8vector(len(coded), list(coded))))
+        symbols = self.mapper.symbols(payload, self.seq).astype(np.complex64)
+        self.seq = (self.seq + 1) & 0xFFFF
+        self.message_port_pub(OUT, pmt.cons(pmt.car(msg), pmt.init_c32vector(symbols.size, symbols.tolist())))
 
 
 class PhyFrameDecoder(gr.basic_block):
-    """Equalized QAM symbols (c32 PDU) -> soft demap -> LDPC decode -> CRC -> payload PDU.
+    """Equalized QAM symbols (c32 PDU, MCS and CSI in its metadata) -> soft demap -> LDPC -> CRC.
 
-    Frames failing the CRC are dropped here and counted on the ``stats`` port.
-    Output metadata: snr_db (decision-directed estimate), ldpc_iterations, packet_num.
+    Frames failing the CRC are dropped here and counted on the ``stats`` port. Good payloads
+    leave with the receiver's metadata plus ldpc_iterations and the channel (pre-FEC) bit errors.
     """
 
-    def __init__(self, mcs: str = "qpsk-1/2") -> None:
+    def __init__(self, max_iter: int = 50) -> None:
         gr.basic_block.__init__(self, name="lgvsc_phy_frame_decoder", in_sig=None, out_sig=None)
-        self.codec = get_mcs(mcs).codec()
+        self.max_iter = max_iter
+        self.codecs: dict[str, PhyFrameCodec] = {}
         self.good = self.bad = 0
         self.message_port_register_in(IN)
         self.message_port_register_out(OUT)
@@ -73,7 +81,13 @@ class PhyFrameDecoder(gr.basic_block):
         meta_in = pmt.car(msg) if pmt.is_dict(pmt.car(msg)) else pmt.make_dict()
         csi_pmt = pmt.dict_ref(meta_in, pmt.intern("csi"), pmt.PMT_NIL)
         csi = np.asarray(pmt.f32vector_elements(csi_pmt)) if pmt.is_f32vector(csi_pmt) else None
-        frame = self.codec.decode_symbols(symbols, csi)
+        mcs_name = pmt.dict_ref(meta_in, pmt.intern("mcs"), pmt.PMT_NIL)
+        if not pmt.is_symbol(mcs_name):
+            return
+        name = pmt.symbol_to_string(mcs_name)
+        if name not in self.codecs:
+            self.codecs[name] = PhyFrameCodec(get_mcs(name).code, get_mcs(name).constellation, self.max_iter)
+        frame = self.codecs[name].decode_symbols(symbols, csi)
         if frame.payload is None:
             self.bad += 1
         else:
@@ -115,13 +129,12 @@ class OfdmReceiver(gr.sync_block):
     """IQ stream in -> one c32 PDU of equalized payload symbols per detected burst.
 
     Wraps ``OfdmBurstReceiver``. PDU metadata: ``csi`` (f32vector, per symbol 1 / noise variance),
-    ``snr_db``, ``cfo``, ``packet_num``, ``start``; ``stats`` reports detections and header failures.
+    ``mcs``, ``seq``, ``snr_db``, ``cfo``, ``start``; ``stats`` reports detections and header failures.
     """
 
-    def __init__(self, mcs: str = "qpsk-1/2", threshold: float = 0.2) -> None:
+    def __init__(self, threshold: float = 0.08) -> None:
         gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
-        m = get_mcs(mcs)
-        self.receiver = OfdmBurstReceiver(m.ofdm, m.constellation, threshold)
+        self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold)
         self.detected = 0
         self.message_port_register_out(OUT)
         self.message_port_register_out(STATS)
@@ -132,7 +145,8 @@ class OfdmReceiver(gr.sync_block):
             meta = pmt.make_dict()
             for key, val in (
                 ("start", pmt.from_uint64(burst.start)),
-                ("packet_num", pmt.from_long(burst.number)),
+                ("seq", pmt.from_long(burst.seq)),
+                ("mcs", pmt.intern(burst.mcs)),
                 ("cfo", pmt.from_double(burst.cfo)),
                 ("snr_db", pmt.from_double(burst.snr_db)),
                 ("csi", pmt.init_f32vector(burst.csi.size, burst.csi.tolist())),

@@ -13,7 +13,7 @@ import numpy as np
 
 try:  # compiled kernel; the vectorized numpy reference serves where numba is missing
     from lgvsc_phy.ldpc_kernels import layered_min_sum, layered_min_sum_lanes
-except ImportError:  # pragma: no cover - numba is a declared dependency
+except ImportError:  # GNU Radio Companion's system Python may lack numba
     layered_min_sum = layered_min_sum_lanes = None
 
 # IEEE 802.11n-2009 Table 20-14, n = 1944, rate 1/2, Z = 81 (-1: zero block, s: identity shifted by s).

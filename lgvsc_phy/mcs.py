@@ -12,7 +12,7 @@ from lgvsc_phy.constellation import CONSTELLATIONS, Constellation
 from lgvsc_phy.framing import OVERHEAD_BYTES
 from lgvsc_phy.ldpc import LdpcCode, get_code
 from lgvsc_phy.ofdm_params import OfdmParams
-from lgvsc_phy.phy_frame import PhyFrameCodec
+from lgvsc_phy.phy_frame import BurstMapper, PhyFrameCodec
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,14 @@ class Mcs:
     modulation: str
     code_name: str
     codewords_per_pdu: int = 2
-    min_snr_db: float = 0.0  # lowest Es/N0 at which `auto` picks it (code and header threshold + margin)
+    min_snr_db: float = 0.0  # lowest Es/N0 at which `auto` picks it (threshold + margin)
+    index: int = 0  # carried in the burst header
     ofdm: OfdmParams = field(default_factory=OfdmParams.default)
+
+    @property
+    def spectral_efficiency(self) -> float:
+        """Information bits per payload QAM symbol."""
+        return self.constellation.bits_per_symbol * self.code.rate
 
     @property
     def constellation(self) -> Constellation:
@@ -34,6 +40,9 @@ class Mcs:
 
     def codec(self) -> PhyFrameCodec:
         return PhyFrameCodec(self.code, self.constellation)
+
+    def mapper(self) -> BurstMapper:
+        return BurstMapper(self.codec(), self.index)
 
     @property
     def max_link_pdu_bytes(self) -> int:
@@ -69,19 +78,31 @@ class Mcs:
         return lo
 
 
-# The uncoded BPSK header (GNU Radio's packet_header_ofdm format) fails 1 % of bursts near
-# 7.7 dB Es/N0, so no MCS is picked below ~8 dB by `auto`; the code thresholds are from loopback
-# runs through the flowgraphs (QPSK-1/2 decodes from ~2 dB once the header is through).
-_CODE = "802.11n-1944-1/2"
-MCS_TABLE: dict[str, Mcs] = {
-    m.name: m
-    for m in (
-        Mcs("bpsk-1/2", "bpsk", _CODE, codewords_per_pdu=1, min_snr_db=8.0),
-        Mcs("qpsk-1/2", "qpsk", _CODE, codewords_per_pdu=2, min_snr_db=8.0),
-        Mcs("16qam-1/2", "16qam", _CODE, codewords_per_pdu=4, min_snr_db=15.0),
-        Mcs("64qam-1/2", "64qam", _CODE, codewords_per_pdu=6, min_snr_db=21.0),
-    )
+# Es/N0 (dB) where coded PER reaches 1e-2 over AWGN through the flowgraphs (tools/bench_phy.py;
+# refresh from its JSON). `auto` picks the fastest MCS whose threshold plus AUTO_MARGIN_DB the
+# channel meets.
+THRESHOLD_DB = {
+    "bpsk-1/2": -1.0, "bpsk-2/3": 1.0, "bpsk-3/4": 2.2, "bpsk-5/6": 3.5,
+    "qpsk-1/2": 2.0, "qpsk-2/3": 4.0, "qpsk-3/4": 5.2, "qpsk-5/6": 6.5,
+    "16qam-1/2": 7.5, "16qam-2/3": 10.0, "16qam-3/4": 11.5, "16qam-5/6": 13.0,
+    "64qam-1/2": 12.5, "64qam-2/3": 15.5, "64qam-3/4": 17.0, "64qam-5/6": 18.5,
 }
+AUTO_MARGIN_DB = 1.5
+_CODEWORDS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6}  # ~41 OFDM symbols of payload a burst
+
+
+def _table() -> dict[str, Mcs]:
+    table = {}
+    for mod in ("bpsk", "qpsk", "16qam", "64qam"):
+        for rate in ("1/2", "2/3", "3/4", "5/6"):
+            name = f"{mod}-{rate}"
+            table[name] = Mcs(name, mod, f"802.11n-1944-{rate}", _CODEWORDS[mod], THRESHOLD_DB[name] + AUTO_MARGIN_DB,
+                              index=len(table))
+    return table
+
+
+MCS_TABLE: dict[str, Mcs] = _table()
+MCS_BY_INDEX: dict[int, Mcs] = {m.index: m for m in MCS_TABLE.values()}
 
 
 def get_mcs(name: str) -> Mcs:
@@ -96,4 +117,4 @@ def auto_mcs(snr_db: float) -> Mcs:
     fits = [m for m in MCS_TABLE.values() if m.min_snr_db <= snr_db]
     if not fits:
         return min(MCS_TABLE.values(), key=lambda m: m.min_snr_db)
-    return max(fits, key=lambda m: m.constellation.bits_per_symbol * m.code.rate)
+    return max(fits, key=lambda m: (m.spectral_efficiency, -m.min_snr_db))

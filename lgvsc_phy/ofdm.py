@@ -1,8 +1,8 @@
 """OFDM bursts in plain numpy: a reference modulator and a streaming burst receiver.
 
-Burst layout (what GNU Radio's stock tx chain in tx.grc emits, checked sample for sample in the
-tests): two Schmidl-Cox preamble symbols, one BPSK header symbol in GNU Radio's
-``packet_header_ofdm`` format, payload OFDM symbols, then ``post_padding`` zeros. Every symbol
+Burst layout (what tx.grc emits, checked sample for sample in the tests): two Schmidl-Cox
+preamble symbols, three BPSK header symbols (``lgvsc_phy.header``: MCS, length, sequence,
+convolutionally coded), payload OFDM symbols, then ``post_padding`` zeros. Every symbol
 carries a cyclic prefix; pilots sit on all non-preamble symbols.
 
 The receiver detects bursts with the Schmidl-Cox metric, estimates CFO from its phase, finds fine
@@ -17,35 +17,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lgvsc_phy.constellation import Constellation
+from lgvsc_phy.header import decode_header
+from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs, get_mcs
 from lgvsc_phy.ofdm_params import OfdmParams
-
-HEADER_BITS = 32  # 12 length, 12 number, 8 CRC, LSB first (GNU Radio packet_header_default)
-
-
-def crc8(data: bytes) -> int:
-    """CRC-8, poly 0x07, init 0xFF, as GNU Radio's packet_header_default computes it."""
-    crc = 0xFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x07) & 0xFF if crc & 0x80 else (crc << 1) & 0xFF
-    return crc
-
-
-def header_bits(length: int, number: int) -> np.ndarray:
-    crc = crc8(int(length).to_bytes(2, "little") + int(number).to_bytes(2, "little"))
-    fields = [(length, 12), (number, 12), (crc, 8)]
-    return np.array([(v >> i) & 1 for v, n in fields for i in range(n)], dtype=np.uint8)
-
-
-def parse_header(bits: np.ndarray) -> tuple[int, int] | None:
-    """(length in bytes, packet number), or None when the CRC fails."""
-    b = np.asarray(bits[:HEADER_BITS], dtype=np.int64)
-    value = lambda lo, n: int(np.sum(b[lo : lo + n] << np.arange(n)))  # noqa: E731
-    length, number, crc = value(0, 12), value(12, 12), value(24, 8)
-    ok = crc == crc8(length.to_bytes(2, "little") + number.to_bytes(2, "little"))
-    return (length, number) if ok and length > 0 else None
 
 
 def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
@@ -56,11 +30,11 @@ def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
 
 
 class OfdmModulator:
-    """Reference transmitter: coded payload bytes -> burst samples (unit mean power on data)."""
+    """Reference transmitter: a burst's complex symbols -> samples, exactly as tx.grc makes them
+    (unit mean power on the used carriers, then ``post_padding`` zeros)."""
 
-    def __init__(self, params: OfdmParams, constellation: Constellation) -> None:
-        self.p, self.const = params, constellation
-        self.header_number = 0
+    def __init__(self, params: OfdmParams) -> None:
+        self.p = params
 
     def _symbol(self, carriers: dict[int, complex]) -> np.ndarray:
         spec = np.zeros(self.p.fft_len, dtype=np.complex128)
@@ -82,17 +56,10 @@ class OfdmModulator:
             out.append(self._symbol(carriers))
         return out
 
-    def burst(self, coded: bytes) -> np.ndarray:
-        bits = np.unpackbits(np.frombuffer(coded, dtype=np.uint8), bitorder="little")
-        payload = self.const.map(bits)
-        header = np.zeros(self.p.data_carriers, dtype=np.uint8)
-        header[:HEADER_BITS] = header_bits(len(coded), self.header_number)
-        self.header_number = (self.header_number + 1) % 4096
-        # GNU Radio's BPSK maps bit 0 -> -1, bit 1 -> +1 in the header.
-        header_syms = np.where(header == 1, 1.0, -1.0).astype(complex)
+    def burst(self, symbols: np.ndarray) -> np.ndarray:
         w1, w2 = self.p.sync_words()
         parts = [self._to_time(np.asarray(w1)), self._to_time(np.asarray(w2))]
-        parts += self._data_symbols(header_syms) + self._data_symbols(payload)
+        parts += self._data_symbols(np.asarray(symbols))
         x = np.concatenate(parts) * self.p.tx_scale()
         return np.concatenate([x, np.zeros(self.p.post_padding)]).astype(np.complex64)
 
@@ -100,8 +67,9 @@ class OfdmModulator:
 @dataclass(frozen=True)
 class RxBurst:
     start: int  # absolute sample index of the burst's first sample
-    length: int  # payload length in coded bytes (from the header)
-    number: int  # header packet number
+    length: int  # payload bytes of the PHY frame (from the header)
+    seq: int  # header sequence number
+    mcs: str  # from the header
     symbols: np.ndarray  # equalized payload QAM symbols
     csi: np.ndarray  # per symbol 1 / noise variance of the equalized symbol
     snr_db: float  # Es/N0 estimate from the preamble fit
@@ -113,19 +81,22 @@ class OfdmBurstReceiver:
 
     TIMING_BACKOFF = 3  # FFT window starts this far inside the CP: absorbs timing jitter
     SMOOTH = 8  # detect on the metric averaged over this many samples: noise spikes are short
+    MIN_PREAMBLE_CORRELATION = 0.15  # normalized preamble correlation that confirms a detection
     MAX_BUFFER = 1 << 20
     SIGNIFICANT = 12.0  # add a tap while its correlation power exceeds this many noise variances
     MAX_TAPS = 8
 
-    def __init__(self, params: OfdmParams, payload: Constellation, threshold: float = 0.2) -> None:
-        self.p, self.payload, self.threshold = params, payload, threshold
+    def __init__(self, params: OfdmParams, threshold: float = 0.08) -> None:
+        self.p, self.threshold = params, threshold
         self.buf = np.zeros(0, dtype=np.complex64)
         self.base = 0  # absolute index of buf[0]
         self.pos = 0  # absolute index where the search resumes
         self.headers_failed = 0
+        self.false_alarms = 0
         w1, w2 = (np.asarray(w) for w in params.sync_words())
-        ref = OfdmModulator(params, payload)
+        ref = OfdmModulator(params)
         self.preamble = np.concatenate([ref._to_time(w1), ref._to_time(w2)])
+        self.preamble_energy = float(np.sum(np.abs(self.preamble) ** 2))
         self._build_channel_fit(w1, w2)
         half = params.fft_len // 2
         self.active = np.array(list(params.occupied_carriers) + list(params.pilot_carriers)) + half
@@ -162,7 +133,7 @@ class OfdmBurstReceiver:
                 self.pos = self.base + max(rel, smooth.size)
                 break
             d = rel + int(candidates[0])
-            if d + 3 * sym + 2 * sym > self.buf.size:
+            if d + (self.p.sync_symbols + self.p.header_symbols + 2) * sym > self.buf.size:
                 self.pos = self.base + d  # wait for the rest of the preamble and header
                 break
             result = self._try_burst(d, metric, phase_ref)
@@ -175,13 +146,16 @@ class OfdmBurstReceiver:
                 self.pos = self.base + d + (int(below[0]) if below.size else smooth.size - d)
                 continue
             bursts.append(result)
-            self.pos = result.start + self._burst_len(result.length)
+            self.pos = result.start + self._burst_len(get_mcs(result.mcs), result.length)
         self._trim()
         return bursts
 
-    def _burst_len(self, length: int) -> int:
-        n_sym = -(-length * 8 // self.payload.bits_per_symbol)
-        return (3 + -(-n_sym // self.p.data_carriers)) * self.p.symbol_len
+    def _payload_symbols(self, mcs: Mcs, length: int) -> int:
+        return mcs.codec().payload_symbols(length)
+
+    def _burst_len(self, mcs: Mcs, length: int) -> int:
+        """Samples from the burst's start to the end of its last OFDM symbol (padding excluded)."""
+        return self.p.burst_samples(self._payload_symbols(mcs, length)) - self.p.post_padding
 
     def _trim(self) -> None:
         keep_from = max(0, self.pos - self.base - 2 * self.p.symbol_len)
@@ -221,30 +195,45 @@ class OfdmBurstReceiver:
         corr = np.abs(np.correlate(seg, self.preamble, mode="valid"))
         if corr.size == 0:
             return None
-        start = lo + int(np.argmax(corr))
-        if start + 3 * sym > self.buf.size:
+        best = int(np.argmax(corr))
+        start = lo + best
+        if start + (self.p.sync_symbols + self.p.header_symbols) * sym > self.buf.size:
             return "wait"
+        # A preamble correlates with its known waveform far above what noise or data can: the
+        # normalized correlation is SNR / (1 + SNR), 0.3 at -3 dB, but about 0.01 for noise.
+        energy = float(np.sum(np.abs(seg[best : best + self.preamble.size]) ** 2)) * self.preamble_energy
+        if corr[best] ** 2 < self.MIN_PREAMBLE_CORRELATION * energy:
+            self.false_alarms += 1
+            return None
+        # Fine CFO: average the half-symbol correlation over the part of the first preamble
+        # symbol's plateau that echoes up to half the CP long cannot reach.
+        plateau = phase_ref[start + cp // 2 : min(start + cp + 1, phase_ref.size)]
+        if plateau.size:
+            cfo = float(np.angle(-plateau.sum()) / np.pi)
         derot = lambda a, b: self.buf[a:b] * np.exp(-2j * np.pi * cfo * np.arange(a, b) / n)  # noqa: E731
         spectra = lambda first, count: self._spectra(derot, start, first, count)  # noqa: E731
         pre = spectra(0, 2)
         y = np.concatenate([pre[0, self.rows1], pre[1, self.rows2]])
         taps, noise_var = self._fit_taps(y)
         chan = self.fourier @ taps  # (n,) centred
-        header = self._equalize(spectra(2, 1), chan)[0]
-        parsed = parse_header((header.real > 0).astype(np.uint8))
-        if parsed is None:
+        gain = np.abs(chan[self.data_idx]) ** 2 / noise_var  # per data carrier: 1 / noise var after ZF
+        first_data = self.p.sync_symbols + self.p.header_symbols
+        hdr = self._equalize(spectra(self.p.sync_symbols, self.p.header_symbols), chan)
+        header = decode_header((hdr.real * gain).reshape(-1))
+        mcs = MCS_BY_INDEX.get(header.mcs_index) if header else None
+        if header is None or mcs is None:
             self.headers_failed += 1
             return None
-        length, number = parsed
-        total = self._burst_len(length)
+        total = self._burst_len(mcs, header.length)
         if start + total > self.buf.size:
             return "wait"
-        n_sym = -(-length * 8 // self.payload.bits_per_symbol)
-        data = self._equalize(spectra(3, total // sym - 3), chan).reshape(-1)[:n_sym]
-        gain = np.abs(chan[self.data_idx]) ** 2 / noise_var
-        csi = np.tile(gain, total // sym - 3)[:n_sym].astype(np.float32)
+        n_sym = self._payload_symbols(mcs, header.length)
+        n_ofdm = total // sym - first_data
+        data = self._equalize(spectra(first_data, n_ofdm), chan).reshape(-1)[:n_sym]
+        csi = np.tile(gain, n_ofdm)[:n_sym].astype(np.float32)
         snr = float(np.mean(np.abs(chan[self.active]) ** 2) / noise_var)
-        return RxBurst(self.base + start, length, number, data.astype(np.complex64), csi, 10 * np.log10(snr), cfo)
+        return RxBurst(self.base + start, header.length, header.seq, mcs.name, data.astype(np.complex64), csi,
+                       10 * np.log10(snr), cfo)
 
     def _fit_taps(self, y: np.ndarray) -> tuple[np.ndarray, float]:
         """Sparse impulse response by orthogonal matching pursuit over the delay grid.

@@ -35,7 +35,7 @@ class OfdmParams:
     pilot_carriers: tuple[int, ...] = (-21, -7, 7, 21)
     pilot_symbols: tuple[complex, ...] = (1, 1, 1, -1)
     sync_symbols: int = 2  # Schmidl-Cox preamble (sync word 1 and 2)
-    header_symbols: int = 1  # BPSK header: length, number, CRC8
+    header_symbols: int = 3  # BPSK header: MCS, length, sequence, CRC16, rate-1/3 convolutional code
     # Zeros after each burst: flush the channel filter and the receiver's delay line so the
     # last burst of a transmission is decoded. Counted as on-air symbols (the channel is busy).
     post_padding: int = 160

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lgvsc_phy.constellation import Constellation
+from lgvsc_phy.constellation import BPSK, Constellation
+from lgvsc_phy.header import PhyHeader, encode_header
 from lgvsc_phy.ldpc import LdpcCode
 
 LEN_BYTES, CRC_BYTES = 2, 4
@@ -91,3 +92,21 @@ class PhyFrameCodec:
         if zlib.crc32(body[:end]) != crc:
             return DecodedFrame(None, snr_db, iters, cws)
         return DecodedFrame(body[LEN_BYTES:end], snr_db, iters, cws, raw_errors, raw_bits)
+
+
+class BurstMapper:
+    """Link PDU -> the complex symbols of one burst: the coded header on BPSK (three OFDM
+    symbols' worth), then the LDPC-coded payload on the MCS's constellation."""
+
+    def __init__(self, codec: PhyFrameCodec, mcs_index: int) -> None:
+        self.codec, self.mcs_index = codec, mcs_index
+
+    def header_symbols(self, payload_bytes: int, seq: int) -> np.ndarray:
+        return BPSK.map(encode_header(PhyHeader(self.mcs_index, payload_bytes, seq)))
+
+    def payload_symbols(self, payload: bytes) -> np.ndarray:
+        coded = np.frombuffer(self.codec.encode(payload), dtype=np.uint8)
+        return self.codec.constellation.map(np.unpackbits(coded, bitorder="little"))
+
+    def symbols(self, payload: bytes, seq: int) -> np.ndarray:
+        return np.concatenate([self.header_symbols(len(payload), seq), self.payload_symbols(payload)])

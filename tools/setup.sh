@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gnuradio ffmpeg python3-venv python3-dev python3-scipy)
+APT_PACKAGES=(gnuradio ffmpeg python3-venv python3-dev python3-scipy python3-numba)
 VENV=.venv
 STAMP="$VENV/.lgvsc-setup"
 SUDO=""

@@ -1,0 +1,175 @@
+"""The burst header: MCS, length and sequence number, protected well enough to never be the
+weak link.
+
+48 bits (MSB first): MCS index u4 | payload length u12 (bytes) | sequence u16 | CRC-16-CCITT of
+the first 32 bits. Coded with the LTE tail-biting convolutional code (K = 7, rate 1/3,
+generators 133, 171, 165 octal) into 144 bits: exactly three BPSK OFDM symbols. Decoding is soft
+Viterbi on the circular trellis (wrap-around: the LLRs are extended on both sides so the
+trellis starts and ends in the right state without a tail), then the CRC. At 0 dB Es/N0 per
+carrier the header loses far fewer bursts than the rate-1/2 payload code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+try:
+    from numba import njit
+except ImportError:  # e.g. GNU Radio Companion's system Python without numba: plain numpy below
+    njit = None
+
+INFO_BITS = 48
+CODED_BITS = 3 * INFO_BITS
+_K = 7
+_GENERATORS = (0o133, 0o171, 0o165)
+_STATES = 1 << (_K - 1)
+_WRAP = 5 * _K  # extension on each side for the circular Viterbi
+
+
+def crc16_ccitt(bits: np.ndarray) -> int:
+    crc = 0xFFFF
+    for bit in bits:
+        top = (crc >> 15) & 1
+        crc = ((crc << 1) & 0xFFFF) ^ (0x1021 if top ^ int(bit) else 0)
+    return crc
+
+
+def _bits(value: int, width: int) -> list[int]:
+    return [(value >> (width - 1 - i)) & 1 for i in range(width)]
+
+
+@dataclass(frozen=True)
+class PhyHeader:
+    mcs_index: int
+    length: int  # payload bytes of the PHY frame (before LDPC)
+    seq: int
+
+    def bits(self) -> np.ndarray:
+        if not (0 <= self.mcs_index < 16 and 0 < self.length < 4096):
+            raise ValueError(f"header fields out of range: {self}")
+        body = _bits(self.mcs_index, 4) + _bits(self.length, 12) + _bits(self.seq & 0xFFFF, 16)
+        return np.array(body + _bits(crc16_ccitt(np.array(body)), 16), dtype=np.uint8)
+
+    @classmethod
+    def from_bits(cls, bits: np.ndarray) -> PhyHeader | None:
+        bits = np.asarray(bits, dtype=np.uint8)
+        value = lambda lo, n: int("".join(map(str, bits[lo : lo + n])), 2)  # noqa: E731
+        if crc16_ccitt(bits[:32]) != value(32, 16):
+            return None
+        length = value(4, 12)
+        return cls(value(0, 4), length, value(16, 16)) if length > 0 else None
+
+
+def _outputs() -> np.ndarray:
+    """(state, input bit) -> 3 coded bits; the state is the last K-1 inputs, newest in the MSB."""
+    out = np.zeros((_STATES, 2, 3), dtype=np.uint8)
+    for state in range(_STATES):
+        for bit in range(2):
+            register = (bit << (_K - 1)) | state  # newest bit at the top, as in the generators
+            for g, gen in enumerate(_GENERATORS):
+                out[state, bit, g] = bin(register & gen).count("1") & 1
+    return out
+
+
+_OUT = _outputs()
+
+
+def _next_state(state: int, bit: int) -> int:
+    return ((bit << (_K - 1)) | state) >> 1
+
+
+def conv_encode(info: np.ndarray) -> np.ndarray:
+    """Tail-biting: the encoder starts in the state its last K-1 inputs leave it in."""
+    info = np.asarray(info, dtype=np.uint8)
+    state = 0
+    for bit in info[-(_K - 1) :]:
+        state = _next_state(state, int(bit))
+    coded = np.empty((info.size, 3), dtype=np.uint8)
+    for i, bit in enumerate(info):
+        coded[i] = _OUT[state, bit]
+        state = _next_state(state, int(bit))
+    return coded.reshape(-1)
+
+
+def _viterbi_numpy(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> np.ndarray:
+    """Vectorized over states: the same decisions as the compiled loop (ties aside)."""
+    states = out_sign.shape[0]
+    src = np.arange(states)
+    nxt = np.stack([(src | (bit << 6)) >> 1 for bit in range(2)], axis=1)  # (states, 2)
+    metric = np.zeros(states)
+    choice = np.zeros((steps, states), dtype=np.int8)
+    prev = np.zeros((steps, states), dtype=np.int64)
+    for t in range(steps):
+        cand = metric[:, None] + out_sign @ llr[3 * t : 3 * t + 3]  # (states, 2)
+        new = np.full(states, -1e30)
+        for bit in range(2):
+            better = cand[:, bit] > new[nxt[:, bit]]
+            # Two sources reach each state per input bit; resolve them in source order.
+            for s in src[better]:
+                if cand[s, bit] > new[nxt[s, bit]]:
+                    new[nxt[s, bit]] = cand[s, bit]
+                    choice[t, nxt[s, bit]] = bit
+                    prev[t, nxt[s, bit]] = s
+        metric = new
+    decided = np.empty(steps, dtype=np.uint8)
+    s = int(np.argmax(metric))
+    for t in range(steps - 1, -1, -1):
+        decided[t] = choice[t, s]
+        s = prev[t, s]
+    return decided
+
+
+def _viterbi_loops(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> np.ndarray:
+    """Max-metric Viterbi over ``steps`` trellis steps of 3 LLRs each (log P0/P1).
+
+    ``out_sign[state, bit, g]`` is +1 for a coded 0 and -1 for a coded 1, so the branch metric
+    is the correlation sum(out_sign * llr). All states start equal; traceback from the best.
+    """
+    states = out_sign.shape[0]
+    metric = np.zeros(states)
+    new = np.empty(states)
+    choice = np.zeros((steps, states), dtype=np.int8)  # input bit of the survivor into each state
+    prev = np.zeros((steps, states), dtype=np.int16)
+    for t in range(steps):
+        new[:] = -1e30
+        for s in range(states):
+            for bit in range(2):
+                ns = ((bit << 6) | s) >> 1
+                m = metric[s]
+                for g in range(3):
+                    m += out_sign[s, bit, g] * llr[3 * t + g]
+                if m > new[ns]:
+                    new[ns] = m
+                    choice[t, ns] = bit
+                    prev[t, ns] = s
+        metric[:] = new
+    decided = np.empty(steps, dtype=np.uint8)
+    s = int(np.argmax(metric))
+    for t in range(steps - 1, -1, -1):
+        decided[t] = choice[t, s]
+        s = prev[t, s]
+    return decided
+
+
+_viterbi = njit(cache=True, nogil=True)(_viterbi_loops) if njit is not None else _viterbi_numpy
+_OUT_SIGN = (1.0 - 2.0 * _OUT).astype(np.float64)
+
+
+def conv_decode(llr: np.ndarray) -> np.ndarray:
+    """Soft tail-biting decode of 3 * N LLRs into N bits (wrap-around extension)."""
+    llr = np.asarray(llr, dtype=np.float64).reshape(-1, 3)
+    n = llr.shape[0]
+    wrap = min(_WRAP, n)
+    extended = np.concatenate([llr[-wrap:], llr, llr[:wrap]]).reshape(-1)
+    decided = _viterbi(extended, _OUT_SIGN, n + 2 * wrap)
+    return decided[wrap : wrap + n]
+
+
+def encode_header(header: PhyHeader) -> np.ndarray:
+    return conv_encode(header.bits())
+
+
+def decode_header(llr: np.ndarray) -> PhyHeader | None:
+    return PhyHeader.from_bits(conv_decode(llr[:CODED_BITS]))
