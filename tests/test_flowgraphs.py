@@ -96,8 +96,8 @@ def test_receiver_decodes_every_burst(mcs: str, snr_db: float, cfo: float) -> No
     mod = OfdmModulator(m.ofdm)
     formats = [m if i % 3 else other for i in range(12)]
     payloads = [rng.bytes(f.max_link_pdu_bytes) for f in formats]
-    x = np.concatenate([np.zeros(37, np.complex64)]
-                       + [mod.burst(f.mapper().symbols(p, seq)) for seq, (f, p) in enumerate(zip(formats, payloads, strict=True))])
+    pairs = enumerate(zip(formats, payloads, strict=True))
+    x = np.concatenate([np.zeros(37, np.complex64)] + [mod.burst(f.mapper().symbols(p, seq)) for seq, (f, p) in pairs])
     x = _noisy(x * np.exp(2j * np.pi * cfo * np.arange(x.size) / m.ofdm.fft_len), snr_db, m.ofdm, rng)
     rx = OfdmBurstReceiver(m.ofdm)
     bursts = [b for i in range(0, x.size, 1000) for b in rx.feed(x[i:i + 1000])]
