@@ -77,14 +77,18 @@ def layered_min_sum(llr: np.ndarray, check_ptr: np.ndarray, edge_var: np.ndarray
 
 
 @njit(cache=True, nogil=True, fastmath=True)
-def layered_min_sum_lanes(llr_t: np.ndarray, check_ptr: np.ndarray, edge_var: np.ndarray, max_iter: int,
-                          alpha: float, out_t: np.ndarray, iterations: np.ndarray) -> None:
-    """The same decoder over codewords side by side: ``llr_t`` is (n, lanes), one codeword per
-    column, so every check update is a loop over lanes that the compiler turns into SIMD.
-    A codeword's result is copied out when its checks first hold; the batch stops when all do."""
-    n, lanes = llr_t.shape
+def layered_min_sum_lanes(llr: np.ndarray, check_ptr: np.ndarray, edge_var: np.ndarray, max_iter: int,
+                          alpha: float, post_out: np.ndarray, iterations: np.ndarray, lanes: int) -> None:
+    """The same decoder over ``lanes`` codewords side by side, so every check update is a loop
+    over lanes that the compiler turns into SIMD (it does from 32 lanes on).
+
+    Lanes are refilled as they finish: when a codeword's checks hold (or it hits ``max_iter``)
+    its posteriors go out and the next codeword of ``llr`` (batch, n) takes its lane, so the
+    batch costs the mean number of iterations, not the worst.
+    """
+    batch, n = llr.shape
     m = check_ptr.size - 1
-    post = llr_t.copy()
+    post = np.zeros((n, lanes), dtype=np.float32)
     r_msg = np.zeros((edge_var.size, lanes), dtype=np.float32)
     t = np.empty((64, lanes), dtype=np.float32)
     min1 = np.empty(lanes, dtype=np.float32)
@@ -93,10 +97,18 @@ def layered_min_sum_lanes(llr_t: np.ndarray, check_ptr: np.ndarray, edge_var: np
     negative = np.empty(lanes, dtype=np.bool_)
     failed = np.empty(lanes, dtype=np.bool_)
     parity = np.empty(lanes, dtype=np.bool_)
-    done = np.zeros(lanes, dtype=np.bool_)
+    owner = np.full(lanes, -1, dtype=np.int64)  # codeword in each lane, -1 when idle
+    age = np.zeros(lanes, dtype=np.int64)  # iterations done by the lane's codeword
     a = np.float32(alpha)
-    iterations[:] = max_iter
-    for it in range(max_iter + 1):
+    next_cw = 0
+    for b in range(lanes):  # initial fill
+        if next_cw < batch:
+            owner[b] = next_cw
+            for v in range(n):
+                post[v, b] = llr[next_cw, v]
+            next_cw += 1
+    busy = min(lanes, batch)
+    while busy > 0:
         failed[:] = False
         for c in range(m):
             parity[:] = False
@@ -106,16 +118,25 @@ def layered_min_sum_lanes(llr_t: np.ndarray, check_ptr: np.ndarray, edge_var: np
                     parity[b] ^= post[v, b] < 0
             for b in range(lanes):
                 failed[b] |= parity[b]
-        remaining = 0
-        for b in range(lanes):
-            if not done[b] and not failed[b]:
-                done[b] = True
-                iterations[b] = it
+        for b in range(lanes):  # retire finished codewords, refill their lanes
+            cw = owner[b]
+            if cw < 0 or (failed[b] and age[b] < max_iter):
+                continue
+            iterations[cw] = age[b]
+            for v in range(n):
+                post_out[cw, v] = post[v, b]
+            owner[b] = -1
+            busy -= 1
+            if next_cw < batch:
+                owner[b] = next_cw
+                age[b] = 0
                 for v in range(n):
-                    out_t[v, b] = post[v, b]
-            if not done[b]:
-                remaining += 1
-        if remaining == 0 or it == max_iter:
+                    post[v, b] = llr[next_cw, v]
+                for e in range(edge_var.size):
+                    r_msg[e, b] = 0
+                next_cw += 1
+                busy += 1
+        if busy == 0:
             break
         for c in range(m):
             lo, hi = check_ptr[c], check_ptr[c + 1]
@@ -144,7 +165,5 @@ def layered_min_sum_lanes(llr_t: np.ndarray, check_ptr: np.ndarray, edge_var: np
                     r = -r if negative[b] ^ (v < 0) else r
                     r_msg[e, b] = r
                     post[var, b] = v + r
-    for b in range(lanes):
-        if not done[b]:
-            for v in range(n):
-                out_t[v, b] = post[v, b]
+        for b in range(lanes):
+            age[b] += 1
