@@ -29,10 +29,11 @@ class LinkAddresses:
     pdu_in: str = "tcp://127.0.0.1:52001"  # tx flowgraph's PDU input
     tx_stats: str = "tcp://127.0.0.1:52003"  # tx flowgraph's burst counter
     pdu_out: str = "tcp://127.0.0.1:52005"  # rx flowgraph's decoded PDUs
+    rx_stats: str = "tcp://127.0.0.1:52006"  # rx flowgraph's decoder counters
 
     @classmethod
     def from_base_port(cls, base: int, host: str = "127.0.0.1") -> LinkAddresses:
-        return cls(f"tcp://{host}:{base}", f"tcp://{host}:{base + 2}", f"tcp://{host}:{base + 4}")
+        return cls(*(f"tcp://{host}:{base + offset}" for offset in (0, 2, 4, 5)))
 
 
 @dataclass
@@ -41,6 +42,18 @@ class TxCount:
 
     bursts: int = 0
     samples: int = 0
+
+
+@dataclass
+class RxCount:
+    """What the rx flowgraph's decoder reported (cumulative): frames that passed and failed CRC."""
+
+    crc_ok: int = 0
+    crc_fail: int = 0
+
+    @property
+    def decoded(self) -> int:
+        return self.crc_ok + self.crc_fail
 
 
 @dataclass
@@ -70,7 +83,9 @@ class Link:
         self.tx = self._socket(zmq.PUSH, addresses.pdu_in)
         self.stats = self._socket(zmq.PULL, addresses.tx_stats)
         self.rx = self._socket(zmq.PULL, addresses.pdu_out)
+        self.rx_stats = self._socket(zmq.PULL, addresses.rx_stats)
         self.count = TxCount()
+        self.rx_count = RxCount()
 
     def _socket(self, kind: int, address: str) -> zmq.Socket:
         sock = self.ctx.socket(kind)
@@ -82,7 +97,7 @@ class Link:
         return sock
 
     def close(self) -> None:
-        for sock in (self.tx, self.stats, self.rx):
+        for sock in (self.tx, self.stats, self.rx, self.rx_stats):
             sock.close(0)
         self.ctx.term()
 
@@ -99,18 +114,24 @@ class Link:
         except zmq.Again:
             raise LinkError(f"tx flowgraph at {self.addresses.pdu_in} does not take PDUs (2 s timeout)") from None
 
-    def _drain_stats(self) -> None:
-        while True:
-            try:
-                msg = self.stats.recv(zmq.NOBLOCK)
-            except zmq.Again:
-                return
-            try:
-                meta, _ = decode_pdu(msg)
-            except PmtError:
-                continue
-            self.count.bursts = int(meta.get("bursts", self.count.bursts))
-            self.count.samples = int(meta.get("samples", self.count.samples))
+    def _drain_stats(self) -> bool:
+        """Read pending counters from both flowgraphs; True if anything new arrived."""
+        news = False
+        for sock, target in ((self.stats, self.count), (self.rx_stats, self.rx_count)):
+            while True:
+                try:
+                    msg = sock.recv(zmq.NOBLOCK)
+                except zmq.Again:
+                    break
+                try:
+                    meta, _ = decode_pdu(msg)
+                except PmtError:
+                    continue
+                for key in vars(target):
+                    if key in meta:
+                        setattr(target, key, int(meta[key]))
+                news = True
+        return news
 
     # -- one stream --------------------------------------------------------------------------
     def transfer(
@@ -124,13 +145,15 @@ class Link:
     ) -> TransferResult:
         """Send ``data`` and collect what comes back.
 
-        Ends when every PDU arrived, or ``idle_timeout_s`` after the tx flowgraph has emitted all
-        bursts with nothing new arriving, or at ``deadline_s``. ``check`` is called every poll
-        (the runner's crash check) and may raise.
+        Ends when every PDU arrived; or once the tx flowgraph has emitted every burst and the rx
+        decoder has judged as many frames (the rest were never detected), or nothing new came
+        from either flowgraph for ``idle_timeout_s``; or at ``deadline_s``. ``check`` is called
+        every poll (the runner's crash check) and may raise.
         """
         t0 = time.monotonic()
         self._drain_stats()
         base = TxCount(self.count.bursts, self.count.samples)
+        rx_base = self.rx_count.decoded
         pdus = split_stream(data, stream_id, max_pdu_bytes)
         for pdu in pdus:
             self.send_pdu(pdu.pack())
@@ -144,15 +167,18 @@ class Link:
             now = time.monotonic()
             if now - t0 > deadline_s:
                 break
-            self._drain_stats()
+            if self._drain_stats():
+                last_event = now  # a flowgraph is still working through the queue
             all_sent = self.count.bursts - base.bursts >= len(pdus)
-            if all_sent and now - last_event > idle_timeout_s:
-                break
-            if not all_sent and self.count.bursts > base.bursts:
-                last_event = now  # the tx is still working through the queue
+            all_judged = self.rx_count.decoded - rx_base >= len(pdus)
+            finishing = all_sent and (all_judged or now - last_event > idle_timeout_s)
             try:
+                # Once finishing, the PDUs the decoder published before its counters may still
+                # be in flight on the other socket: read until one poll comes back empty.
                 msg = self.rx.recv()
             except zmq.Again:
+                if finishing:
+                    break
                 continue
             last_event = time.monotonic()
             try:

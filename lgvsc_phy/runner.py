@@ -147,7 +147,8 @@ class FlowgraphProcess:
 
 @dataclass(frozen=True)
 class LoopbackConfig:
-    """Parameters of the tx -> channel -> rx chain; every address derives from ``base_port``."""
+    """Parameters of the tx -> channel -> rx chain; every address derives from ``base_port``:
+    +0 PDUs in, +1 IQ tx->channel, +2 tx counters, +3 IQ channel->rx, +4 PDUs out, +5 rx counters."""
 
     mcs: str = "qpsk-1/2"
     snr_db: float = 20.0
@@ -177,7 +178,7 @@ class FlowgraphRunner:
         c = self.config
         return [
             FlowgraphProcess("rx", self._argv(
-                "rx.grc", f"--mcs={c.mcs}", f"--iq-in={c.addr(3)}", f"--pdu-out={c.addr(4)}",
+                "rx.grc", f"--iq-in={c.addr(3)}", f"--pdu-out={c.addr(4)}", f"--stats-out={c.addr(5)}",
                 f"--sync-threshold={c.sync_threshold}")),
             FlowgraphProcess("channel", self._argv(
                 "channel.grc", f"--iq-in={c.addr(1)}", f"--iq-out={c.addr(3)}", f"--snr-db={c.snr_db}",

@@ -13,7 +13,7 @@ from semantic.video_io import read_video, write_video
 from tools.sample_videos import sample_video
 
 
-def free_base_port(span: int = 5) -> int:
+def free_base_port(span: int = 6) -> int:
     """First of ``span`` consecutive free TCP ports on 127.0.0.1."""
     for _ in range(200):
         with socket.socket() as s:
