@@ -127,6 +127,7 @@ class LdpcCode:
         h[rows, cols] = 1
         self.h = h
         self.parity_map = _gf2_solve_parity(h, self.k)  # (m, k)
+        self._parity_map_t = np.ascontiguousarray(self.parity_map.T, dtype=np.float32)
         i = np.arange(z)
         # Layer r: variable index of check (r, i) on its j-th block is c_j * Z + (i + s_j) mod Z.
         self.layers = [
@@ -150,7 +151,8 @@ class LdpcCode:
     def encode(self, info: np.ndarray) -> np.ndarray:
         """(batch, k) bits -> (batch, n) systematic codewords."""
         info = np.atleast_2d(info).astype(np.uint8)
-        parity = (info.astype(np.int32) @ self.parity_map.T.astype(np.int32)) & 1
+        # GF(2) product through float32 BLAS: sums of at most k ones are exact in float32.
+        parity = (info.astype(np.float32) @ self._parity_map_t).astype(np.int64) & 1
         return np.concatenate([info, parity.astype(np.uint8)], axis=1)
 
     def syndrome_ok(self, codewords: np.ndarray) -> np.ndarray:

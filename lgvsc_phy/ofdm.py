@@ -82,6 +82,7 @@ class OfdmBurstReceiver:
     TIMING_BACKOFF = 3  # FFT window starts this far inside the CP: absorbs timing jitter
     SMOOTH = 8  # detect on the metric averaged over this many samples: noise spikes are short
     MIN_PREAMBLE_CORRELATION = 0.15  # normalized preamble correlation that confirms a detection
+    ANCHOR_WEIGHT = 1.0  # the preamble phase reference counts as this many symbols of pilots
     MAX_BUFFER = 1 << 20
     SIGNIFICANT = 12.0  # add a tap while its correlation power exceeds this many noise variances
     MAX_TAPS = 8
@@ -183,26 +184,32 @@ class OfdmBurstReceiver:
 
     def _try_burst(self, d: int, metric: np.ndarray, phase_ref: np.ndarray) -> RxBurst | None | str:
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
-        # Coarse: strongest metric on the plateau; its phase gives the CFO (odd-carrier word:
-        # the halves are negated, so remove pi).
+        # Coarse: the metric's plateau around its strongest point; the phase of the half-symbol
+        # correlation there gives the CFO (odd-carrier word: the halves are negated, remove pi).
         window = slice(d, min(d + cp + n // 2, metric.size))
         peak = d + int(np.argmax(metric[window]))
-        cfo = float(np.angle(-phase_ref[peak]) / np.pi)
-        # Fine timing: correlate the CFO-corrected signal with the known preamble.
-        lo = max(0, d - cp - 8)
-        hi = min(self.buf.size, d + cp + n + self.preamble.size)
+        around = phase_ref[max(0, peak - cp // 2) : peak + cp // 2 + 1]
+        cfo = float(np.angle(-around.sum()) / np.pi)
+        # Fine timing: correlate with each known preamble symbol and add the powers, so a
+        # residual CFO (which turns the phase between the two symbols) cannot cancel the peak.
+        # The window reaches a symbol back: at low SNR the metric may cross late on its plateau.
+        lo = max(0, d - sym - cp)
+        hi = min(self.buf.size, d + 2 * sym + self.preamble.size)
         seg = self.buf[lo:hi] * np.exp(-2j * np.pi * cfo * np.arange(lo, hi) / n)
-        corr = np.abs(np.correlate(seg, self.preamble, mode="valid"))
-        if corr.size == 0:
+        if seg.size < self.preamble.size:
             return None
+        half = self.preamble.size // 2
+        c1 = np.abs(np.correlate(seg[:-half], self.preamble[:half], mode="valid")) ** 2
+        c2 = np.abs(np.correlate(seg[half:], self.preamble[half:], mode="valid")) ** 2
+        corr = c1 + c2
         best = int(np.argmax(corr))
         start = lo + best
         if start + (self.p.sync_symbols + self.p.header_symbols) * sym > self.buf.size:
             return "wait"
         # A preamble correlates with its known waveform far above what noise or data can: the
         # normalized correlation is SNR / (1 + SNR), 0.3 at -3 dB, but about 0.01 for noise.
-        energy = float(np.sum(np.abs(seg[best : best + self.preamble.size]) ** 2)) * self.preamble_energy
-        if corr[best] ** 2 < self.MIN_PREAMBLE_CORRELATION * energy:
+        energy = float(np.sum(np.abs(seg[best : best + self.preamble.size]) ** 2)) * self.preamble_energy / 2
+        if corr[best] < self.MIN_PREAMBLE_CORRELATION * energy:
             self.false_alarms += 1
             return None
         # Fine CFO: average the half-symbol correlation over the part of the first preamble
@@ -210,15 +217,14 @@ class OfdmBurstReceiver:
         plateau = phase_ref[start + cp // 2 : min(start + cp + 1, phase_ref.size)]
         if plateau.size:
             cfo = float(np.angle(-plateau.sum()) / np.pi)
-        derot = lambda a, b: self.buf[a:b] * np.exp(-2j * np.pi * cfo * np.arange(a, b) / n)  # noqa: E731
-        spectra = lambda first, count: self._spectra(derot, start, first, count)  # noqa: E731
+        spectra = lambda first, count: self._spectra(cfo, start, first, count)  # noqa: E731
         pre = spectra(0, 2)
         y = np.concatenate([pre[0, self.rows1], pre[1, self.rows2]])
         taps, noise_var = self._fit_taps(y)
         chan = self.fourier @ taps  # (n,) centred
         gain = np.abs(chan[self.data_idx]) ** 2 / noise_var  # per data carrier: 1 / noise var after ZF
         first_data = self.p.sync_symbols + self.p.header_symbols
-        hdr = self._equalize(spectra(self.p.sync_symbols, self.p.header_symbols), chan)
+        hdr = self._equalize(spectra(self.p.sync_symbols, self.p.header_symbols), chan, self.p.sync_symbols)
         header = decode_header((hdr.real * gain).reshape(-1))
         mcs = MCS_BY_INDEX.get(header.mcs_index) if header else None
         if header is None or mcs is None:
@@ -229,7 +235,7 @@ class OfdmBurstReceiver:
             return "wait"
         n_sym = self._payload_symbols(mcs, header.length)
         n_ofdm = total // sym - first_data
-        data = self._equalize(spectra(first_data, n_ofdm), chan).reshape(-1)[:n_sym]
+        data = self._equalize(spectra(first_data, n_ofdm), chan, first_data).reshape(-1)[:n_sym]
         csi = np.tile(gain, n_ofdm)[:n_sym].astype(np.float32)
         snr = float(np.mean(np.abs(chan[self.active]) ** 2) / noise_var)
         return RxBurst(self.base + start, header.length, header.seq, mcs.name, data.astype(np.complex64), csi,
@@ -267,27 +273,36 @@ class OfdmBurstReceiver:
         resid = y - design @ taps
         return max(float(np.sum(np.abs(resid) ** 2) / max(y.size - taps.size, 1)), 1e-12)
 
-    def _spectra(self, derot, start: int, first: int, count: int) -> np.ndarray:  # noqa: ANN001
+    def _spectra(self, cfo: float, start: int, first: int, count: int) -> np.ndarray:
+        """Centred spectra of OFDM symbols ``first .. first + count`` of the burst at ``start``,
+        CFO removed; each FFT window starts ``TIMING_BACKOFF`` samples inside the CP (the
+        channel fit's delay grid accounts for that shift)."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
-        out = np.empty((count, n), dtype=complex)
-        for i in range(count):
-            a = start + (first + i) * sym + cp - self.TIMING_BACKOFF
-            x = derot(a, a + n)
-            # Undo the backoff's linear phase so the fit's delay grid stays aligned.
-            out[i] = np.fft.fftshift(np.fft.fft(x))
-        return out
+        starts = start + (first + np.arange(count)) * sym + cp - self.TIMING_BACKOFF
+        idx = starts[:, None] + np.arange(n)[None, :]
+        x = self.buf[idx] * np.exp(-2j * np.pi * cfo * idx / n)
+        return np.fft.fftshift(np.fft.fft(x, axis=1), axes=1)
 
-    def _equalize(self, spectra: np.ndarray, chan: np.ndarray) -> np.ndarray:
+    def _equalize(self, spectra: np.ndarray, chan: np.ndarray, first: int) -> np.ndarray:
         """Common phase from the pilots, then zero-forcing on the data carriers.
 
-        Four pilots per symbol give a noisy phase (about 8 degrees rms at 8 dB); what drifts is
-        residual CFO, a straight line in the symbol index, so over several symbols the phase
-        comes from a weighted line fit through the unwrapped per-symbol pilot phases.
+        Four pilots per symbol give a noisy phase (about 20 degrees rms at 0 dB); what drifts is
+        residual CFO, a straight line in the symbol index that is zero at the preamble (where
+        the channel was measured). So the phase is a weighted line through the unwrapped pilot
+        phases and that anchor: symbols ``first ..`` sit at their distance from the preamble.
         """
         pil = (spectra[:, self.pilot_idx] * np.conj(chan[self.pilot_idx] * self.pilot_vals)).sum(axis=1)
-        angle = np.angle(pil)
-        if len(pil) >= 4:
-            idx = np.arange(len(pil))
-            unwrapped = np.unwrap(angle)
-            angle = np.polyval(np.polyfit(idx, unwrapped, 1, w=np.abs(pil) + 1e-12), idx)
-        return spectra[:, self.data_idx] * np.exp(-1j * angle)[:, None] / chan[self.data_idx]
+        t = first + np.arange(len(pil)) - (self.p.sync_symbols - 1) / 2  # symbols after the preamble centre
+        weight = np.abs(pil) + 1e-12
+        angle = np.unwrap(np.angle(pil))
+        # Few symbols (the header): lean on the preamble's phase; many (the payload): their own.
+        anchor = weight.mean() * (self.ANCHOR_WEIGHT if len(pil) < 4 else 0.0)
+        w = np.concatenate([[anchor], weight])
+        x = np.concatenate([[0.0], t])
+        y = np.concatenate([[0.0], angle - 2 * np.pi * np.round(angle[0] / (2 * np.pi))])
+        if len(pil) >= 2 or anchor > 0:
+            slope, offset = np.polyfit(x, y, 1, w=np.sqrt(w))
+        else:  # one symbol on its own
+            slope, offset = 0.0, y[-1]
+        phase = offset + slope * t
+        return spectra[:, self.data_idx] * np.exp(-1j * phase)[:, None] / chan[self.data_idx]
