@@ -10,6 +10,8 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
+from lgvsc_phy.channel_profiles import fading_on, rician
+from lgvsc_phy.header import CODED_BITS, decode_header
 from lgvsc_phy.mcs import get_mcs
 from lgvsc_phy.ofdm import OfdmBurstReceiver
 from lgvsc_phy.ofdm_params import OfdmParams
@@ -68,6 +70,10 @@ class PhyFrameDecoder(gr.basic_block):
         gr.basic_block.__init__(self, name="lgvsc_phy_frame_decoder", in_sig=None, out_sig=None)
         self.max_iter = max_iter
         self.codecs: dict[str, PhyFrameCodec] = {}
+        # Load the compiled LDPC kernels now, not on the first burst (that would stall the stream).
+        codec = get_mcs("qpsk-1/2").codec()
+        for codewords in (2, 40):  # the one-by-one and the side-by-side kernels
+            codec.decode_symbols(np.ones(972 * codewords, dtype=np.complex64))
         self.good = self.bad = 0
         self.message_port_register_in(IN)
         self.message_port_register_out(OUT)
@@ -135,6 +141,7 @@ class OfdmReceiver(gr.sync_block):
     def __init__(self, threshold: float = 0.08) -> None:
         gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
         self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold)
+        decode_header(np.zeros(CODED_BITS))  # load the compiled Viterbi before samples flow
         self.detected = 0
         self.message_port_register_out(OUT)
         self.message_port_register_out(STATS)
@@ -158,3 +165,20 @@ class OfdmReceiver(gr.sync_block):
                 STATS, _stats_pdu(bursts=self.detected, header_fail=self.receiver.headers_failed)
             )
         return len(input_items[0])
+
+
+class ProfileFading(gr.hier_block2):
+    """The fading stage of a channel profile: GNU Radio's flat ``fading_model`` (Rayleigh, or
+    Rician with line of sight and K factor) for the fading profiles, a plain copy otherwise,
+    so static profiles pay nothing for it."""
+
+    def __init__(self, profile: str = "awgn", doppler: float = 1e-5, k_factor: float = 4.0, seed: int = 0) -> None:
+        gr.hier_block2.__init__(self, "lgvsc_profile_fading", gr.io_signature(1, 1, gr.sizeof_gr_complex),
+                                gr.io_signature(1, 1, gr.sizeof_gr_complex))
+        from gnuradio import blocks, channels
+
+        if fading_on(profile):
+            stage = channels.fading_model(8, float(doppler), bool(rician(profile)), float(k_factor), int(seed))
+        else:
+            stage = blocks.copy(gr.sizeof_gr_complex)
+        self.connect(self, stage, self)

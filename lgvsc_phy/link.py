@@ -215,3 +215,65 @@ class Link:
             wall_s=time.monotonic() - t0,
             meta=metas,
         )
+
+
+@dataclass
+class ReceivedStream:
+    data: bytes  # reassembled, lost ranges zero-filled (a lost tail is simply missing)
+    lost_pdus: list[int]
+    pdus_received: int
+    pdus_total: int  # from the PDU headers; 0 if nothing arrived
+    wall_s: float
+    meta: list[dict] = field(default_factory=list)
+
+
+def send_stream(link: Link, data: bytes, max_pdu_bytes: int, stream_id: int = 1, deadline_s: float = 120.0,
+                check: Callable[[], None] | None = None) -> TxCount:
+    """Send ``data`` and wait until the tx flowgraph has emitted every burst; returns what it
+    emitted for this stream (bursts, samples)."""
+    link._drain_stats()
+    base = TxCount(link.count.bursts, link.count.samples)
+    pdus = split_stream(data, stream_id, max_pdu_bytes)
+    for pdu in pdus:
+        link.send_pdu(pdu.pack())
+    t0 = time.monotonic()
+    while link.count.bursts - base.bursts < len(pdus):
+        if check is not None:
+            check()
+        if time.monotonic() - t0 > deadline_s:
+            raise LinkError(f"tx flowgraph emitted {link.count.bursts - base.bursts}/{len(pdus)} bursts "
+                            f"in {deadline_s:.0f} s")
+        time.sleep(0.05)
+        link._drain_stats()
+    return TxCount(link.count.bursts - base.bursts, link.count.samples - base.samples)
+
+
+def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 120.0,
+                   check: Callable[[], None] | None = None) -> ReceivedStream:
+    """Collect one stream's PDUs: until complete, ``idle_timeout_s`` after the last arrival,
+    or ``deadline_s`` (waiting for the first PDU counts against the deadline only)."""
+    t0 = time.monotonic()
+    got = Reassembly(None, 0, {})
+    metas: list[dict] = []
+    last = None
+    while not got.complete:
+        if check is not None:
+            check()
+        now = time.monotonic()
+        if now - t0 > deadline_s or (last is not None and now - last > idle_timeout_s):
+            break
+        link._drain_stats()
+        try:
+            msg = link.rx.recv()
+        except zmq.Again:
+            continue
+        try:
+            meta, payload = decode_pdu(msg)
+            pdu = LinkPdu.unpack(payload)
+        except (PmtError, FramingError):
+            continue
+        if got.add(pdu):
+            metas.append(meta)
+            last = time.monotonic()
+    data, _ = got.assemble()
+    return ReceivedStream(data, got.lost, len(got.received), got.total, time.monotonic() - t0, metas)

@@ -28,7 +28,11 @@ READY_PROMPT = "Press Enter to quit"
 
 
 class FlowgraphError(RuntimeError):
-    pass
+    """A flowgraph failed; ``stderr`` holds the tail of what it printed."""
+
+    def __init__(self, message: str, stderr: str = "") -> None:
+        super().__init__(message)
+        self.stderr = stderr
 
 
 def _grc_env() -> dict[str, str]:
@@ -154,6 +158,10 @@ class LoopbackConfig:
     snr_db: float = 20.0
     channel: str = "awgn"
     cfo: float = 0.0
+    timing_offset: float = 0.0  # fraction of a sample
+    doppler: float = 1e-5  # normalized fD * Ts, fading profiles only
+    k_factor: float = 4.0  # Rician
+    phase_noise: float = 0.0  # magnitude (rad) of GNU Radio's phase_noise_gen
     seed: int = 1
     base_port: int = 52001
     host: str = "127.0.0.1"
@@ -164,10 +172,12 @@ class LoopbackConfig:
 
 
 class FlowgraphRunner:
-    """Starts tx, channel and rx flowgraphs; ``check()`` raises on a crash; ``stop()`` cleans up."""
+    """Starts flowgraphs (by default the tx, channel and rx of a loopback); ``check()`` raises on a
+    crash; ``stop()`` cleans up. ``specs``: (name, .grc file name, command-line arguments)."""
 
-    def __init__(self, config: LoopbackConfig, python: str = sys.executable, cache_dir: Path | None = None) -> None:
-        self.config, self.python, self.cache_dir = config, python, cache_dir
+    def __init__(self, config: LoopbackConfig | None = None, python: str = sys.executable,
+                 cache_dir: Path | None = None, specs: list[tuple[str, str, list[str]]] | None = None) -> None:
+        self.config, self.python, self.cache_dir, self.specs = config or LoopbackConfig(), python, cache_dir, specs
         self.flowgraphs: list[FlowgraphProcess] = []
 
     def _argv(self, grc: str, *args: str) -> list[str]:
@@ -175,6 +185,8 @@ class FlowgraphRunner:
         return [self.python, "-u", str(script), *args]
 
     def plan(self) -> list[FlowgraphProcess]:
+        if self.specs is not None:
+            return [FlowgraphProcess(name, self._argv(grc, *args)) for name, grc, args in self.specs]
         c = self.config
         return [
             FlowgraphProcess("rx", self._argv(
@@ -182,7 +194,8 @@ class FlowgraphRunner:
                 f"--sync-threshold={c.sync_threshold}")),
             FlowgraphProcess("channel", self._argv(
                 "channel.grc", f"--iq-in={c.addr(1)}", f"--iq-out={c.addr(3)}", f"--snr-db={c.snr_db}",
-                f"--cfo={c.cfo}", f"--profile={c.channel}", f"--seed={c.seed}")),
+                f"--cfo={c.cfo}", f"--profile={c.channel}", f"--seed={c.seed}", f"--timing-offset={c.timing_offset}",
+                f"--doppler={c.doppler}", f"--k-factor={c.k_factor}", f"--phase-noise={c.phase_noise}")),
             FlowgraphProcess("tx", self._argv(
                 "tx.grc", f"--mcs={c.mcs}", f"--pdu-in={c.addr(0)}", f"--iq-out={c.addr(1)}",
                 f"--stats-out={c.addr(2)}")),
@@ -206,7 +219,8 @@ class FlowgraphRunner:
     def check(self) -> None:
         for fg in self.flowgraphs:
             if fg.crashed:
-                raise FlowgraphError(fg.describe_crash())
+                time.sleep(0.1)  # let the reader threads collect the last lines
+                raise FlowgraphError(fg.describe_crash(), "\n".join(fg.stderr_tail))
 
     def stop(self) -> None:
         # Upstream first, so downstream never sees a half-closed input as data.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,33 @@ def test_decoding_garbage_is_a_one_line_error(tmp_path: Path) -> None:
     (tmp_path / "g.lgv").write_bytes(b"\xa5\x5a" * 500)
     r = lgvsc("decode", tmp_path / "g.lgv", "-o", tmp_path / "o.mp4")
     assert r.returncode == 2 and "no intact stream header" in r.stderr
+
+
+def test_send_and_receive_over_zmq_iq(bikes: Path, tmp_path: Path, base_port: int) -> None:
+    """Two processes, as on two hosts: the receiver pulls the sender's IQ (no channel between)."""
+    out, report = tmp_path / "r.mp4", tmp_path / "r.json"
+    rx_port, tx_port = base_port, base_port + 10
+    receiver = subprocess.Popen([*LGVSC, "receive", "-o", str(out), "--base-port", str(rx_port), "--iq-in",
+                                 f"tcp://127.0.0.1:{tx_port + 1}", "--idle", "3", "--deadline", "90",
+                                 "--report", str(report)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+    try:
+        sent = lgvsc("send", bikes, "--base-port", tx_port, "--max-frames", 50, "--mcs", "qpsk-3/4")
+        assert sent.returncode == 0, sent.stderr
+        stdout, stderr = receiver.communicate(timeout=120)
+    finally:
+        receiver.kill()
+    assert receiver.returncode == 0, stderr
+    rep = json.loads(report.read_text())
+    assert rep["pdus_received"] == rep["pdus_total"] > 0 and rep["frames_out"] == 50
+    assert read_video(out).info.frames == 50
+
+
+@pytest.mark.parametrize("command", ["send", "receive"])
+def test_missing_usrp_is_a_one_line_error_within_seconds(command: str, bikes: Path, tmp_path: Path) -> None:
+    args = [bikes] if command == "send" else ["-o", tmp_path / "x.mp4"]
+    t0 = time.monotonic()
+    r = lgvsc(command, *args, "--usrp", "type=b200,serial=NOPE")
+    assert time.monotonic() - t0 < 20
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip().count("\n") == 0 and "no USRP found" in r.stderr and "serial=NOPE" in r.stderr

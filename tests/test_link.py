@@ -6,6 +6,7 @@ import os
 import signal
 import time
 
+import numpy as np
 import pytest
 
 from lgvsc_phy.link import Link, LinkAddresses
@@ -72,3 +73,23 @@ def test_killed_rx_is_reported_within_2s_and_leaves_no_orphans(base_port: int) -
         runner.stop()
     time.sleep(0.2)
     assert not [p for p in pids if _alive(p)]
+
+
+@pytest.mark.parametrize("impairment", [
+    {"channel": "rayleigh", "doppler": 2e-5},
+    {"channel": "rician", "doppler": 1e-4},
+    {"timing_offset": 0.5},
+    {"phase_noise": 0.02},
+    {"cfo": 0.4},
+])
+def test_each_impairment_is_survived(impairment: dict, base_port: int) -> None:
+    data, res = transfer(22.0, base_port, size=4000, **impairment)
+    assert res.pdus_received >= 0.8 * res.pdus_sent, res.lost_pdus
+
+
+def test_impairments_really_change_the_signal() -> None:
+    """The channel's parameters reach its blocks: the fading and fractional-delay paths differ."""
+    from lgvsc_phy.channel_profiles import fractional_delay, taps
+
+    assert len(taps("awgn", 0.5)) > 1 and abs(sum(fractional_delay(0.0)) - 1) < 1e-9
+    assert np.argmax(np.abs(fractional_delay(0.0))) == 8

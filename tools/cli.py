@@ -11,8 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lgvsc_phy import channel_profiles
 from lgvsc_phy.link import LinkError
-from lgvsc_phy.runner import FlowgraphError
+from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
 from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
 from semantic.decoder import DecoderError, decode_bitstream
 from semantic.encoder import EncoderConfig, EncoderError, encode_video
@@ -137,8 +138,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     from tools.report_html import write_html
 
     opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, args.cbr, args.channel, args.mcs,
-                           args.cfo, args.seed, args.decoder, args.base_port, args.max_frames,
-                           deadline_s=args.deadline)
+                           args.cfo, args.timing_offset, args.doppler, args.phase_noise, args.seed, args.decoder,
+                           args.base_port, args.max_frames, deadline_s=args.deadline)
     result = run_loopback(opts)
     r = result.report
     if args.report:
@@ -152,6 +153,86 @@ def cmd_loopback(args: argparse.Namespace) -> int:
           f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "
           f"[decoder {r['backends']['decoder']}]; {r['wall_s']:.1f} s")
     return 0
+
+
+def _radio_specs(args: argparse.Namespace, role: str) -> list[tuple[str, str, list[str]]]:
+    """The flowgraph for one direction: the USRP flowgraph with --usrp, else the ZMQ-IQ one."""
+    base = args.base_port
+    addr = lambda off: f"tcp://127.0.0.1:{base + off}"  # noqa: E731
+    radio = [f"--usrp-args={args.usrp}", f"--freq={args.freq}", f"--gain={args.gain}", f"--rate={args.rate}"]
+    if role == "tx":
+        common = [f"--mcs={args.mcs}", f"--pdu-in={addr(0)}", f"--stats-out={addr(2)}"]
+        if args.usrp is not None:
+            return [("tx_usrp", "tx_usrp.grc", common + radio + [f"--amplitude={args.amplitude}"])]
+        return [("tx", "tx.grc", common + [f"--iq-out={args.iq_out or addr(1)}"])]
+    common = [f"--pdu-out={addr(4)}", f"--stats-out={addr(5)}"]
+    if args.usrp is not None:
+        return [("rx_usrp", "rx_usrp.grc", common + radio)]
+    return [("rx", "rx.grc", common + [f"--iq-in={args.iq_in or addr(1)}"])]
+
+
+def _start_radio(runner: FlowgraphRunner, usrp: str | None) -> None:
+    try:
+        runner.start()
+    except FlowgraphError as exc:
+        if usrp is not None and "No devices found" in exc.stderr + str(exc):
+            raise FlowgraphError(f"no USRP found for device args {usrp!r} (UHD: No devices found)") from None
+        raise
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from lgvsc_phy.link import Link, LinkAddresses, send_stream
+    from lgvsc_phy.mcs import get_mcs
+
+    video = read_video(args.input, args.max_frames)
+    mcs = get_mcs(args.mcs)
+    runner = FlowgraphRunner(specs=_radio_specs(args, "tx"))
+    _start_radio(runner, args.usrp)  # first: a missing radio is reported before any encoding work
+    try:
+        budget = args.bytes if args.bytes is not None else mcs.stream_bytes_for(args.cbr * video.info.source_values)
+        encoded = encode_video(video, EncoderConfig(byte_budget=budget))
+        with Link(LinkAddresses.from_base_port(args.base_port)) as link:
+            for _ in range(args.repeat):
+                count = send_stream(link, encoded.data, mcs.max_link_pdu_bytes, check=runner.check)
+    finally:
+        runner.stop()
+    cbr = count.samples / video.info.source_values
+    print(f"sent {len(encoded.data)} bytes ({len(encoded.plan.frames)} keyframes) as {count.bursts} bursts, "
+          f"{count.samples} samples per copy, x{args.repeat}; on-air CBR {cbr:.2e} ({mcs.name})")
+    return 0
+
+
+def cmd_receive(args: argparse.Namespace) -> int:
+    from lgvsc_phy.link import Link, LinkAddresses, receive_stream
+
+    runner = FlowgraphRunner(specs=_radio_specs(args, "rx"))
+    _start_radio(runner, args.usrp)
+    try:
+        with Link(LinkAddresses.from_base_port(args.base_port)) as link:
+            got = receive_stream(link, args.idle, args.deadline, check=runner.check)
+    finally:
+        runner.stop()
+    if not got.pdus_received:
+        raise LinkError(f"no PDU arrived within {args.deadline:.0f} s")
+    decoded = decode_bitstream(got.data, args.decoder)
+    write_video(args.output, decoded.frames, decoded.fps)
+    report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
+              "frames_out": len(decoded.frames), "keyframes_received": decoded.keyframes_received,
+              "snr_estimate_db": float(np.mean([m["snr_db"] for m in got.meta])) if got.meta else None,
+              "backends": {**decoded.header.backends, "decoder": decoded.backend}, "wall_s": got.wall_s}
+    if args.report:
+        Path(args.report).write_text(json.dumps(report, indent=2))
+    print(f"{args.output}: {len(decoded.frames)} frames from {got.pdus_received}/{got.pdus_total} PDUs "
+          f"(keyframes {len(decoded.keyframes_received)}/{len(decoded.keyframes_expected) or '?'})")
+    return 0
+
+
+def _radio_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--usrp", metavar="ARGS", help="UHD device args (e.g. 'type=b200'); without it IQ goes over ZMQ")
+    p.add_argument("--freq", type=float, default=2.45e9, help="centre frequency in Hz")
+    p.add_argument("--gain", type=float, default=30.0, help="gain in dB")
+    p.add_argument("--rate", type=float, default=1e6, help="sample rate in S/s")
+    p.add_argument("--base-port", type=int, default=52001, help="first of the local ZMQ ports")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -194,9 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("-o", "--output", required=True)
     lb.add_argument("--snr-db", type=float, required=True, help="Es/N0 per data subcarrier on the tx power")
     lb.add_argument("--cbr", type=float, default=1e-3, help="on-air CBR target that sets the byte budget")
-    lb.add_argument("--channel", default="awgn", choices=["awgn", "multipath"])
-    lb.add_argument("--mcs", default="auto", help="auto or an MCS name (bpsk-1/2, qpsk-1/2, 16qam-1/2, 64qam-1/2)")
+    lb.add_argument("--channel", default="awgn", choices=list(channel_profiles.names()),
+                    help="awgn; multipath (static, inside the CP); rayleigh / rician (flat fading with Doppler)")
+    lb.add_argument("--mcs", default="auto",
+                    help="auto, or bpsk|qpsk|16qam|64qam with -1/2|-2/3|-3/4|-5/6, e.g. qpsk-3/4")
     lb.add_argument("--cfo", type=float, default=0.0, help="carrier offset in subcarrier spacings")
+    lb.add_argument("--timing-offset", type=float, default=0.0, help="sample timing offset, fraction of a sample")
+    lb.add_argument("--doppler", type=float, default=1e-5, help="normalized Doppler fD*Ts (rayleigh/rician)")
+    lb.add_argument("--phase-noise", type=float, default=0.0, help="phase noise magnitude in radians")
     lb.add_argument("--seed", type=int, default=1, help="channel noise seed")
     lb.add_argument("--decoder", default="interp")
     lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")
@@ -205,6 +291,29 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--report", help="write the report JSON here")
     lb.add_argument("--html", help="write a side-by-side HTML report here")
     lb.set_defaults(func=cmd_loopback)
+
+    snd = sub.add_parser("send", help="encode and transmit a video (USRP with --usrp, else IQ over ZMQ)")
+    snd.add_argument("input")
+    g = snd.add_mutually_exclusive_group()
+    g.add_argument("--cbr", type=float, default=1e-3, help="on-air CBR target that sets the byte budget")
+    g.add_argument("--bytes", type=int, help="byte budget of the bitstream")
+    snd.add_argument("--mcs", default="qpsk-1/2", help="MCS (the receiver follows it from the burst headers)")
+    snd.add_argument("--iq-out", help="ZMQ address the IQ is pushed on (bind), default the base port + 1")
+    snd.add_argument("--amplitude", type=float, default=0.25, help="digital back-off for the USRP")
+    snd.add_argument("--repeat", type=int, default=1, help="send the stream this many times")
+    snd.add_argument("--max-frames", type=int)
+    _radio_args(snd)
+    snd.set_defaults(func=cmd_send)
+
+    rcv = sub.add_parser("receive", help="receive a video (USRP with --usrp, else IQ over ZMQ) and decode it")
+    rcv.add_argument("-o", "--output", required=True)
+    rcv.add_argument("--iq-in", help="ZMQ address to pull IQ from (e.g. tcp://sender:52002)")
+    rcv.add_argument("--idle", type=float, default=5.0, help="stop this long after the last PDU")
+    rcv.add_argument("--deadline", type=float, default=120.0, help="give up after this many seconds")
+    rcv.add_argument("--decoder", default="interp")
+    rcv.add_argument("--report", help="write a JSON report here")
+    _radio_args(rcv)
+    rcv.set_defaults(func=cmd_receive)
     return p
 
 

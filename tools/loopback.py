@@ -30,6 +30,9 @@ class LoopbackOptions:
     channel: str = "awgn"
     mcs: str = "auto"
     cfo: float = 0.0
+    timing_offset: float = 0.0
+    doppler: float = 1e-5
+    phase_noise: float = 0.0
     seed: int = 1
     decoder: str = "interp"
     base_port: int = 52001
@@ -77,6 +80,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     timings["encode_s"] = time.monotonic() - t
 
     config = LoopbackConfig(mcs=mcs.name, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
+                            timing_offset=opts.timing_offset, doppler=opts.doppler, phase_noise=opts.phase_noise,
                             seed=opts.seed, base_port=opts.base_port)
     t = time.monotonic()
     with FlowgraphRunner(config) as runner:
@@ -131,6 +135,9 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "snr_estimate_db": float(np.mean(snr_estimates)) if snr_estimates else None,
         "channel": opts.channel,
         "cfo": opts.cfo,
+        "timing_offset": opts.timing_offset,
+        "doppler": opts.doppler if opts.channel in ("rayleigh", "rician") else None,
+        "phase_noise": opts.phase_noise,
         "mcs": mcs.name,
         "pdus_sent": transfer.pdus_sent,
         "pdus_received": transfer.pdus_received,
