@@ -113,6 +113,8 @@ class OfdmBurstReceiver:
         self.fourier = np.exp(-2j * np.pi * np.outer(k_all, delays) / n)  # (n, taps)
         self.rows1 = np.flatnonzero(w1)
         self.rows2 = np.flatnonzero(w2)
+        self.common = np.intersect1d(self.rows1, self.rows2)
+        self.w1c, self.w2c = np.conj(w1[self.common]), np.conj(w2[self.common])
         design = np.concatenate(
             [w1[self.rows1, None] * self.fourier[self.rows1], w2[self.rows2, None] * self.fourier[self.rows2]]
         )
@@ -219,6 +221,11 @@ class OfdmBurstReceiver:
             cfo = float(np.angle(-plateau.sum()) / np.pi)
         spectra = lambda first, count: self._spectra(cfo, start, first, count)  # noqa: E731
         pre = spectra(0, 2)
+        # Residual CFO from the phase step between the two preamble symbols on the carriers both
+        # use: ~52 carrier pairs, far steadier at low SNR than the time-domain estimate.
+        step = np.sum(pre[1, self.common] * self.w2c * np.conj(pre[0, self.common] * self.w1c))
+        cfo += float(np.angle(step)) * n / (2 * np.pi * sym)
+        pre = spectra(0, 2)
         y = np.concatenate([pre[0, self.rows1], pre[1, self.rows2]])
         taps, noise_var = self._fit_taps(y)
         chan = self.fourier @ taps  # (n,) centred
@@ -286,23 +293,26 @@ class OfdmBurstReceiver:
     def _equalize(self, spectra: np.ndarray, chan: np.ndarray, first: int) -> np.ndarray:
         """Common phase from the pilots, then zero-forcing on the data carriers.
 
-        Four pilots per symbol give a noisy phase (about 20 degrees rms at 0 dB); what drifts is
-        residual CFO, a straight line in the symbol index that is zero at the preamble (where
-        the channel was measured). So the phase is a weighted line through the unwrapped pilot
-        phases and that anchor: symbols ``first ..`` sit at their distance from the preamble.
+        What drifts over a burst is residual CFO: a phase line in the symbol index. The slope is
+        found coarse to fine from the pilots' lag-1, 4 and 16 correlations (each removing the
+        ambiguity of the next), the offset from the de-rotated pilot sum, then both are refined
+        by a weighted line fit of the now small residual phases. Nothing noisy is ever
+        unwrapped: one bad unwrap at 0 dB flips half a burst. The header (a few symbols) takes
+        no slope and leans on the preamble, where the channel was measured, as an extra pilot.
         """
         pil = (spectra[:, self.pilot_idx] * np.conj(chan[self.pilot_idx] * self.pilot_vals)).sum(axis=1)
-        t = first + np.arange(len(pil)) - (self.p.sync_symbols - 1) / 2  # symbols after the preamble centre
-        weight = np.abs(pil) + 1e-12
-        angle = np.unwrap(np.angle(pil))
-        # Few symbols (the header): lean on the preamble's phase; many (the payload): their own.
-        anchor = weight.mean() * (self.ANCHOR_WEIGHT if len(pil) < 4 else 0.0)
-        w = np.concatenate([[anchor], weight])
-        x = np.concatenate([[0.0], t])
-        y = np.concatenate([[0.0], angle - 2 * np.pi * np.round(angle[0] / (2 * np.pi))])
-        if len(pil) >= 2 or anchor > 0:
-            slope, offset = np.polyfit(x, y, 1, w=np.sqrt(w))
-        else:  # one symbol on its own
-            slope, offset = 0.0, y[-1]
-        phase = offset + slope * t
+        t = np.arange(len(pil), dtype=float)
+        if len(pil) < 4:
+            anchor = float(np.mean(np.abs(pil))) * self.ANCHOR_WEIGHT
+            phase = np.full(len(pil), np.angle(np.sum(pil) + anchor))
+        else:
+            slope = float(np.angle(np.sum(pil[1:] * np.conj(pil[:-1]))))
+            for lag in (4, 16):
+                if len(pil) > 2 * lag:
+                    z = np.sum(pil[lag:] * np.conj(pil[:-lag])) * np.exp(-1j * lag * slope)
+                    slope += float(np.angle(z)) / lag
+            offset = float(np.angle(np.sum(pil * np.exp(-1j * slope * t))))
+            residual = np.angle(pil * np.exp(-1j * (offset + slope * t)))
+            fine_slope, fine_offset = np.polyfit(t, residual, 1, w=np.sqrt(np.abs(pil) + 1e-12))
+            phase = offset + fine_offset + (slope + fine_slope) * t
         return spectra[:, self.data_idx] * np.exp(-1j * phase)[:, None] / chan[self.data_idx]
