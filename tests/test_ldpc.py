@@ -77,3 +77,27 @@ def test_alist_export_round_trips() -> None:
             if row:
                 h[row - 1, col] = 1
     assert np.array_equal(h, code.h)
+
+
+def _commpy_design(h: np.ndarray) -> str:
+    """The parity-check matrix in commpy's design-file dialect (tabs, no padding)."""
+    cols = [np.flatnonzero(h[:, c]) + 1 for c in range(h.shape[1])]
+    rows = [np.flatnonzero(h[r]) + 1 for r in range(h.shape[0])]
+    lines = [f"{h.shape[1]} {h.shape[0]}", f"{max(map(len, cols))} {max(map(len, rows))}",
+             " ".join(str(len(c)) for c in cols) + " ", " ".join(str(len(r)) for r in rows) + " "]
+    lines += ["\t".join(map(str, c)) for c in cols] + ["\t".join(map(str, r)) for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def test_decoder_agrees_with_commpy(tmp_path) -> None:  # noqa: ANN001
+    """Same LLRs into commpy's ldpc_bp_decode (min-sum, flooding) and ours: same decisions."""
+    ldpc = pytest.importorskip("commpy.channelcoding.ldpc")
+    code = get_code("802.11n-1944-1/2")
+    (tmp_path / "code.txt").write_text(_commpy_design(code.h))
+    params = ldpc.get_ldpc_code_params(str(tmp_path / "code.txt"), compute_matrix=True)
+    info, llr = _noisy_llr(code, 2.5, 8, 6)
+    assert np.count_nonzero((llr < 0) != code.encode(info)) > 500
+    theirs, _ = ldpc.ldpc_bp_decode(llr.reshape(-1), params, "MSA", 50)
+    ours = code.decode(llr, 50)
+    assert np.array_equal(np.asarray(theirs).T[:, : code.k], ours.bits)
+    assert np.array_equal(ours.bits, info)
