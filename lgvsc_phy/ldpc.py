@@ -160,7 +160,7 @@ class LdpcCode:
         padded = np.concatenate([bits, np.zeros((bits.shape[0], 1), np.uint8)], axis=1)
         return ~np.any(np.bitwise_xor.reduce(padded[:, self._check_gather], axis=2), axis=1)
 
-    def decode(self, llr: np.ndarray, max_iter: int = 50, alpha: float = 0.75) -> DecodeResult:
+    def decode(self, llr: np.ndarray, max_iter: int = 50, alpha: float = 0.8) -> DecodeResult:
         """Row-layered normalized min-sum, compiled (numba); the numpy reference if numba is absent.
 
         Batches of ``LANES / 2`` or more codewords run ``LANES`` side by side (SIMD across
@@ -178,9 +178,14 @@ class LdpcCode:
         else:
             layered_min_sum(llr, self._check_ptr, self._edge_var, int(max_iter), float(alpha), post, iterations)
         hard = (post < 0).astype(np.uint8)
-        return DecodeResult(hard[:, : self.k], iterations, self.syndrome_ok(hard))
+        # The kernels stop a codeword as soon as its checks hold: only those that ran out of
+        # iterations need a syndrome check here.
+        valid = iterations < max_iter
+        if not valid.all():
+            valid[~valid] = self.syndrome_ok(hard[~valid])
+        return DecodeResult(hard[:, : self.k], iterations, valid)
 
-    def decode_reference(self, llr: np.ndarray, max_iter: int = 50, alpha: float = 0.75) -> DecodeResult:
+    def decode_reference(self, llr: np.ndarray, max_iter: int = 50, alpha: float = 0.8) -> DecodeResult:
         """Layered normalized min-sum in vectorized numpy, with per-codeword early stop.
 
         A layer updates the posteriors right away, so later layers of the same iteration use

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lgvsc_phy.header import decode_header
-from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs, get_mcs
+from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs
 from lgvsc_phy.ofdm_params import OfdmParams
 
 
@@ -76,6 +76,21 @@ class RxBurst:
     cfo: float  # carrier offset in subcarrier spacings
 
 
+@dataclass(frozen=True)
+class _Pending:
+    """A burst whose header is decoded; its payload may still be arriving."""
+
+    start: int  # absolute sample index
+    end: int  # absolute index just past its last OFDM symbol
+    cfo: float
+    chan: np.ndarray
+    gain: np.ndarray
+    snr_db: float
+    length: int
+    seq: int
+    mcs: Mcs
+
+
 class OfdmBurstReceiver:
     """Streaming receiver: ``feed`` samples in any chunking, get complete bursts back."""
 
@@ -94,6 +109,7 @@ class OfdmBurstReceiver:
         self.pos = 0  # absolute index where the search resumes
         self.headers_failed = 0
         self.false_alarms = 0
+        self.pending: _Pending | None = None
         w1, w2 = (np.asarray(w) for w in params.sync_words())
         ref = OfdmModulator(params)
         self.preamble = np.concatenate([ref._to_time(w1), ref._to_time(w2)])
@@ -126,6 +142,11 @@ class OfdmBurstReceiver:
     def feed(self, samples: np.ndarray) -> list[RxBurst]:
         self.buf = np.concatenate([self.buf, np.asarray(samples, dtype=np.complex64)])
         bursts: list[RxBurst] = []
+        if self.pending is not None:  # header already decoded: only wait for the payload
+            if self.base + self.buf.size < self.pending.end:
+                return bursts
+            bursts.append(self._finish(self.pending))
+            self.pos, self.pending = self.pending.end, None
         sym = self.p.symbol_len
         metric, phase_ref = self._schmidl_cox(self.buf)
         smooth = _moving_average(metric, self.SMOOTH)
@@ -139,17 +160,20 @@ class OfdmBurstReceiver:
             if d + (self.p.sync_symbols + self.p.header_symbols + 2) * sym > self.buf.size:
                 self.pos = self.base + d  # wait for the rest of the preamble and header
                 break
-            result = self._try_burst(d, metric, phase_ref)
-            if result == "wait":
+            found = self._analyse(d, metric, phase_ref)
+            if found == "wait":
                 self.pos = self.base + d
                 break
-            if result is None:
+            if found is None:
                 # False alarm or bad header: resume after this above-threshold region.
                 below = np.flatnonzero(smooth[d:] <= self.threshold)
                 self.pos = self.base + d + (int(below[0]) if below.size else smooth.size - d)
                 continue
-            bursts.append(result)
-            self.pos = result.start + self._burst_len(get_mcs(result.mcs), result.length)
+            if self.base + self.buf.size < found.end:
+                self.pending, self.pos = found, self.base + d  # keep it; finish when the payload is in
+                break
+            bursts.append(self._finish(found))
+            self.pos = found.end
         self._trim()
         return bursts
 
@@ -184,7 +208,8 @@ class OfdmBurstReceiver:
         metric = np.abs(p) ** 2 / np.maximum(e, 1e-12) ** 2
         return metric, p
 
-    def _try_burst(self, d: int, metric: np.ndarray, phase_ref: np.ndarray) -> RxBurst | None | str:
+    def _analyse(self, d: int, metric: np.ndarray, phase_ref: np.ndarray) -> _Pending | None | str:
+        """Timing, CFO, channel and header of a burst detected near ``d`` (buffer index)."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
         # Coarse: the metric's plateau around its strongest point; the phase of the half-symbol
         # correlation there gives the CFO (odd-carrier word: the halves are negated, remove pi).
@@ -230,23 +255,27 @@ class OfdmBurstReceiver:
         taps, noise_var = self._fit_taps(y)
         chan = self.fourier @ taps  # (n,) centred
         gain = np.abs(chan[self.data_idx]) ** 2 / noise_var  # per data carrier: 1 / noise var after ZF
-        first_data = self.p.sync_symbols + self.p.header_symbols
         hdr = self._equalize(spectra(self.p.sync_symbols, self.p.header_symbols), chan, self.p.sync_symbols)
         header = decode_header((hdr.real * gain).reshape(-1))
         mcs = MCS_BY_INDEX.get(header.mcs_index) if header else None
         if header is None or mcs is None:
             self.headers_failed += 1
             return None
-        total = self._burst_len(mcs, header.length)
-        if start + total > self.buf.size:
-            return "wait"
-        n_sym = self._payload_symbols(mcs, header.length)
-        n_ofdm = total // sym - first_data
-        data = self._equalize(spectra(first_data, n_ofdm), chan, first_data).reshape(-1)[:n_sym]
-        csi = np.tile(gain, n_ofdm)[:n_sym].astype(np.float32)
         snr = float(np.mean(np.abs(chan[self.active]) ** 2) / noise_var)
-        return RxBurst(self.base + start, header.length, header.seq, mcs.name, data.astype(np.complex64), csi,
-                       10 * np.log10(snr), cfo)
+        start_abs = self.base + start
+        return _Pending(start_abs, start_abs + self._burst_len(mcs, header.length), cfo, chan, gain,
+                        10 * np.log10(snr), header.length, header.seq, mcs)
+
+    def _finish(self, burst: _Pending) -> RxBurst:
+        """Equalize the payload of an analysed burst whose samples are all in the buffer."""
+        first_data = self.p.sync_symbols + self.p.header_symbols
+        n_sym = self._payload_symbols(burst.mcs, burst.length)
+        n_ofdm = (burst.end - burst.start) // self.p.symbol_len - first_data
+        spectra = self._spectra(burst.cfo, burst.start - self.base, first_data, n_ofdm)
+        data = self._equalize(spectra, burst.chan, first_data).reshape(-1)[:n_sym]
+        csi = np.tile(burst.gain, n_ofdm)[:n_sym].astype(np.float32)
+        return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64), csi,
+                       burst.snr_db, burst.cfo)
 
     def _fit_taps(self, y: np.ndarray) -> tuple[np.ndarray, float]:
         """Sparse impulse response by orthogonal matching pursuit over the delay grid.

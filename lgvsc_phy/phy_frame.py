@@ -71,11 +71,12 @@ class PhyFrameCodec:
         if cws == 0:
             return DecodedFrame(None, float("nan"), 0, 0)
         symbols = symbols[: cws * self.code.n // bps]
-        noise_var = self.constellation.noise_var_estimate(symbols)
         if csi is not None and len(csi) >= symbols.size:
             per_symbol = 1.0 / np.maximum(np.asarray(csi[: symbols.size], dtype=np.float32), 1e-6)
+            noise_var = float(np.mean(per_symbol))
             llr = self.constellation.llr(symbols, per_symbol)
         else:
+            noise_var = self.constellation.noise_var_estimate(symbols)
             llr = self.constellation.llr(symbols, noise_var)
         llr = llr.reshape(cws, self.code.n)
         result = self.code.decode(llr, self.max_iter)

@@ -40,6 +40,9 @@ def _grc_env() -> dict[str, str]:
     env["GRC_BLOCKS_PATH"] = os.pathsep.join(filter(None, [str(BLOCKS_DIR), env.get("GRC_BLOCKS_PATH")]))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
+    # Three flowgraphs share the cores: a BLAS thread pool per process would only contend.
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env.setdefault(var, "1")
     return env
 
 
