@@ -38,6 +38,7 @@ class SegmentType(IntEnum):
     KEYFRAME_TIMING = 2  # payload: keyframe count u16 | keyframe frame indices | shot cut frames, u32 each
     TEXT = 3  # payload: UTF-8 description of the keyframe interval ``index``
     MOTION = 4  # payload: per keyframe interval, mean motion in pixels/frame, float16 each
+    PSSS = 5  # payload: per keyframe, P(Yes) against the previous keyframe, u8 (x 255)
 
 
 @dataclass(frozen=True)

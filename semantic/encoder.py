@@ -10,8 +10,9 @@ import numpy as np
 
 from semantic.bitstream import SEGMENT_OVERHEAD, Segment, SegmentType, StreamHeader, pack_stream, pack_timing
 from semantic.image_codec import CodedImage, encode_image
-from semantic.keyframes import KeyframePlan, select_keyframes
+from semantic.keyframes import KeyframePlan, select_keyframes, select_keyframes_psss
 from semantic.motion import interval_motion
+from semantic.psss import get_psss
 from semantic.video_io import Video
 
 IMAGE_PREFIX = 8  # frame index u32 + coded width u16 + height u16 ahead of the image bytes
@@ -29,7 +30,8 @@ class EncoderConfig:
     keyframes: int | None = None  # fixed count instead of one derived from the budget
     bytes_per_keyframe: int = 900  # target at 640x272 when deriving the count; scales with sqrt(pixels)
     default_keyframe_bytes: int = 4000  # per keyframe when no budget is given
-    psss: str = "content-change"  # scorer that chose the keyframes (PSSS backends: later issue)
+    psss: str = "classical"  # PSSS backend: scores every keyframe against the previous one; "none" skips it
+    keyframe_mode: str = "error-model"  # or "psss": the paper's rule (S_rel > 0.35; budget mode with a budget)
     describe: str = "none"
 
 
@@ -48,10 +50,11 @@ RESERVED_CUTS = 16  # timing bytes reserved for shot cuts before they are known
 
 
 def fixed_overhead(keyframes: int, header: StreamHeader) -> int:
-    """Bytes that are not keyframe images: two header copies, timing twice, motion."""
+    """Bytes that are not keyframe images: two header copies, timing twice, motion, PSSS."""
     timing = SEGMENT_OVERHEAD + 2 + 4 * (keyframes + RESERVED_CUTS)
     motion = SEGMENT_OVERHEAD + 2 * max(keyframes - 1, 0)
-    return 2 * len(header.pack()) + 2 * timing + motion + keyframes * (SEGMENT_OVERHEAD + IMAGE_PREFIX)
+    psss = SEGMENT_OVERHEAD + keyframes
+    return 2 * len(header.pack()) + 2 * timing + motion + psss + keyframes * (SEGMENT_OVERHEAD + IMAGE_PREFIX)
 
 
 def keyframe_count(video: Video, config: EncoderConfig) -> int:
@@ -72,7 +75,8 @@ def keyframe_count(video: Video, config: EncoderConfig) -> int:
 def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
     info = video.info
     count = keyframe_count(video, config)
-    backends = {"keyframes": config.psss, "image": "webp", "describe": config.describe}
+    keyframes = f"psss:{config.psss}" if config.keyframe_mode == "psss" else "error-model"
+    backends = {"keyframes": keyframes, "psss": config.psss, "image": "webp", "describe": config.describe}
     while True:
         header = StreamHeader(info.width, info.height, info.fps, info.frames, count, backends)
         if config.byte_budget is None:
@@ -85,8 +89,18 @@ def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
     if per_image < MIN_IMAGE_BYTES:
         need = fixed_overhead(count, header) + count * MIN_IMAGE_BYTES
         raise EncoderError(f"byte budget {config.byte_budget} is below the minimum of {need} bytes for this video")
-    step = max(1, math.ceil(info.frames / MAX_CANDIDATES))
-    plan = select_keyframes(video.frames, count, candidate_step=step)
+    scorer = None if config.psss == "none" else get_psss(config.psss)
+    if config.keyframe_mode == "psss":
+        if scorer is None:
+            raise EncoderError("keyframe mode 'psss' needs a PSSS backend")
+        plan, p_prev = select_keyframes_psss(video.frames, float(info.fps), count, scorer)
+    elif config.keyframe_mode == "error-model":
+        step = max(1, math.ceil(info.frames / MAX_CANDIDATES))
+        plan = select_keyframes(video.frames, count, candidate_step=step)
+        pairs = list(zip(plan.frames[:-1], plan.frames[1:], strict=True))
+        p_prev = [1.0] + list(scorer.score([(video.frames[a], video.frames[b]) for a, b in pairs])) if scorer else []
+    else:
+        raise EncoderError(f"unknown keyframe mode {config.keyframe_mode!r}; known: error-model, psss")
     cuts = plan.cuts[:RESERVED_CUTS]  # more cuts than that only cost the decoder a blend
     images = [encode_image(video.frames[t], per_image) for t in plan.frames]
     motion = interval_motion(video.frames, plan.frames)
@@ -97,9 +111,12 @@ def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
         for i, (t, img) in enumerate(zip(plan.frames, images, strict=True))
     ]
     segments.append(Segment(SegmentType.MOTION, 0, np.asarray(motion, dtype=">f2").tobytes()))
+    if p_prev:
+        segments.append(Segment(SegmentType.PSSS, 0, bytes(round(255 * p) for p in p_prev)))
     segments.append(timing)  # timing is tiny and says which keyframes are missing: send it twice
     data = pack_stream(header, segments)
     sizes = {"header": 2 * len(header.pack()), "timing": 2 * len(timing.pack()),
              "keyframe_images": sum(len(s.pack()) for s in segments if s.type == SegmentType.KEYFRAME_IMAGE),
-             "motion": len(segments[-2].pack())}
+             "motion": sum(len(s.pack()) for s in segments if s.type == SegmentType.MOTION),
+             "psss": sum(len(s.pack()) for s in segments if s.type == SegmentType.PSSS)}
     return EncodedVideo(data, plan, images, motion, header, sizes)

@@ -139,3 +139,116 @@ def _shot_cost(model: _ErrorModel, shot: tuple[int, int], keys: list[int], chose
         return model.shot(shot[0], shot[1], keys)
     nearest = min(chosen, key=lambda k: min(abs(k - shot[0]), abs(k - shot[1])))
     return model.hold(nearest, shot[0], shot[1])
+
+
+# ---------------------------------------------------------------------------------------------
+# PSSS-guided selection (the LGVSC paper's rule, plus a budget mode)
+# ---------------------------------------------------------------------------------------------
+
+CANDIDATE_SPACING_S = 0.2
+PAPER_THRESHOLD = 0.35  # new keyframe when S_rel against the last keyframe exceeds this
+
+
+def candidate_frames(total: int, fps: float, cuts: list[int], spacing_s: float = CANDIDATE_SPACING_S) -> list[int]:
+    """Every ``spacing_s`` seconds, plus each cut's first frame (so keyframes land on cuts)."""
+    step = max(1, round(spacing_s * fps))
+    return sorted(set(range(0, total, step)) | {c for c in cuts if 0 < c < total} | {total - 1})
+
+
+class PairScores:
+    """PSSS P(Yes) of frame pairs, each pair scored once (selection revisits pairs)."""
+
+    def __init__(self, frames: np.ndarray, scorer, focus: str = "general") -> None:  # noqa: ANN001
+        self.frames, self.scorer, self.focus = frames, scorer, focus
+        self.cache: dict[tuple[int, int], float] = {}
+        self._features: dict[int, object] = {}
+
+    def p_yes(self, a: int, b: int) -> float:
+        key = (a, b)
+        if key not in self.cache:
+            if hasattr(self.scorer, "features"):  # classical: reuse per-frame features
+                fa = self._features.setdefault(a, self.scorer.features(self.frames[a]))
+                fb = self._features.setdefault(b, self.scorer.features(self.frames[b]))
+                self.cache[key] = self.scorer.probability(self.scorer.statistics(fa, fb))
+            else:
+                self.cache[key] = float(self.scorer.score([(self.frames[a], self.frames[b])], self.focus)[0])
+        return self.cache[key]
+
+
+def psss_keyframes(candidates: list[int], scores: PairScores, threshold: float,
+                   cuts: frozenset[int] = frozenset()) -> list[int]:
+    """The paper's rule: walk the candidates; a candidate whose S_rel = 1 - 2 P(Yes) against the
+    last keyframe exceeds ``threshold`` becomes a keyframe. First and last always, and the first
+    frame of every hard cut (the decoder must not blend across it)."""
+    keys = [candidates[0]]
+    for c in candidates[1:-1]:
+        if c in cuts or 1 - 2 * scores.p_yes(keys[-1], c) > threshold:
+            keys.append(c)
+    if candidates[-1] != keys[-1]:
+        keys.append(candidates[-1])
+    return keys
+
+
+def psss_keyframes_for_count(candidates: list[int], scores: PairScores, count: int,
+                             cuts: frozenset[int] = frozenset()) -> tuple[list[int], float]:
+    """Budget mode: the lowest threshold (most keyframes) whose selection fits ``count``; cuts
+    are kept while the count allows, strongest first."""
+    lo, hi = -1.0, 1.0  # S_rel range; at hi only first, last and cuts remain
+    best = psss_keyframes(candidates, scores, hi, cuts)
+    best_threshold = hi
+    if len(best) > count:
+        return sorted(best[:1] + best[-1:] + sorted(cuts)[: max(0, count - 2)]), hi
+    for _ in range(14):
+        mid = (lo + hi) / 2
+        keys = psss_keyframes(candidates, scores, mid, cuts)
+        if len(keys) <= count:
+            best, best_threshold, hi = keys, mid, mid
+        else:
+            lo = mid
+    return best, best_threshold
+
+
+def select_keyframes_psss(frames: np.ndarray, fps: float, count: int | None, scorer,  # noqa: ANN001
+                          threshold: float = PAPER_THRESHOLD) -> tuple[KeyframePlan, list[float]]:
+    """PSSS-guided keyframes: the paper's threshold rule, or with ``count`` the budget mode;
+    a budget left over after the semantic changes are covered goes to the error model's picks.
+    Returns the plan and each keyframe's P(Yes) against the previous keyframe (1 for the first)."""
+    total = len(frames)
+    change = change_scores(thumbnails(frames))
+    cuts = detect_cuts(change)
+    scores = PairScores(frames, scorer)
+    candidates = candidate_frames(total, fps, cuts)
+    cut_set = frozenset(cuts)
+    if count is None:
+        keys = psss_keyframes(candidates, scores, threshold, cut_set)
+    else:
+        keys, _ = psss_keyframes_for_count(candidates, scores, max(count, min(2, total)), cut_set)
+        if len(keys) < count:
+            keys = _fill_by_error(frames, keys, cuts, count)
+    plan = KeyframePlan(sorted(set(keys)), cuts, change)
+    p_prev = [1.0] + [scores.p_yes(a, b) for a, b in zip(plan.frames[:-1], plan.frames[1:], strict=True)]
+    return plan, p_prev
+
+
+def _fill_by_error(frames: np.ndarray, keys: list[int], cuts: list[int], count: int) -> list[int]:
+    """Add keyframes where the decoder's error model gains most, keeping the given ones."""
+    model = _ErrorModel(thumbnails(frames, MODEL_THUMB))
+    shots = shot_ranges(cuts, len(frames))
+    chosen = sorted(set(keys))
+    shot_of = lambda t: next(s for s in shots if s[0] <= t <= s[1])  # noqa: E731
+    in_shot = {s: [k for k in chosen if s[0] <= k <= s[1]] for s in shots}
+    costs = {s: _shot_cost(model, s, in_shot[s], chosen) for s in shots}
+    candidates = sorted(set(range(len(frames))) - set(chosen))
+    while len(chosen) < count and candidates:
+        best, best_gain, best_cost = None, -math.inf, 0.0
+        for c in candidates:
+            s = shot_of(c)
+            new_cost = model.shot(s[0], s[1], sorted(in_shot[s] + [c]))
+            if costs[s] - new_cost > best_gain:
+                best, best_gain, best_cost = c, costs[s] - new_cost, new_cost
+        s = shot_of(best)
+        in_shot[s] = sorted(in_shot[s] + [best])
+        costs[s] = best_cost
+        chosen = sorted(chosen + [best])
+        candidates.remove(best)
+    return chosen

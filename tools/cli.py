@@ -37,7 +37,7 @@ def _budget(args: argparse.Namespace, source_values: int) -> int | None:
 def cmd_encode(args: argparse.Namespace) -> int:
     video = read_video(args.input, args.max_frames)
     config = EncoderConfig(byte_budget=_budget(args, video.info.source_values), keyframes=args.keyframes,
-                           describe=args.describe)
+                           describe=args.describe, psss=args.psss, keyframe_mode=args.keyframe_mode)
     encoded = encode_video(video, config)
     Path(args.output).write_bytes(encoded.data)
     print(f"{args.output}: {len(encoded.data)} bytes, {len(encoded.plan.frames)} keyframes "
@@ -78,6 +78,8 @@ def inspect_stream(data: bytes) -> dict:
                 out["timing"] = {"keyframe_frames": frames, "shot_cuts": cuts}
             except BitstreamError as exc:
                 out["timing"] = {"error": str(exc)}
+        elif seg.type == SegmentType.PSSS:
+            out["psss_vs_previous"] = [round(b / 255, 3) for b in seg.payload]
         elif seg.type == SegmentType.MOTION:
             out["motion_px_per_frame"] = [round(float(v), 2) for v in np.frombuffer(seg.payload, dtype=">f2")]
         elif seg.type == SegmentType.TEXT:
@@ -96,11 +98,13 @@ def _print_inspection(info: dict) -> None:
     if "keyframe_frames" in timing:
         print(f"keyframes at frames {timing['keyframe_frames']}; shot cuts at {timing['shot_cuts'] or 'none'}")
     motion = info.get("motion_px_per_frame", [])
+    psss = info.get("psss_vs_previous", [])
     for kf in info["keyframes"]:
         t = f"{kf['time_s']:7.2f} s" if kf["time_s"] is not None else "      ?"
         m = f", motion to next {motion[kf['index']]:.1f} px/frame" if kf["index"] < len(motion) else ""
+        p = f", PSSS vs previous {psss[kf['index']]:.2f}" if kf["index"] < len(psss) and kf["index"] else ""
         print(f"  keyframe {kf['index']:3d}: frame {kf['frame']:5d} at {t}, WebP {kf['coded_size']}, "
-              f"{kf['bytes']} bytes{m}")
+              f"{kf['bytes']} bytes{p}{m}")
     for text in info.get("text", []):
         print(f"  text {text['interval']}: {text['text']}")
     print(f"segments: {len(info['segments'])} intact, {info['corrupt_regions']} damaged/missing stretch(es)")
@@ -137,9 +141,10 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     from tools.loopback import LoopbackOptions, run_loopback
     from tools.report_html import write_html
 
-    opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, args.cbr, args.channel, args.mcs,
-                           args.cfo, args.timing_offset, args.doppler, args.phase_noise, args.seed, args.decoder,
-                           args.base_port, args.max_frames, deadline_s=args.deadline)
+    opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, cbr=args.cbr, channel=args.channel,
+                           mcs=args.mcs, cfo=args.cfo, timing_offset=args.timing_offset, doppler=args.doppler,
+                           phase_noise=args.phase_noise, seed=args.seed, decoder=args.decoder, psss=args.psss,
+                           base_port=args.base_port, max_frames=args.max_frames, deadline_s=args.deadline)
     result = run_loopback(opts)
     r = result.report
     if args.report:
@@ -248,7 +253,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bytes", type=int, help="byte budget of the whole bitstream")
     e.add_argument("--keyframes", type=int, help="fixed keyframe count instead of one derived from the budget")
     e.add_argument("--mcs", default="qpsk-1/2", help="MCS used to turn --cbr into bytes (default qpsk-1/2)")
-    e.add_argument("--psss", default="classical", help="keyframe scorer (only the content-change model exists yet)")
+    e.add_argument("--psss", default="classical",
+                   help="PSSS backend: classical (CPU, calibrated image statistics), mllm:<HF id or path>, none")
+    e.add_argument("--keyframe-mode", default="error-model", choices=["error-model", "psss"],
+                   help="error-model: where the decoder gains most (default); psss: the paper's S_rel > 0.35 rule")
     e.add_argument("--describe", default="none", help="description backend (none)")
     e.add_argument("--max-frames", type=int, help="encode only the first N frames")
     e.set_defaults(func=cmd_encode)
@@ -285,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--phase-noise", type=float, default=0.0, help="phase noise magnitude in radians")
     lb.add_argument("--seed", type=int, default=1, help="channel noise seed")
     lb.add_argument("--decoder", default="interp")
+    lb.add_argument("--psss", default="classical", help="PSSS backend for keyframe scores and the report")
     lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")
     lb.add_argument("--max-frames", type=int, help="send only the first N frames")
     lb.add_argument("--deadline", type=float, default=600.0, help="give up on the link after this many seconds")

@@ -18,6 +18,7 @@ from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, encode_video
 from semantic.metrics import psnr_frames, ssim_frames
+from semantic.psss import get_psss
 from semantic.video_io import Video, read_video, write_video
 
 
@@ -35,6 +36,7 @@ class LoopbackOptions:
     phase_noise: float = 0.0
     seed: int = 1
     decoder: str = "interp"
+    psss: str = "classical"
     base_port: int = 52001
     max_frames: int | None = None
     idle_timeout_s: float = 3.0
@@ -49,6 +51,14 @@ class LoopbackResult:
     decoded: DecodedVideo
     transfer: TransferResult
     psnr_per_frame: np.ndarray
+
+
+def semantic_similarity(source: np.ndarray, output: np.ndarray, backend: str, samples: int = 24) -> float | None:
+    """Mean PSSS P(Yes) between source and reconstructed frames at evenly spaced instants."""
+    if backend == "none" or len(source) == 0:
+        return None
+    picks = np.unique(np.linspace(0, len(source) - 1, min(samples, len(source))).round().astype(int))
+    return float(np.mean(get_psss(backend).score([(source[t], output[t]) for t in picks])))
 
 
 def choose_mcs(name: str, snr_db: float) -> Mcs:
@@ -74,7 +84,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     on_air_budget, budget = stream_budget(mcs, opts.cbr, info.source_values)
     t = time.monotonic()
     try:
-        encoded = encode_video(source, EncoderConfig(byte_budget=budget))
+        encoded = encode_video(source, EncoderConfig(byte_budget=budget, psss=opts.psss))
     except EncoderError as exc:
         raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
     timings["encode_s"] = time.monotonic() - t
@@ -103,6 +113,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     compare = min(frames_out, info.frames)
     per_frame_psnr = psnr_frames(source.frames[:compare], decoded.frames[:compare])
     ssim_value = float(ssim_frames(source.frames[:compare], decoded.frames[:compare]).mean())
+    psss_value = semantic_similarity(source.frames[:compare], decoded.frames[:compare], opts.psss)
     timings["metrics_s"] = time.monotonic() - t
 
     pdu_sizes = [len(p.pack()) for p in split_stream(encoded.data, 1, mcs.max_link_pdu_bytes)]
@@ -150,7 +161,8 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "shot_cuts": encoded.plan.cuts,
         "psnr_db": float(per_frame_psnr.mean()),
         "ssim": ssim_value,
-        "psss": None,  # no PSSS scorer yet: keyframes come from the content-change model
+        "psss": psss_value,  # mean P(same content) of source vs output frames, every 0.2 s
+        "psss_backend": opts.psss,
         "backends": {**encoded.header.backends, "decoder": decoded.backend},
         "decoder_notes": decoded.notes,
         "timings": timings,
