@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
+import cv2
 import numpy as np
 
 from semantic.bitstream import BitstreamError, ParsedStream, SegmentType, StreamHeader, parse_stream, unpack_timing
@@ -65,8 +66,32 @@ def shot_ranges(cuts: list[int], total: int) -> list[tuple[int, int]]:
     return list(zip(starts, [s - 1 for s in starts[1:]] + [total - 1], strict=True))
 
 
-def interp_frames(keyframes: list[Keyframe], header: StreamHeader, cuts: list[int]) -> np.ndarray:
-    """Per shot: cross-fade between its keyframes, hold before the first and after the last.
+@dataclass(frozen=True)
+class SideInfo:
+    """What the bitstream says beside the keyframes (any of it may have been lost)."""
+
+    cuts: list[int] = field(default_factory=list)
+    keyframe_frames: list[int] = field(default_factory=list)  # as sent (timing segment)
+    motion: list[float] = field(default_factory=list)  # px/frame per sent keyframe interval
+
+    def path_length(self, a: int, b: int) -> float | None:
+        """Pixels the content travels from frame a to b by the motion side information."""
+        if len(self.motion) + 1 != len(self.keyframe_frames):
+            return None
+        total = 0.0
+        for (lo, hi), m in zip(zip(self.keyframe_frames[:-1], self.keyframe_frames[1:], strict=True), self.motion,
+                               strict=True):
+            overlap = min(hi, b) - max(lo, a)
+            if overlap > 0:
+                total += float(m) * overlap
+        return total
+
+
+Tween = Callable[[Keyframe, Keyframe, np.ndarray, SideInfo], None]  # fills out[a.frame + 1 : b.frame]
+
+
+def _render(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo, tween: Tween) -> np.ndarray:
+    """Per shot: ``tween`` between its keyframes, hold before the first and after the last.
 
     A shot whose keyframes were all lost shows the nearest received keyframe; with none at all
     the output is mid-grey. Never blends across a cut.
@@ -75,7 +100,7 @@ def interp_frames(keyframes: list[Keyframe], header: StreamHeader, cuts: list[in
     if not keyframes:
         out.fill(128)
         return out
-    for lo, hi in shot_ranges(cuts, header.frames):
+    for lo, hi in shot_ranges(side.cuts, header.frames):
         inside = [k for k in keyframes if lo <= k.frame <= hi]
         if not inside:
             nearest = min(keyframes, key=lambda k: min(abs(k.frame - lo), abs(k.frame - hi)))
@@ -84,16 +109,82 @@ def interp_frames(keyframes: list[Keyframe], header: StreamHeader, cuts: list[in
         out[lo : inside[0].frame + 1] = inside[0].image
         out[inside[-1].frame : hi + 1] = inside[-1].image
         for a, b in zip(inside[:-1], inside[1:], strict=True):
-            fa, fb = a.image.astype(np.float32), b.image.astype(np.float32)
-            for t in range(a.frame + 1, b.frame):
-                alpha = (t - a.frame) / (b.frame - a.frame)
-                out[t] = np.clip((1 - alpha) * fa + alpha * fb + 0.5, 0, 255).astype(np.uint8)
+            tween(a, b, out, side)
             out[b.frame] = b.image
     return out
 
 
-Backend = Callable[[list[Keyframe], StreamHeader, list[int]], np.ndarray]
-DECODERS: dict[str, Backend] = {"interp": interp_frames}
+def _crossfade(a: Keyframe, b: Keyframe, out: np.ndarray, side: SideInfo | None = None) -> None:
+    fa, fb = a.image.astype(np.float32), b.image.astype(np.float32)
+    for t in range(a.frame + 1, b.frame):
+        alpha = (t - a.frame) / (b.frame - a.frame)
+        out[t] = np.clip((1 - alpha) * fa + alpha * fb + 0.5, 0, 255).astype(np.uint8)
+
+
+FLOW_WIDTH = 320  # optical flow on a copy this wide; flows are scaled back up
+STRAIGHT_MOTION_RATIO = 4.0  # path length / net displacement beyond which motion is not one straight move
+
+
+def _flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Dense flow src -> dst at full resolution (DIS on a small grey copy, scaled back up)."""
+    h, w = src.shape[:2]
+    width = min(FLOW_WIDTH, w)
+    height = max(8, round(h * width / w))
+    grey = [cv2.resize(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (width, height), interpolation=cv2.INTER_AREA)
+            for x in (src, dst)]
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    small = dis.calc(grey[0], grey[1], None)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) * (w / width)
+
+
+def _motion_compensated(a: Keyframe, b: Keyframe, out: np.ndarray, side: SideInfo) -> None:
+    """Warp both keyframes along the optical flow between them and blend by time.
+
+    Frame t (alpha of the way from a to b) samples a at x - alpha * F_ab(x) and b at
+    x - (1 - alpha) * F_ba(x). Where the two flows disagree (occlusions, content the flow cannot
+    follow) the warp is not trusted and the pixel falls back to the plain cross-fade. The motion
+    side information decides whether straight-line motion is plausible at all: if the content
+    travelled far more than the net displacement between the keyframes (it moved and came back,
+    or the flow failed), the whole interval is cross-faded.
+    """
+    if b.frame - a.frame < 2:
+        return
+    f_ab, f_ba = _flow(a.image, b.image), _flow(b.image, a.image)
+    path = side.path_length(a.frame, b.frame)
+    net = float(np.median(np.linalg.norm(f_ab, axis=2)))
+    if path is not None and path > STRAIGHT_MOTION_RATIO * max(net, 1.0):
+        _crossfade(a, b, out)
+        return
+    h, w = a.image.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    # Forward-backward check: following F_ab then F_ba should return to the start.
+    back = cv2.remap(f_ba, gx + f_ab[..., 0], gy + f_ab[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    error = np.linalg.norm(f_ab + back, axis=2)
+    trust = np.clip(1.5 - error / 2.0, 0.0, 1.0)[..., None]  # 1 up to 1 px disagreement, 0 from 3 px
+    fa, fb = a.image.astype(np.float32), b.image.astype(np.float32)
+    for t in range(a.frame + 1, b.frame):
+        alpha = (t - a.frame) / (b.frame - a.frame)
+        wa = cv2.remap(a.image, gx - alpha * f_ab[..., 0], gy - alpha * f_ab[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        wb = cv2.remap(b.image, gx - (1 - alpha) * f_ba[..., 0], gy - (1 - alpha) * f_ba[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
+        warped = (1 - alpha) * wa + alpha * wb
+        plain = (1 - alpha) * fa + alpha * fb
+        out[t] = np.clip(trust * warped + (1 - trust) * plain + 0.5, 0, 255).astype(np.uint8)
+
+
+def interp_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> np.ndarray:
+    """``interp``: motion-compensated interpolation between the keyframes of each shot."""
+    return _render(keyframes, header, side, _motion_compensated)
+
+
+def crossfade_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> np.ndarray:
+    """``crossfade``: the plain blend ``interp`` is measured against."""
+    return _render(keyframes, header, side, _crossfade)
+
+
+Backend = Callable[[list[Keyframe], StreamHeader, SideInfo], np.ndarray]
+DECODERS: dict[str, Backend] = {"interp": interp_frames, "crossfade": crossfade_frames}
 
 
 def get_decoder(name: str) -> Backend:
@@ -121,5 +212,7 @@ def decode_bitstream(data: bytes, decoder: str = "interp") -> DecodedVideo:
         notes.append("timing segment lost: shot cuts unknown, blending across them")
     if parsed.corrupt_regions:
         notes.append(f"{parsed.corrupt_regions} damaged or missing stretch(es) skipped")
-    frames = backend(keyframes, header, cuts)
+    motion_segments = parsed.of_type(SegmentType.MOTION)
+    motion = [float(v) for v in np.frombuffer(motion_segments[0].payload, dtype=">f2")] if motion_segments else []
+    frames = backend(keyframes, header, SideInfo(cuts, expected, motion))
     return DecodedVideo(frames, header.fps, header, expected, [k.frame for k in keyframes], decoder, notes)

@@ -136,3 +136,17 @@ def test_parse_never_raises_on_garbage() -> None:
     for _ in range(200):
         parse_stream(rng.bytes(int(rng.integers(0, 400))))
     assert parse_stream(b"").header is None
+
+
+def test_motion_compensated_interp_beats_crossfade(bikes_video) -> None:  # noqa: ANN001
+    """Measured on bikes (15 kB) and bigbuckbunny (7.6 kB): interp 20.30 / 21.31 dB against
+    cross-fade 20.20 / 21.06 dB; both keep exact length and timing."""
+    from tools.sample_videos import sample_video
+
+    gains = []
+    for video, budget in ((bikes_video, 15000), (read_video(sample_video("bigbuckbunny")), 7600)):
+        data = encode_video(video, EncoderConfig(byte_budget=budget)).data
+        mc, fade = decode_bitstream(data, "interp"), decode_bitstream(data, "crossfade")
+        assert mc.frames.shape == fade.frames.shape == video.frames.shape
+        gains.append(psnr(video.frames, mc.frames) - psnr(video.frames, fade.frames))
+    assert min(gains) > 0.05, gains
