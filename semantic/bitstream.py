@@ -101,9 +101,9 @@ class ParsedStream:
         return [s for s in self.segments if s.type == kind]
 
 
-def pack_stream(header: StreamHeader, segments: list[Segment]) -> bytes:
+def pack_stream(header: StreamHeader, segments: list[Segment], trailing_header: bool = True) -> bytes:
     head = header.pack()
-    return head + b"".join(s.pack() for s in segments) + head
+    return head + b"".join(s.pack() for s in segments) + (head if trailing_header else b"")
 
 
 def parse_stream(data: bytes) -> ParsedStream:

@@ -10,14 +10,21 @@ import numpy as np
 
 from semantic.bitstream import SEGMENT_OVERHEAD, Segment, SegmentType, StreamHeader, pack_stream, pack_timing
 from semantic.image_codec import CodedImage, encode_image
-from semantic.keyframes import KeyframePlan, select_keyframes, select_keyframes_psss
+from semantic.keyframes import (
+    KeyframePlan,
+    change_scores,
+    detect_cuts,
+    select_keyframes,
+    select_keyframes_psss,
+    thumbnails,
+)
 from semantic.motion import interval_motion
 from semantic.psss import get_psss
 from semantic.video_io import Video
 
 IMAGE_PREFIX = 8  # frame index u32 + coded width u16 + height u16 ahead of the image bytes
 KEYFRAME_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
-MIN_IMAGE_BYTES = 200
+MIN_IMAGE_BYTES = 120  # a WebP thumbnail still says something at this size
 
 
 class EncoderError(ValueError):
@@ -46,15 +53,46 @@ class EncodedVideo:
 
 
 MAX_CANDIDATES = 1500  # keyframe candidates per video: every frame for short clips, sparser beyond
-RESERVED_CUTS = 16  # timing bytes reserved for shot cuts before they are known
+MAX_CUTS = 64  # cuts sent in the timing segment; more only cost the decoder a blend
 
 
-def fixed_overhead(keyframes: int, header: StreamHeader) -> int:
-    """Bytes that are not keyframe images: two header copies, timing twice, motion, PSSS."""
-    timing = SEGMENT_OVERHEAD + 2 + 4 * (keyframes + RESERVED_CUTS)
-    motion = SEGMENT_OVERHEAD + 2 * max(keyframes - 1, 0)
-    psss = SEGMENT_OVERHEAD + keyframes
-    return 2 * len(header.pack()) + 2 * timing + motion + psss + keyframes * (SEGMENT_OVERHEAD + IMAGE_PREFIX)
+@dataclass(frozen=True)
+class Layout:
+    """What the stream carries besides keyframe images; redundancy goes first when bytes are short."""
+
+    keyframes: int
+    cuts: int
+    header_bytes: int
+    psss: bool
+    repeat_timing: bool = True  # timing again at the end: it says which keyframes went missing
+    trailing_header: bool = True  # header again at the end: survives the loss of the first PDU
+
+    @property
+    def overhead(self) -> int:
+        timing = SEGMENT_OVERHEAD + 2 + 4 * (self.keyframes + self.cuts)
+        motion = SEGMENT_OVERHEAD + 2 * max(self.keyframes - 1, 0)
+        psss = SEGMENT_OVERHEAD + self.keyframes if self.psss else 0
+        images = self.keyframes * (SEGMENT_OVERHEAD + IMAGE_PREFIX)
+        return (self.header_bytes * (1 + self.trailing_header) + timing * (1 + self.repeat_timing) + motion + psss
+                + images)
+
+
+def plan_layout(budget: int | None, count: int, cuts: int, header_bytes: int, psss: bool) -> tuple[Layout, int]:
+    """Keyframe count, redundancy and bytes per image that fit ``budget``."""
+    if budget is None:
+        return Layout(count, cuts, header_bytes, psss), 0
+    floor = min(2, count)
+    while True:
+        for repeat_timing, trailing in ((True, True), (False, True), (False, False)):
+            layout = Layout(count, cuts, header_bytes, psss, repeat_timing, trailing)
+            per_image = (budget - layout.overhead) // count
+            # Redundancy is kept while the images still get three times their floor.
+            if per_image >= (3 * MIN_IMAGE_BYTES if trailing and repeat_timing else MIN_IMAGE_BYTES):
+                return layout, per_image
+        if count <= floor:
+            need = layout.overhead + count * MIN_IMAGE_BYTES
+            raise EncoderError(f"byte budget {budget} is below the minimum of {need} bytes for this video")
+        count -= 1
 
 
 def keyframe_count(video: Video, config: EncoderConfig) -> int:
@@ -74,21 +112,15 @@ def keyframe_count(video: Video, config: EncoderConfig) -> int:
 
 def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
     info = video.info
-    count = keyframe_count(video, config)
-    keyframes = f"psss:{config.psss}" if config.keyframe_mode == "psss" else "error-model"
-    backends = {"keyframes": keyframes, "psss": config.psss, "image": "webp", "describe": config.describe}
-    while True:
-        header = StreamHeader(info.width, info.height, info.fps, info.frames, count, backends)
-        if config.byte_budget is None:
-            per_image = config.default_keyframe_bytes
-            break
-        per_image = (config.byte_budget - fixed_overhead(count, header)) // count
-        if per_image >= MIN_IMAGE_BYTES or count <= min(2, info.frames):
-            break
-        count -= 1
-    if per_image < MIN_IMAGE_BYTES:
-        need = fixed_overhead(count, header) + count * MIN_IMAGE_BYTES
-        raise EncoderError(f"byte budget {config.byte_budget} is below the minimum of {need} bytes for this video")
+    keyframes = "psss" if config.keyframe_mode == "psss" else "error-model"
+    backends = {"kf": keyframes, "psss": config.psss, "img": "rd", "desc": config.describe}
+    n_cuts = min(MAX_CUTS, len(detect_cuts(change_scores(thumbnails(video.frames)))))
+    probe = StreamHeader(info.width, info.height, info.fps, info.frames, 0, backends)
+    layout, per_image = plan_layout(config.byte_budget, keyframe_count(video, config), n_cuts, len(probe.pack()),
+                                    config.psss != "none")
+    per_image = per_image or config.default_keyframe_bytes
+    count = layout.keyframes
+    header = StreamHeader(info.width, info.height, info.fps, info.frames, count, backends)
     scorer = None if config.psss == "none" else get_psss(config.psss)
     if config.keyframe_mode == "psss":
         if scorer is None:
@@ -101,7 +133,7 @@ def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
         p_prev = [1.0] + list(scorer.score([(video.frames[a], video.frames[b]) for a, b in pairs])) if scorer else []
     else:
         raise EncoderError(f"unknown keyframe mode {config.keyframe_mode!r}; known: error-model, psss")
-    cuts = plan.cuts[:RESERVED_CUTS]  # more cuts than that only cost the decoder a blend
+    cuts = plan.cuts[:MAX_CUTS]
     images = [encode_image(video.frames[t], per_image) for t in plan.frames]
     motion = interval_motion(video.frames, plan.frames)
     timing = Segment(SegmentType.KEYFRAME_TIMING, 0, pack_timing(plan.frames, cuts))
@@ -113,9 +145,11 @@ def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
     segments.append(Segment(SegmentType.MOTION, 0, np.asarray(motion, dtype=">f2").tobytes()))
     if p_prev:
         segments.append(Segment(SegmentType.PSSS, 0, bytes(round(255 * p) for p in p_prev)))
-    segments.append(timing)  # timing is tiny and says which keyframes are missing: send it twice
-    data = pack_stream(header, segments)
-    sizes = {"header": 2 * len(header.pack()), "timing": 2 * len(timing.pack()),
+    if layout.repeat_timing:
+        segments.append(timing)
+    data = pack_stream(header, segments, trailing_header=layout.trailing_header)
+    sizes = {"header": len(header.pack()) * (1 + layout.trailing_header),
+             "timing": len(timing.pack()) * (1 + layout.repeat_timing),
              "keyframe_images": sum(len(s.pack()) for s in segments if s.type == SegmentType.KEYFRAME_IMAGE),
              "motion": sum(len(s.pack()) for s in segments if s.type == SegmentType.MOTION),
              "psss": sum(len(s.pack()) for s in segments if s.type == SegmentType.PSSS)}

@@ -1,4 +1,6 @@
-"""Keyframe images at a byte budget: WebP through Pillow, resolution scaled as part of the budget."""
+"""Keyframe images at a byte budget: the image codec (WebP or AVIF through Pillow) and the
+resolution are chosen per keyframe by rate-distortion: whichever reconstructs the frame best
+within the budget (tools/bench_codec.py measures the codecs against each other)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import io
 from dataclasses import dataclass
 
 import numpy as np
-from PIL import Image
+from PIL import Image, features
 
 MIN_SIDE = 16  # below this a keyframe carries nothing useful
 
@@ -17,20 +19,28 @@ class CodedImage:
     width: int  # coded resolution (the decoder scales back to the stream's size)
     height: int
     quality: int
+    codec: str = "webp"
+    psnr_db: float = 0.0  # of the reconstruction at full size, as the encoder measured it
 
 
-def _webp(img: Image.Image, quality: int) -> bytes:
+CODECS = ("webp", "avif") if features.check("avif") else ("webp",)
+
+
+def _save(img: Image.Image, quality: int, codec: str) -> bytes:
     buf = io.BytesIO()
-    img.save(buf, format="WEBP", quality=quality, method=4)  # 6 is ~2x slower for ~3 % smaller
+    if codec == "webp":
+        img.save(buf, format="WEBP", quality=quality, method=4)  # 6 is ~2x slower for ~3 % smaller
+    else:
+        img.save(buf, format="AVIF", quality=quality, speed=8)
     return buf.getvalue()
 
 
-def _best_quality(img: Image.Image, max_bytes: int) -> tuple[bytes, int] | None:
+def _best_quality(img: Image.Image, max_bytes: int, codec: str = "webp") -> tuple[bytes, int] | None:
     """Highest quality (binary search, 0..100) whose size fits, or None if even 0 does not."""
     lo, hi, best = 0, 100, None
     while lo <= hi:
         mid = (lo + hi) // 2
-        data = _webp(img, mid)
+        data = _save(img, mid, codec)
         if len(data) <= max_bytes:
             best, lo = (data, mid), mid + 1
         else:
@@ -45,18 +55,30 @@ def _scaled(full: Image.Image, scale: float) -> Image.Image:
     return full.resize((max(MIN_SIDE, round(w * scale)), max(MIN_SIDE, round(h * scale))), Image.LANCZOS)
 
 
-def encode_image(rgb: np.ndarray, max_bytes: int, min_quality: int = 30) -> CodedImage:
-    """Largest resolution at which ``min_quality`` fits ``max_bytes``, then the best quality there.
+def encode_image(rgb: np.ndarray, max_bytes: int, min_quality: int = 30,
+                 codecs: tuple[str, ...] = CODECS) -> CodedImage:
+    """The best reconstruction within ``max_bytes`` over ``codecs``; each codec gets the largest
+    resolution at which ``min_quality`` fits, then the best quality there."""
+    best = None
+    for codec in codecs:
+        coded = _encode_with(rgb, max_bytes, min_quality, codec)
+        if coded is not None and (best is None or coded.psnr_db > best.psnr_db):
+            best = coded
+    if best is None:
+        h, w = rgb.shape[:2]
+        raise ValueError(f"a {w}x{h} keyframe cannot fit {max_bytes} bytes at any size")
+    return best
 
-    At low budgets a smaller, cleaner image beats a full-size blocky one. The scale is found by
-    bisection (size grows with scale), then quality by bisection at that scale.
-    """
+
+def _encode_with(rgb: np.ndarray, max_bytes: int, min_quality: int, codec: str) -> CodedImage | None:
+    """At low budgets a smaller, cleaner image beats a full-size blocky one. The scale is found by
+    bisection (size grows with scale), then quality by bisection at that scale."""
     full = Image.fromarray(rgb)
     lo, hi = MIN_SIDE / min(full.size), 1.0
-    if len(_webp(_scaled(full, hi), min_quality)) > max_bytes:
+    if len(_save(_scaled(full, hi), min_quality, codec)) > max_bytes:
         for _ in range(7):
             mid = (lo + hi) / 2
-            if len(_webp(_scaled(full, mid), min_quality)) <= max_bytes:
+            if len(_save(_scaled(full, mid), min_quality, codec)) <= max_bytes:
                 lo = mid
             else:
                 hi = mid
@@ -64,10 +86,12 @@ def encode_image(rgb: np.ndarray, max_bytes: int, min_quality: int = 30) -> Code
     else:
         scale = 1.0
     img = _scaled(full, scale)
-    found = _best_quality(img, max_bytes)
+    found = _best_quality(img, max_bytes, codec)
     if found is None:
-        raise ValueError(f"a {full.width}x{full.height} keyframe cannot fit {max_bytes} bytes at any size")
-    return CodedImage(found[0], img.width, img.height, found[1])
+        return None
+    back = decode_image(found[0], full.width, full.height).astype(np.float64)
+    mse = float(np.mean((back - rgb) ** 2))
+    return CodedImage(found[0], img.width, img.height, found[1], codec, 10 * np.log10(255**2 / max(mse, 1e-9)))
 
 
 def decode_image(data: bytes, width: int, height: int) -> np.ndarray:

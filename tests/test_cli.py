@@ -69,7 +69,7 @@ def test_encode_inspect_decode_evaluate(bikes: Path, tmp_path: Path) -> None:
     info = json.loads(lgvsc("inspect", lgv, "--json").stdout)
     assert (info["width"], info["height"], info["fps"], info["frames"]) == (640, 272, 25.0, 100)
     assert info["keyframes"][0]["frame"] == 0 and info["keyframes"][-1]["frame"] == 99
-    assert all(s["crc_ok"] for s in info["segments"]) and info["backends"]["keyframes"]
+    assert all(s["crc_ok"] for s in info["segments"]) and info["backends"]["kf"] == "error-model"
     text = lgvsc("inspect", lgv).stdout
     assert "keyframe   0: frame     0" in text and "shot cuts" in text
     assert lgvsc("decode", lgv, "-o", out).returncode == 0

@@ -111,7 +111,13 @@ def _print_inspection(info: dict) -> None:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    info = inspect_stream(Path(args.input).read_bytes())
+    data = Path(args.input).read_bytes()
+    info = inspect_stream(data)
+    if args.contact_sheet:
+        from semantic.contact_sheet import contact_sheet
+
+        drawn = contact_sheet(data, Path(args.contact_sheet))
+        print(f"{args.contact_sheet}: {drawn} keyframes", file=sys.stderr)
     if args.json:
         print(json.dumps(info, indent=2))
     else:
@@ -270,6 +276,7 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("inspect", help="print every element of a bitstream")
     i.add_argument("input")
     i.add_argument("--json", action="store_true")
+    i.add_argument("--contact-sheet", metavar="PNG", help="also draw the keyframes with their captions")
     i.set_defaults(func=cmd_inspect)
 
     v = sub.add_parser("evaluate", help="PSNR and SSIM of a reconstruction against its reference")

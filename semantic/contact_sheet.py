@@ -1,0 +1,47 @@
+"""A contact sheet of a bitstream's keyframes: each tile captioned with frame, time, bytes, PSSS."""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from semantic.bitstream import SegmentType, parse_stream
+from semantic.image_codec import decode_image
+
+TILE_WIDTH = 240
+CAPTION = 30
+
+
+def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
+    """Write the sheet to ``path`` (PNG); returns the number of keyframes drawn."""
+    parsed = parse_stream(data)
+    header = parsed.header
+    if header is None:
+        raise ValueError("bitstream has no intact stream header")
+    psss = parsed.of_type(SegmentType.PSSS)
+    p_prev = [b / 255 for b in psss[0].payload] if psss else []
+    tile_h = max(16, round(TILE_WIDTH * header.height / header.width))
+    tiles = []
+    for seg in sorted(parsed.of_type(SegmentType.KEYFRAME_IMAGE), key=lambda s: s.index):
+        frame, w, h = struct.unpack_from(">IHH", seg.payload)
+        try:
+            image = decode_image(seg.payload[8:], TILE_WIDTH, tile_h)
+        except ValueError:
+            continue
+        caption = f"#{seg.index} frame {frame}  {frame / float(header.fps):.2f} s\n{len(seg.payload) - 8} B, {w}x{h}"
+        if seg.index < len(p_prev) and seg.index:
+            caption += f", PSSS {p_prev[seg.index]:.2f}"
+        tiles.append((image, caption))
+    rows = max(1, -(-len(tiles) // columns))
+    sheet = Image.new("RGB", (columns * TILE_WIDTH, rows * (tile_h + CAPTION)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (image, caption) in enumerate(tiles):
+        x, y = (i % columns) * TILE_WIDTH, (i // columns) * (tile_h + CAPTION)
+        sheet.paste(Image.fromarray(np.asarray(image)), (x, y))
+        draw.multiline_text((x + 4, y + tile_h + 2), caption, fill="black", spacing=1)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sheet.save(path)
+    return len(tiles)
