@@ -62,7 +62,7 @@ def write_html(path: Path, report: dict, source: np.ndarray, output: np.ndarray,
 figure{{display:inline-block;margin:4px}} img{{display:block}}</style></head><body>
 <h1>LGVSC loopback: {html.escape(Path(str(report.get('input', ''))).name)}</h1>
 <p>Decoder backend <b>{html.escape(str(report.get('backends', {}).get('decoder')))}</b>, keyframes by
-<b>{html.escape(str(report.get('backends', {}).get('keyframes')))}</b>; every figure below comes from this run
+<b>{html.escape(str(report.get('backends', {}).get('kf')))}</b>, PSSS backend <b>{html.escape(str(report.get('psss_backend')))}</b>; every figure below comes from this run
 through the real tx, channel and rx GNU Radio flowgraphs.</p>
 <table>{table}</table>
 <h2>Per-frame PSNR</h2>{_svg_curve(psnr, "PSNR", keyframes)}
