@@ -9,7 +9,7 @@ widen an interval; with none at all the output is mid-grey at the right size, le
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -32,13 +32,26 @@ class Keyframe:
 
 @dataclass
 class DecodedVideo:
-    frames: np.ndarray
+    """Frames are produced on demand by ``iter_frames`` (memory independent of length);
+    ``frames`` materializes them, for short clips and tests."""
+
+    render: Callable[[], Iterator[np.ndarray]]
     fps: Fraction
     header: StreamHeader
     keyframes_expected: list[int]  # from the timing segment (may be empty if it was lost)
     keyframes_received: list[int]
     backend: str
     notes: list[str] = field(default_factory=list)
+    _frames: np.ndarray | None = None
+
+    def iter_frames(self) -> Iterator[np.ndarray]:
+        return self.render()
+
+    @property
+    def frames(self) -> np.ndarray:
+        if self._frames is None:
+            self._frames = np.stack(list(self.render()))
+        return self._frames
 
 
 def received_keyframes(parsed: ParsedStream, header: StreamHeader) -> tuple[list[Keyframe], list[str]]:
@@ -87,38 +100,39 @@ class SideInfo:
         return total
 
 
-Tween = Callable[[Keyframe, Keyframe, np.ndarray, SideInfo], None]  # fills out[a.frame + 1 : b.frame]
+Tween = Callable[[Keyframe, Keyframe, SideInfo], Iterator[np.ndarray]]  # frames a.frame + 1 .. b.frame - 1
 
 
-def _render(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo, tween: Tween) -> np.ndarray:
-    """Per shot: ``tween`` between its keyframes, hold before the first and after the last.
-
-    A shot whose keyframes were all lost shows the nearest received keyframe; with none at all
-    the output is mid-grey. Never blends across a cut.
-    """
-    out = np.empty((header.frames, header.height, header.width, 3), dtype=np.uint8)
+def _render(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo, tween: Tween) -> Iterator[np.ndarray]:
+    """Frames in order. Per shot: ``tween`` between its keyframes, hold before the first and
+    after the last. A shot whose keyframes were all lost shows the nearest received keyframe;
+    with none at all the output is mid-grey. Never blends across a cut."""
     if not keyframes:
-        out.fill(128)
-        return out
+        grey = np.full((header.height, header.width, 3), 128, dtype=np.uint8)
+        for _ in range(header.frames):
+            yield grey
+        return
     for lo, hi in shot_ranges(side.cuts, header.frames):
         inside = [k for k in keyframes if lo <= k.frame <= hi]
         if not inside:
             nearest = min(keyframes, key=lambda k: min(abs(k.frame - lo), abs(k.frame - hi)))
-            out[lo : hi + 1] = nearest.image
+            for _ in range(lo, hi + 1):
+                yield nearest.image
             continue
-        out[lo : inside[0].frame + 1] = inside[0].image
-        out[inside[-1].frame : hi + 1] = inside[-1].image
+        for _ in range(lo, inside[0].frame + 1):
+            yield inside[0].image
         for a, b in zip(inside[:-1], inside[1:], strict=True):
-            tween(a, b, out, side)
-            out[b.frame] = b.image
-    return out
+            yield from tween(a, b, side)
+            yield b.image
+        for _ in range(inside[-1].frame + 1, hi + 1):
+            yield inside[-1].image
 
 
-def _crossfade(a: Keyframe, b: Keyframe, out: np.ndarray, side: SideInfo | None = None) -> None:
+def _crossfade(a: Keyframe, b: Keyframe, side: SideInfo | None = None) -> Iterator[np.ndarray]:
     fa, fb = a.image.astype(np.float32), b.image.astype(np.float32)
     for t in range(a.frame + 1, b.frame):
         alpha = (t - a.frame) / (b.frame - a.frame)
-        out[t] = np.clip((1 - alpha) * fa + alpha * fb + 0.5, 0, 255).astype(np.uint8)
+        yield np.clip((1 - alpha) * fa + alpha * fb + 0.5, 0, 255).astype(np.uint8)
 
 
 FLOW_WIDTH = 320  # optical flow on a copy this wide; flows are scaled back up
@@ -137,7 +151,7 @@ def _flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
     return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) * (w / width)
 
 
-def _motion_compensated(a: Keyframe, b: Keyframe, out: np.ndarray, side: SideInfo) -> None:
+def _motion_compensated(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np.ndarray]:
     """Warp both keyframes along the optical flow between them and blend by time.
 
     Frame t (alpha of the way from a to b) samples a at x - alpha * F_ab(x) and b at
@@ -153,7 +167,7 @@ def _motion_compensated(a: Keyframe, b: Keyframe, out: np.ndarray, side: SideInf
     path = side.path_length(a.frame, b.frame)
     net = float(np.median(np.linalg.norm(f_ab, axis=2)))
     if path is not None and path > STRAIGHT_MOTION_RATIO * max(net, 1.0):
-        _crossfade(a, b, out)
+        yield from _crossfade(a, b)
         return
     h, w = a.image.shape[:2]
     gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
@@ -170,20 +184,20 @@ def _motion_compensated(a: Keyframe, b: Keyframe, out: np.ndarray, side: SideInf
                        borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
         warped = (1 - alpha) * wa + alpha * wb
         plain = (1 - alpha) * fa + alpha * fb
-        out[t] = np.clip(trust * warped + (1 - trust) * plain + 0.5, 0, 255).astype(np.uint8)
+        yield np.clip(trust * warped + (1 - trust) * plain + 0.5, 0, 255).astype(np.uint8)
 
 
-def interp_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> np.ndarray:
+def interp_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> Iterator[np.ndarray]:
     """``interp``: motion-compensated interpolation between the keyframes of each shot."""
     return _render(keyframes, header, side, _motion_compensated)
 
 
-def crossfade_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> np.ndarray:
+def crossfade_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> Iterator[np.ndarray]:
     """``crossfade``: the plain blend ``interp`` is measured against."""
     return _render(keyframes, header, side, _crossfade)
 
 
-Backend = Callable[[list[Keyframe], StreamHeader, SideInfo], np.ndarray]
+Backend = Callable[[list[Keyframe], StreamHeader, SideInfo], Iterator[np.ndarray]]
 DECODERS: dict[str, Backend] = {"interp": interp_frames, "crossfade": crossfade_frames}
 
 
@@ -214,5 +228,6 @@ def decode_bitstream(data: bytes, decoder: str = "interp") -> DecodedVideo:
         notes.append(f"{parsed.corrupt_regions} damaged or missing stretch(es) skipped")
     motion_segments = parsed.of_type(SegmentType.MOTION)
     motion = [float(v) for v in np.frombuffer(motion_segments[0].payload, dtype=">f2")] if motion_segments else []
-    frames = backend(keyframes, header, SideInfo(cuts, expected, motion))
-    return DecodedVideo(frames, header.fps, header, expected, [k.frame for k in keyframes], decoder, notes)
+    side = SideInfo(cuts, expected, motion)
+    return DecodedVideo(lambda: backend(keyframes, header, side), header.fps, header, expected,
+                        [k.frame for k in keyframes], decoder, notes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -49,32 +50,54 @@ def _stream_fps(stream: av.video.stream.VideoStream) -> Fraction:
     return Fraction(25)
 
 
-def read_video(path: str | Path, max_frames: int | None = None) -> Video:
-    """Decode every frame (or the first ``max_frames``) of any FFmpeg-readable file as RGB."""
+def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.ndarray]:
+    """Decode frame by frame as RGB (memory independent of length); a size change mid-stream is
+    scaled back to the first frame's size."""
     path = Path(path)
     if not path.is_file():
         raise VideoError(f"no such video file: {path}")
+    size = None
+    count = 0
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
                 raise VideoError(f"{path} has no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "AUTO"
-            fps = _stream_fps(stream)
-            frames = []
             for frame in container.decode(stream):
-                frames.append(frame.to_ndarray(format="rgb24"))
-                if max_frames is not None and len(frames) >= max_frames:
-                    break
+                rgb = frame.to_ndarray(format="rgb24")
+                if size is None:
+                    size = rgb.shape
+                elif rgb.shape != size:
+                    rgb = _resize(rgb, size[1], size[0])
+                yield rgb
+                count += 1
+                if max_frames is not None and count >= max_frames:
+                    return
     except av.FFmpegError as exc:
         raise VideoError(f"cannot decode {path}: {exc}") from None
-    if not frames:
+    if count == 0:
         raise VideoError(f"{path} has no decodable frames")
-    shapes = {f.shape for f in frames}
-    if len(shapes) > 1:  # resolution changes mid-stream: keep the first size
-        h, w = frames[0].shape[:2]
-        frames = [f if f.shape == frames[0].shape else _resize(f, w, h) for f in frames]
-    return Video(np.stack(frames), fps)
+
+
+def probe_fps(path: str | Path) -> Fraction:
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise VideoError(f"{path} has no video stream")
+            return _stream_fps(container.streams.video[0])
+    except av.FFmpegError as exc:
+        raise VideoError(f"cannot decode {path}: {exc}") from None
+
+
+def read_video(path: str | Path, max_frames: int | None = None) -> Video:
+    """Decode every frame (or the first ``max_frames``) into memory; for long videos use
+    ``iter_frames`` (the encoder and decoder stream)."""
+    path = Path(path)
+    if not path.is_file():
+        raise VideoError(f"no such video file: {path}")
+    fps = probe_fps(path)
+    return Video(np.stack(list(iter_frames(path, max_frames))), fps)
 
 
 def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -83,26 +106,33 @@ def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def write_video(path: str | Path, frames: np.ndarray, fps: Fraction, crf: int = 18) -> None:
-    """H.264 at near-visually-lossless quality; exactly len(frames) frames at ``fps``.
+def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction, crf: int = 18) -> int:
+    """H.264 at near-visually-lossless quality, every frame of ``frames`` (any iterable, so a
+    decoder can stream) at ``fps``; returns the frame count.
 
     yuv420p needs even sizes; odd sizes go yuv444p so no pixel is cropped or invented.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    t, h, w, _ = frames.shape
     fps = Fraction(fps).limit_denominator(100000)
+    count = 0
     with av.open(str(path), mode="w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height = w, h
-        stream.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
-        stream.options = {"crf": str(crf), "preset": "veryfast"}
-        stream.codec_context.time_base = 1 / fps
-        for i in range(t):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frames[i]), format="rgb24")
-            frame.pts = i
+        stream = None
+        for frame_rgb in frames:
+            if stream is None:
+                h, w = frame_rgb.shape[:2]
+                stream = container.add_stream("libx264", rate=fps)
+                stream.width, stream.height = w, h
+                stream.pix_fmt = "yuv420p" if w % 2 == 0 and h % 2 == 0 else "yuv444p"
+                stream.options = {"crf": str(crf), "preset": "veryfast"}
+                stream.codec_context.time_base = 1 / fps
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(frame_rgb), format="rgb24")
+            frame.pts = count
             frame.time_base = 1 / fps
             for packet in stream.encode(frame):
                 container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
+            count += 1
+        if stream is not None:
+            for packet in stream.encode():
+                container.mux(packet)
+    return count

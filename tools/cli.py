@@ -47,8 +47,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     decoded = decode_bitstream(Path(args.input).read_bytes(), args.decoder)
-    write_video(args.output, decoded.frames, decoded.fps)
-    print(f"{args.output}: {len(decoded.frames)} frames at {float(decoded.fps):.3f} fps, keyframes "
+    count = write_video(args.output, decoded.iter_frames(), decoded.fps)  # streamed: any length
+    print(f"{args.output}: {count} frames at {float(decoded.fps):.3f} fps, keyframes "
           f"{len(decoded.keyframes_received)}/{len(decoded.keyframes_expected) or '?'} ({decoded.backend})")
     for note in decoded.notes:
         print(f"  note: {note}")
@@ -226,14 +226,14 @@ def cmd_receive(args: argparse.Namespace) -> int:
     if not got.pdus_received:
         raise LinkError(f"no PDU arrived within {args.deadline:.0f} s")
     decoded = decode_bitstream(got.data, args.decoder)
-    write_video(args.output, decoded.frames, decoded.fps)
+    count = write_video(args.output, decoded.iter_frames(), decoded.fps)
     report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
-              "frames_out": len(decoded.frames), "keyframes_received": decoded.keyframes_received,
+              "frames_out": count, "keyframes_received": decoded.keyframes_received,
               "snr_estimate_db": float(np.mean([m["snr_db"] for m in got.meta])) if got.meta else None,
               "backends": {**decoded.header.backends, "decoder": decoded.backend}, "wall_s": got.wall_s}
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
-    print(f"{args.output}: {len(decoded.frames)} frames from {got.pdus_received}/{got.pdus_total} PDUs "
+    print(f"{args.output}: {count} frames from {got.pdus_received}/{got.pdus_total} PDUs "
           f"(keyframes {len(decoded.keyframes_received)}/{len(decoded.keyframes_expected) or '?'})")
     return 0
 
