@@ -4,23 +4,25 @@ from __future__ import annotations
 
 import math
 import struct
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
 
+import cv2
 import numpy as np
 
+from semantic.analysis import analyse
 from semantic.bitstream import SEGMENT_OVERHEAD, Segment, SegmentType, StreamHeader, pack_stream, pack_timing
 from semantic.image_codec import CodedImage, encode_image
 from semantic.keyframes import (
     KeyframePlan,
-    change_scores,
-    detect_cuts,
-    select_keyframes,
-    select_keyframes_psss,
-    thumbnails,
+    candidate_frames,
+    select_keyframes_from,
+    select_keyframes_psss_from,
 )
-from semantic.motion import interval_motion
 from semantic.psss import get_psss
-from semantic.video_io import Video
+from semantic.video_io import Video, VideoInfo, iter_frames, probe_fps
 
 IMAGE_PREFIX = 8  # frame index u32 + coded width u16 + height u16 ahead of the image bytes
 KEYFRAME_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
@@ -34,6 +36,7 @@ class EncoderError(ValueError):
 @dataclass(frozen=True)
 class EncoderConfig:
     byte_budget: int | None = None  # whole bitstream, headers and segments included
+    budget_for: Callable[[VideoInfo], int] | None = None  # budget from what the analysis pass finds (e.g. CBR)
     keyframes: int | None = None  # fixed count instead of one derived from the budget
     bytes_per_keyframe: int = 900  # target at 640x272 when deriving the count; scales with sqrt(pixels)
     default_keyframe_bytes: int = 4000  # per keyframe when no budget is given
@@ -53,6 +56,7 @@ class EncodedVideo:
 
 
 MAX_CANDIDATES = 1500  # keyframe candidates per video: every frame for short clips, sparser beyond
+PSSS_WIDTH = 320  # candidate frames are scored at this width (what the classical PSSS looks at)
 MAX_CUTS = 64  # cuts sent in the timing segment; more only cost the decoder a blend
 
 
@@ -95,8 +99,7 @@ def plan_layout(budget: int | None, count: int, cuts: int, header_bytes: int, ps
         count -= 1
 
 
-def keyframe_count(video: Video, config: EncoderConfig) -> int:
-    info = video.info
+def keyframe_count(info: VideoInfo, config: EncoderConfig) -> int:
     by_time = max(2, math.floor(info.duration_s / KEYFRAME_SPACING_S) + 1)
     ceiling = min(info.frames, by_time)
     if config.keyframes is not None:
@@ -110,13 +113,50 @@ def keyframe_count(video: Video, config: EncoderConfig) -> int:
     return int(np.clip(config.byte_budget // target, min(2, info.frames), ceiling))
 
 
+@dataclass(frozen=True)
+class FrameSource:
+    """Frames that can be read more than once: the encoder makes two streaming passes (analysis,
+    then the keyframes), so memory does not grow with the video's length."""
+
+    fps: Fraction
+    open: Callable[[], Iterator[np.ndarray]]
+
+    @classmethod
+    def of_video(cls, video: Video) -> FrameSource:
+        return cls(video.fps, lambda: iter(video.frames))
+
+    @classmethod
+    def of_file(cls, path: str | Path, max_frames: int | None = None) -> FrameSource:
+        return cls(probe_fps(path), lambda: iter_frames(path, max_frames))
+
+    def collect(self, wanted: set[int], max_width: int | None = None) -> dict[int, np.ndarray]:
+        """The frames at the ``wanted`` indices (optionally scaled down to ``max_width``)."""
+        out = {}
+        for t, frame in enumerate(self.open()):
+            if t in wanted:
+                if max_width is not None and frame.shape[1] > max_width:
+                    h = max(8, round(frame.shape[0] * max_width / frame.shape[1]))
+                    frame = cv2.resize(frame, (max_width, h), interpolation=cv2.INTER_AREA)
+                out[t] = frame
+                if len(out) == len(wanted):
+                    break
+        return out
+
+
 def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
-    info = video.info
+    return encode_source(FrameSource.of_video(video), config)
+
+
+def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
+    analysis = analyse(source.open(), source.fps)
+    info = analysis.info
+    if config.byte_budget is None and config.budget_for is not None:
+        config = replace(config, byte_budget=int(config.budget_for(info)))
     keyframes = "psss" if config.keyframe_mode == "psss" else "error-model"
     backends = {"kf": keyframes, "psss": config.psss, "img": "rd", "desc": config.describe}
-    n_cuts = min(MAX_CUTS, len(detect_cuts(change_scores(thumbnails(video.frames)))))
+    n_cuts = min(MAX_CUTS, len(analysis.cuts))
     probe = StreamHeader(info.width, info.height, info.fps, info.frames, 0, backends)
-    layout, per_image = plan_layout(config.byte_budget, keyframe_count(video, config), n_cuts, len(probe.pack()),
+    layout, per_image = plan_layout(config.byte_budget, keyframe_count(info, config), n_cuts, len(probe.pack()),
                                     config.psss != "none")
     per_image = per_image or config.default_keyframe_bytes
     count = layout.keyframes
@@ -125,17 +165,23 @@ def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
     if config.keyframe_mode == "psss":
         if scorer is None:
             raise EncoderError("keyframe mode 'psss' needs a PSSS backend")
-        plan, p_prev = select_keyframes_psss(video.frames, float(info.fps), count, scorer)
+        wanted = set(candidate_frames(info.frames, float(info.fps), analysis.cuts))
+        candidates = source.collect(wanted, max_width=PSSS_WIDTH)
+        plan, p_prev = select_keyframes_psss_from(analysis.change, analysis.model_thumbs, candidates,
+                                                  float(info.fps), count, scorer)
     elif config.keyframe_mode == "error-model":
         step = max(1, math.ceil(info.frames / MAX_CANDIDATES))
-        plan = select_keyframes(video.frames, count, candidate_step=step)
-        pairs = list(zip(plan.frames[:-1], plan.frames[1:], strict=True))
-        p_prev = [1.0] + list(scorer.score([(video.frames[a], video.frames[b]) for a, b in pairs])) if scorer else []
+        plan = select_keyframes_from(analysis.change, analysis.model_thumbs, count, step)
+        p_prev = None
     else:
         raise EncoderError(f"unknown keyframe mode {config.keyframe_mode!r}; known: error-model, psss")
+    frames = source.collect(set(plan.frames))
+    if p_prev is None:
+        pairs = [(frames[a], frames[b]) for a, b in zip(plan.frames[:-1], plan.frames[1:], strict=True)]
+        p_prev = [1.0] + list(scorer.score(pairs)) if scorer else []
+    motion = analysis.interval_motion(plan.frames)
     cuts = plan.cuts[:MAX_CUTS]
-    images = [encode_image(video.frames[t], per_image) for t in plan.frames]
-    motion = interval_motion(video.frames, plan.frames)
+    images = [encode_image(frames[t], per_image) for t in plan.frames]
     timing = Segment(SegmentType.KEYFRAME_TIMING, 0, pack_timing(plan.frames, cuts))
     segments = [timing]
     segments += [

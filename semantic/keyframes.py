@@ -106,11 +106,17 @@ def shot_ranges(cuts: list[int], total: int) -> list[tuple[int, int]]:
 
 def select_keyframes(frames: np.ndarray, count: int, candidate_step: int = 1) -> KeyframePlan:
     """Pick ``count`` keyframes (clamped to 2..len(frames)); candidates every ``candidate_step``."""
-    total = len(frames)
-    change = change_scores(thumbnails(frames))
+    return select_keyframes_from(change_scores(thumbnails(frames)), thumbnails(frames, MODEL_THUMB), count,
+                                 candidate_step)
+
+
+def select_keyframes_from(change: np.ndarray, model_thumbs: np.ndarray, count: int,
+                          candidate_step: int = 1) -> KeyframePlan:
+    """``select_keyframes`` from precomputed change scores and model thumbnails (streaming)."""
+    total = len(change)
     cuts = detect_cuts(change)
     count = int(np.clip(count, min(2, total), total))
-    model = _ErrorModel(thumbnails(frames, MODEL_THUMB))
+    model = _ErrorModel(model_thumbs)
     shots = shot_ranges(cuts, total)
     chosen = sorted({0, total - 1})
     keys = {s: [k for k in chosen if s[0] <= k <= s[1]] for s in shots}
@@ -213,8 +219,15 @@ def select_keyframes_psss(frames: np.ndarray, fps: float, count: int | None, sco
     """PSSS-guided keyframes: the paper's threshold rule, or with ``count`` the budget mode;
     a budget left over after the semantic changes are covered goes to the error model's picks.
     Returns the plan and each keyframe's P(Yes) against the previous keyframe (1 for the first)."""
-    total = len(frames)
-    change = change_scores(thumbnails(frames))
+    return select_keyframes_psss_from(change_scores(thumbnails(frames)), thumbnails(frames, MODEL_THUMB), frames,
+                                      fps, count, scorer, threshold)
+
+
+def select_keyframes_psss_from(change: np.ndarray, model_thumbs: np.ndarray, frames, fps: float,  # noqa: ANN001
+                               count: int | None, scorer, threshold: float = PAPER_THRESHOLD,  # noqa: ANN001
+                               ) -> tuple[KeyframePlan, list[float]]:
+    """The same from precomputed statistics; ``frames`` only needs ``frames[t]`` for candidates."""
+    total = len(change)
     cuts = detect_cuts(change)
     scores = PairScores(frames, scorer)
     candidates = candidate_frames(total, fps, cuts)
@@ -224,21 +237,21 @@ def select_keyframes_psss(frames: np.ndarray, fps: float, count: int | None, sco
     else:
         keys, _ = psss_keyframes_for_count(candidates, scores, max(count, min(2, total)), cut_set)
         if len(keys) < count:
-            keys = _fill_by_error(frames, keys, cuts, count)
+            keys = _fill_by_error(model_thumbs, keys, cuts, count)
     plan = KeyframePlan(sorted(set(keys)), cuts, change)
     p_prev = [1.0] + [scores.p_yes(a, b) for a, b in zip(plan.frames[:-1], plan.frames[1:], strict=True)]
     return plan, p_prev
 
 
-def _fill_by_error(frames: np.ndarray, keys: list[int], cuts: list[int], count: int) -> list[int]:
+def _fill_by_error(model_thumbs: np.ndarray, keys: list[int], cuts: list[int], count: int) -> list[int]:
     """Add keyframes where the decoder's error model gains most, keeping the given ones."""
-    model = _ErrorModel(thumbnails(frames, MODEL_THUMB))
-    shots = shot_ranges(cuts, len(frames))
+    model = _ErrorModel(model_thumbs)
+    shots = shot_ranges(cuts, len(model_thumbs))
     chosen = sorted(set(keys))
     shot_of = lambda t: next(s for s in shots if s[0] <= t <= s[1])  # noqa: E731
     in_shot = {s: [k for k in chosen if s[0] <= k <= s[1]] for s in shots}
     costs = {s: _shot_cost(model, s, in_shot[s], chosen) for s in shots}
-    candidates = sorted(set(range(len(frames))) - set(chosen))
+    candidates = sorted(set(range(len(model_thumbs))) - set(chosen))
     while len(chosen) < count and candidates:
         best, best_gain, best_cost = None, -math.inf, 0.0
         for c in candidates:

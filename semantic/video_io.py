@@ -81,6 +81,8 @@ def iter_frames(path: str | Path, max_frames: int | None = None) -> Iterator[np.
 
 
 def probe_fps(path: str | Path) -> Fraction:
+    if not Path(path).is_file():
+        raise VideoError(f"no such video file: {path}")
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:

@@ -7,6 +7,7 @@ import json
 import struct
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -16,32 +17,33 @@ from lgvsc_phy.link import LinkError
 from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
 from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
 from semantic.decoder import DecoderError, decode_bitstream
-from semantic.encoder import EncoderConfig, EncoderError, encode_video
+from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source, encode_video
 from semantic.metrics import psnr_frames, ssim_frames
-from semantic.video_io import VideoError, read_video, write_video
+from semantic.video_io import VideoError, VideoInfo, read_video, write_video
 
 EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, BitstreamError, FlowgraphError, LinkError,
                    FileNotFoundError, KeyError, ValueError, OSError)
 
 
-def _budget(args: argparse.Namespace, source_values: int) -> int | None:
-    if args.bytes is not None:
-        return args.bytes
-    if args.cbr is None:
+def _budget(args: argparse.Namespace) -> Callable[[VideoInfo], int] | None:
+    """--cbr counts on-air channel symbols: the byte budget needs the MCS arithmetic."""
+    if args.bytes is not None or args.cbr is None:
         return None
-    from lgvsc_phy.mcs import get_mcs  # the CBR is in channel symbols: needs the MCS arithmetic
+    from lgvsc_phy.mcs import get_mcs
 
-    return get_mcs(args.mcs).stream_bytes_for(args.cbr * source_values)
+    mcs = get_mcs(args.mcs)
+    return lambda info: mcs.stream_bytes_for(args.cbr * info.source_values)
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    video = read_video(args.input, args.max_frames)
-    config = EncoderConfig(byte_budget=_budget(args, video.info.source_values), keyframes=args.keyframes,
+    source = FrameSource.of_file(args.input, args.max_frames)  # streamed: any length
+    config = EncoderConfig(byte_budget=args.bytes, budget_for=_budget(args), keyframes=args.keyframes,
                            describe=args.describe, psss=args.psss, keyframe_mode=args.keyframe_mode)
-    encoded = encode_video(video, config)
+    encoded = encode_source(source, config)
     Path(args.output).write_bytes(encoded.data)
+    h = encoded.header
     print(f"{args.output}: {len(encoded.data)} bytes, {len(encoded.plan.frames)} keyframes "
-          f"{encoded.plan.frames}, {video.info.frames} frames {video.info.width}x{video.info.height}")
+          f"{encoded.plan.frames}, {h.frames} frames {h.width}x{h.height}")
     return 0
 
 
@@ -126,20 +128,36 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    ref, out = read_video(args.reference), read_video(args.output)
-    n = min(ref.info.frames, out.info.frames)
-    if ref.frames.shape[1:] != out.frames.shape[1:]:
-        raise VideoError(f"sizes differ: {ref.info.width}x{ref.info.height} vs {out.info.width}x{out.info.height}")
-    p = psnr_frames(ref.frames[:n], out.frames[:n])
-    result = {"frames_in": ref.info.frames, "frames_out": out.info.frames, "width": ref.info.width,
-              "height": ref.info.height, "fps": float(ref.info.fps), "fps_out": float(out.info.fps),
-              "source_values": ref.info.source_values, "psnr_db": float(p.mean()),
-              "ssim": float(ssim_frames(ref.frames[:n], out.frames[:n]).mean()), "frames_compared": n}
+    """Streams both videos side by side: any length."""
+    from semantic.video_io import iter_frames, probe_fps
+
+    psnrs, ssims, n_ref, n_out, size, ref_size = [], [], 0, 0, None, None
+    ref_iter, out_iter = iter_frames(args.reference), iter_frames(args.output)
+    while True:
+        ref, out = next(ref_iter, None), next(out_iter, None)
+        if ref is None and out is None:
+            break
+        n_ref += ref is not None
+        n_out += out is not None
+        if ref is not None:
+            ref_size = ref.shape
+        if ref is None or out is None:
+            continue
+        if ref.shape != out.shape:
+            raise VideoError(f"sizes differ: {ref.shape[1]}x{ref.shape[0]} vs {out.shape[1]}x{out.shape[0]}")
+        size = ref.shape
+        psnrs.append(float(psnr_frames(ref[None], out[None])[0]))
+        ssims.append(float(ssim_frames(ref[None], out[None])[0]))
+    h, w = (size or ref_size)[:2]
+    result = {"frames_in": n_ref, "frames_out": n_out, "width": w, "height": h,
+              "fps": float(probe_fps(args.reference)), "fps_out": float(probe_fps(args.output)),
+              "source_values": w * h * 3 * n_ref, "psnr_db": float(np.mean(psnrs)) if psnrs else None,
+              "ssim": float(np.mean(ssims)) if ssims else None, "frames_compared": len(psnrs)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"PSNR {result['psnr_db']:.2f} dB, SSIM {result['ssim']:.4f} over {n} frames "
-              f"({ref.info.frames} in, {out.info.frames} out)")
+        print(f"PSNR {result['psnr_db']:.2f} dB, SSIM {result['ssim']:.4f} over {len(psnrs)} frames "
+              f"({n_ref} in, {n_out} out)")
     return 0
 
 
@@ -157,8 +175,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(r, indent=2))
     if args.html:
-        write_html(Path(args.html), r, result.source.frames, result.decoded.frames, result.psnr_per_frame,
-                   result.decoded.keyframes_received)
+        write_html(Path(args.html), r, result.samples, result.psnr_per_frame, result.keyframe_images)
     print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB "
           f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
           f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "

@@ -6,9 +6,11 @@ This is the only place (with the CLI) that wires semantic/ and lgvsc_phy/ togeth
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from lgvsc_phy.framing import split_stream
@@ -16,10 +18,10 @@ from lgvsc_phy.link import Link, LinkAddresses, TransferResult
 from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
-from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, encode_video
+from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.psss import get_psss
-from semantic.video_io import Video, read_video, write_video
+from semantic.video_io import VideoInfo, write_video
 
 
 @dataclass(frozen=True)
@@ -46,11 +48,56 @@ class LoopbackOptions:
 @dataclass
 class LoopbackResult:
     report: dict
-    source: Video
     encoded: EncodedVideo
     decoded: DecodedVideo
     transfer: TransferResult
     psnr_per_frame: np.ndarray
+    samples: dict[int, tuple[np.ndarray, np.ndarray]]  # frame -> (source, output), for the HTML page
+    keyframe_images: dict[int, np.ndarray]  # received keyframes as decoded
+
+
+class _Comparison:
+    """Walks source and output together while the output is written: per-frame PSNR and SSIM,
+    PSSS on evenly spaced pairs, and the few frames the HTML page shows."""
+
+    def __init__(self, source: FrameSource, decoded: DecodedVideo, psss: str, keyframes: set[int],
+                 shown: int = 6, psss_samples: int = 24) -> None:
+        total = decoded.header.frames
+        self.source, self.decoded, self.psss_backend, self.keyframes = source, decoded, psss, keyframes
+        self.shown = set(np.linspace(0, total - 1, shown).round().astype(int).tolist())
+        self.psss_picks = set(np.linspace(0, total - 1, min(psss_samples, total)).round().astype(int).tolist())
+        self.psnr: list[float] = []
+        self.ssim: list[float] = []
+        self.samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self.psss_pairs: list[tuple[np.ndarray, np.ndarray]] = []
+        self.keyframe_images: dict[int, np.ndarray] = {}
+
+    def frames(self) -> Iterator[np.ndarray]:
+        src_iter = self.source.open()
+        for t, out in enumerate(self.decoded.iter_frames()):
+            src = next(src_iter, None)
+            if src is not None and src.shape == out.shape:
+                self.psnr.append(float(psnr_frames(src[None], out[None])[0]))
+                self.ssim.append(float(ssim_frames(src[None], out[None])[0]))
+                if t in self.shown:
+                    self.samples[t] = (src, out)
+                if t in self.psss_picks:
+                    self.psss_pairs.append((_small(src), _small(out)))
+            if t in self.keyframes:
+                self.keyframe_images[t] = out
+            yield out
+
+    def psss_value(self) -> float | None:
+        if self.psss_backend == "none" or not self.psss_pairs:
+            return None
+        return float(np.mean(get_psss(self.psss_backend).score(self.psss_pairs)))
+
+
+def _small(frame: np.ndarray, width: int = 320) -> np.ndarray:
+    if frame.shape[1] <= width:
+        return frame
+    return cv2.resize(frame, (width, max(8, round(frame.shape[0] * width / frame.shape[1]))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def semantic_similarity(source: np.ndarray, output: np.ndarray, backend: str, samples: int = 24) -> float | None:
@@ -76,18 +123,22 @@ def payload_symbols_of(mcs: Mcs, pdu_sizes: list[int]) -> int:
 
 
 def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
+    """Everything streams: the source is read twice by the encoder and once for the metrics, the
+    output is written as it is decoded, so memory does not grow with the video's length."""
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    source = read_video(opts.input, opts.max_frames)
-    info = source.info
+    source = FrameSource.of_file(opts.input, opts.max_frames)
     mcs = choose_mcs(opts.mcs, opts.snr_db)
-    on_air_budget, budget = stream_budget(mcs, opts.cbr, info.source_values)
     t = time.monotonic()
     try:
-        encoded = encode_video(source, EncoderConfig(byte_budget=budget, psss=opts.psss))
+        encoded = encode_source(source, EncoderConfig(
+            budget_for=lambda info: stream_budget(mcs, opts.cbr, info.source_values)[1], psss=opts.psss))
     except EncoderError as exc:
         raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
     timings["encode_s"] = time.monotonic() - t
+    h = encoded.header
+    info = VideoInfo(h.width, h.height, h.fps, h.frames)
+    on_air_budget, budget = stream_budget(mcs, opts.cbr, info.source_values)
 
     config = LoopbackConfig(mcs=mcs.name, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
                             timing_offset=opts.timing_offset, doppler=opts.doppler, phase_noise=opts.phase_noise,
@@ -106,15 +157,12 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     except DecoderError as exc:
         raise DecoderError(f"{transfer.pdus_received}/{transfer.pdus_sent} PDUs arrived ({mcs.name} at "
                            f"{opts.snr_db:g} dB, {opts.channel}); {exc}") from None
-    write_video(opts.output, decoded.frames, decoded.fps)
-    timings["decode_s"] = time.monotonic() - t
-    t = time.monotonic()
-    frames_out = len(decoded.frames)
-    compare = min(frames_out, info.frames)
-    per_frame_psnr = psnr_frames(source.frames[:compare], decoded.frames[:compare])
-    ssim_value = float(ssim_frames(source.frames[:compare], decoded.frames[:compare]).mean())
-    psss_value = semantic_similarity(source.frames[:compare], decoded.frames[:compare], opts.psss)
-    timings["metrics_s"] = time.monotonic() - t
+    compared = _Comparison(source, decoded, opts.psss, set(decoded.keyframes_received))
+    frames_out = write_video(opts.output, compared.frames(), decoded.fps)
+    timings["decode_and_metrics_s"] = time.monotonic() - t
+    per_frame_psnr = np.array(compared.psnr)
+    ssim_value = float(np.mean(compared.ssim)) if compared.ssim else 0.0
+    psss_value = compared.psss_value()
 
     pdu_sizes = [len(p.pack()) for p in split_stream(encoded.data, 1, mcs.max_link_pdu_bytes)]
     payload_symbols = payload_symbols_of(mcs, pdu_sizes)
@@ -127,7 +175,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     report = {
         "input": str(opts.input),
         "output": str(opts.output),
-        "frames_in": info.frames,
+        "frames_in": info.frames,  # counted by the encoder's analysis pass
         "frames_out": frames_out,
         "width": info.width,
         "height": info.height,
@@ -168,4 +216,5 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "timings": timings,
         "wall_s": time.monotonic() - t0,
     }
-    return LoopbackResult(report, source, encoded, decoded, transfer, per_frame_psnr)
+    return LoopbackResult(report, encoded, decoded, transfer, per_frame_psnr, compared.samples,
+                          compared.keyframe_images)

@@ -42,15 +42,17 @@ def _svg_curve(values: np.ndarray, label: str, marks: list[int], width: int = 72
     )
 
 
-def write_html(path: Path, report: dict, source: np.ndarray, output: np.ndarray, psnr: np.ndarray,
-               keyframes: list[int], samples: int = 6) -> None:
-    picks = np.unique(np.linspace(0, min(len(source), len(output)) - 1, samples).round().astype(int))
+def write_html(path: Path, report: dict, samples: dict[int, tuple[np.ndarray, np.ndarray]], psnr: np.ndarray,
+               keyframe_images: dict[int, np.ndarray]) -> None:
+    """``samples``: frame -> (source, output) shown side by side; ``keyframe_images``: the
+    received keyframes as decoded."""
     rows = "".join(
-        f"<tr><td>frame {t}<br>PSNR {psnr[t]:.1f} dB</td><td>{_img_tag(source[t])}</td>"
-        f"<td>{_img_tag(output[t])}</td></tr>"
-        for t in picks
+        f"<tr><td>frame {t}<br>PSNR {psnr[t]:.1f} dB</td><td>{_img_tag(src)}</td><td>{_img_tag(out)}</td></tr>"
+        for t, (src, out) in sorted(samples.items()) if t < len(psnr)
     )
-    kf = "".join(f"<figure>{_img_tag(output[t], 160)}<figcaption>{t}</figcaption></figure>" for t in keyframes)
+    keyframes = sorted(keyframe_images)
+    kf = "".join(f"<figure>{_img_tag(keyframe_images[t], 160)}<figcaption>{t}</figcaption></figure>"
+                 for t in keyframes)
     keys = ["frames_in", "frames_out", "width", "height", "fps", "mcs", "snr_db", "snr_estimate_db", "channel",
             "stream_bytes", "payload_symbols", "on_air_symbols", "cbr_payload", "cbr_on_air", "pdus_sent",
             "pdus_received", "per", "ber", "psnr_db", "ssim", "psss", "backends", "wall_s"]
@@ -62,7 +64,8 @@ def write_html(path: Path, report: dict, source: np.ndarray, output: np.ndarray,
 figure{{display:inline-block;margin:4px}} img{{display:block}}</style></head><body>
 <h1>LGVSC loopback: {html.escape(Path(str(report.get('input', ''))).name)}</h1>
 <p>Decoder backend <b>{html.escape(str(report.get('backends', {}).get('decoder')))}</b>, keyframes by
-<b>{html.escape(str(report.get('backends', {}).get('kf')))}</b>, PSSS backend <b>{html.escape(str(report.get('psss_backend')))}</b>; every figure below comes from this run
+<b>{html.escape(str(report.get('backends', {}).get('kf')))}</b>,
+PSSS backend <b>{html.escape(str(report.get('psss_backend')))}</b>; every figure below comes from this run
 through the real tx, channel and rx GNU Radio flowgraphs.</p>
 <table>{table}</table>
 <h2>Per-frame PSNR</h2>{_svg_curve(psnr, "PSNR", keyframes)}
