@@ -27,29 +27,32 @@ CBRS = (1e-4, 3e-4, 1e-3)
 
 
 def _run(clip: str, cbr: float, decoder: str, queue: mp.Queue) -> None:
+    """One clip at one CBR, streamed as `lgvsc loopback` does it (without the radio)."""
     from lgvsc_phy.mcs import get_mcs
     from semantic.decoder import decode_bitstream
-    from semantic.encoder import EncoderConfig, EncoderError, encode_video
-    from semantic.metrics import psnr, ssim
-    from semantic.video_io import read_video
-    from tools.loopback import semantic_similarity
+    from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source
+    from tools.loopback import _Comparison
     from tools.sample_videos import sample_video
 
-    video = read_video(sample_video(clip))
-    budget = get_mcs("qpsk-1/2").stream_bytes_for(cbr * video.info.source_values)
-    row = {"clip": clip, "cbr_on_air": cbr, "byte_budget": budget, "frames": video.info.frames,
-           "size": f"{video.info.width}x{video.info.height}", "decoder": decoder}
+    source = FrameSource.of_file(sample_video(clip))
+    mcs = get_mcs("qpsk-1/2")
+    row = {"clip": clip, "cbr_on_air": cbr, "decoder": decoder}
     try:
         t = time.perf_counter()
-        encoded = encode_video(video, EncoderConfig(byte_budget=budget))
+        encoded = encode_source(source, EncoderConfig(
+            budget_for=lambda info: mcs.stream_bytes_for(cbr * info.source_values)))
         row["encode_s"] = time.perf_counter() - t
+        h = encoded.header
         t = time.perf_counter()
         decoded = decode_bitstream(encoded.data, decoder)
-        row["decode_s"] = time.perf_counter() - t
-        row.update(bytes=len(encoded.data), keyframes=len(encoded.plan.frames),
-                   psnr_db=psnr(video.frames, decoded.frames), ssim=ssim(video.frames, decoded.frames),
-                   psss=semantic_similarity(video.frames, decoded.frames, "classical"), psss_backend="classical",
-                   frames_out=len(decoded.frames), backends={**encoded.header.backends, "decoder": decoder})
+        compared = _Comparison(source, decoded, "classical", set())
+        frames_out = sum(1 for _ in compared.frames())
+        row["decode_s"] = time.perf_counter() - t  # decoding plus the per-frame metrics
+        row.update(frames=h.frames, size=f"{h.width}x{h.height}", bytes=len(encoded.data),
+                   keyframes=len(encoded.plan.frames), psnr_db=float(np.mean(compared.psnr)),
+                   ssim=float(np.mean(compared.ssim)), psss=compared.psss_value(), psss_backend="classical",
+                   frames_out=frames_out, backends={**h.backends, "decoder": decoder},
+                   keyframe_codecs=[img.codec for img in encoded.images])
     except EncoderError as exc:
         row["error"] = str(exc)
     row["lpips"] = row["clip_score"] = "unavailable (no weights on this machine)"
