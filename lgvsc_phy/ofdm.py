@@ -99,7 +99,7 @@ class OfdmBurstReceiver:
     MIN_PREAMBLE_CORRELATION = 0.15  # normalized preamble correlation that confirms a detection
     ANCHOR_WEIGHT = 1.0  # the preamble phase reference counts as this many symbols of pilots
     MAX_BUFFER = 1 << 20
-    SIGNIFICANT = 12.0  # add a tap while its correlation power exceeds this many noise variances
+    SIGNIFICANT = 6.0  # add a tap while its correlation power exceeds this many noise variances
     MAX_TAPS = 8
 
     def __init__(self, params: OfdmParams, threshold: float = 0.08) -> None:

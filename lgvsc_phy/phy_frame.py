@@ -1,9 +1,10 @@
 """PHY frame: what one OFDM burst carries, coded with LDPC.
 
 Info bits of a burst: ``length u16 | payload | crc32`` padded with zeros to whole codewords.
-Coded bits are packed LSB-first into bytes, which is the order GNU Radio's
-``repack_bits_bb(8, bps, LSB first)`` + ``chunks_to_symbols`` maps them onto QAM symbols, so the
-soft demapper can undo it symbol by symbol.
+The coded bits of all codewords are interleaved by a fixed pseudo-random permutation of the
+burst, so a faded stretch of carriers costs every codeword a little instead of one codeword a
+lot (802.11 interleaves for the same reason), then packed LSB-first into bytes, the order the
+mapper puts them on QAM symbols.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 
@@ -30,6 +32,12 @@ class DecodedFrame:
     codewords: int
     raw_bit_errors: int = 0  # channel (pre-FEC) bit errors on the systematic bits, if decoded
     raw_bits: int = 0
+
+
+@cache
+def interleaver(length: int) -> np.ndarray:
+    """Fixed permutation of ``length`` coded bits (the same on every machine: seeded by length)."""
+    return np.random.default_rng(0x4C47 + length).permutation(length)
 
 
 class PhyFrameCodec:
@@ -60,7 +68,7 @@ class PhyFrameCodec:
         raw = np.unpackbits(np.frombuffer(body, dtype=np.uint8), bitorder="little")
         bits[: raw.size] = raw
         coded = self.code.encode(bits.reshape(cws, self.code.k)).reshape(-1)
-        return np.packbits(coded, bitorder="little").tobytes()
+        return np.packbits(coded[interleaver(coded.size)], bitorder="little").tobytes()
 
     def decode_symbols(self, symbols: np.ndarray, csi: np.ndarray | None = None) -> DecodedFrame:
         """Equalized symbols -> payload. ``csi``: per-symbol 1 / noise variance from the receiver's
@@ -78,7 +86,9 @@ class PhyFrameCodec:
         else:
             noise_var = self.constellation.noise_var_estimate(symbols)
             llr = self.constellation.llr(symbols, noise_var)
-        llr = llr.reshape(cws, self.code.n)
+        deinterleaved = np.empty_like(llr)
+        deinterleaved[interleaver(llr.size)] = llr
+        llr = deinterleaved.reshape(cws, self.code.n)
         result = self.code.decode(llr, self.max_iter)
         snr_db = float(10 * np.log10(1.0 / max(noise_var, 1e-9)))
         iters = int(result.iterations.max())
