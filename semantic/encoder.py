@@ -134,13 +134,38 @@ class FrameSource:
         out = {}
         for t, frame in enumerate(self.open()):
             if t in wanted:
-                if max_width is not None and frame.shape[1] > max_width:
-                    h = max(8, round(frame.shape[0] * max_width / frame.shape[1]))
-                    frame = cv2.resize(frame, (max_width, h), interpolation=cv2.INTER_AREA)
-                out[t] = frame
+                out[t] = self.shrink(frame, max_width) if max_width else frame
                 if len(out) == len(wanted):
                     break
         return out
+
+    @staticmethod
+    def shrink(frame: np.ndarray, max_width: int) -> np.ndarray:
+        if frame.shape[1] <= max_width:
+            return frame
+        h = max(8, round(frame.shape[0] * max_width / frame.shape[1]))
+        return cv2.resize(frame, (max_width, h), interpolation=cv2.INTER_AREA)
+
+
+def _code_keyframes(source: FrameSource, keyframes: list[int], per_image: int,
+                    scorer) -> tuple[list[CodedImage], list[float]]:  # noqa: ANN001
+    """Code each keyframe as the stream passes it (only the coded bytes are kept), scoring PSSS
+    against the previous keyframe on the way when ``scorer`` is given."""
+    wanted = set(keyframes)
+    images: dict[int, CodedImage] = {}
+    p_prev: list[float] = []
+    previous = None
+    for t, frame in enumerate(source.open()):
+        if t not in wanted:
+            continue
+        images[t] = encode_image(frame, per_image)
+        small = FrameSource.shrink(frame, PSSS_WIDTH)
+        if scorer is not None:
+            p_prev.append(1.0 if previous is None else float(scorer.score([(previous, small)])[0]))
+        previous = small
+        if len(images) == len(wanted):
+            break
+    return [images[t] for t in keyframes], p_prev
 
 
 def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
@@ -175,13 +200,11 @@ def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
         p_prev = None
     else:
         raise EncoderError(f"unknown keyframe mode {config.keyframe_mode!r}; known: error-model, psss")
-    frames = source.collect(set(plan.frames))
+    images, scored = _code_keyframes(source, plan.frames, per_image, scorer if p_prev is None else None)
     if p_prev is None:
-        pairs = [(frames[a], frames[b]) for a, b in zip(plan.frames[:-1], plan.frames[1:], strict=True)]
-        p_prev = [1.0] + list(scorer.score(pairs)) if scorer else []
+        p_prev = scored
     motion = analysis.interval_motion(plan.frames)
     cuts = plan.cuts[:MAX_CUTS]
-    images = [encode_image(frames[t], per_image) for t in plan.frames]
     timing = Segment(SegmentType.KEYFRAME_TIMING, 0, pack_timing(plan.frames, cuts))
     segments = [timing]
     segments += [

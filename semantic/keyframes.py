@@ -112,32 +112,60 @@ def select_keyframes(frames: np.ndarray, count: int, candidate_step: int = 1) ->
 
 def select_keyframes_from(change: np.ndarray, model_thumbs: np.ndarray, count: int,
                           candidate_step: int = 1) -> KeyframePlan:
-    """``select_keyframes`` from precomputed change scores and model thumbnails (streaming)."""
+    """``select_keyframes`` from precomputed change scores and model thumbnails (streaming).
+
+    Greedy: each step adds the candidate that lowers the model error most. Adding a keyframe
+    only changes its own shot, so each shot keeps its best candidate and only the shot that
+    changed is rescored: O(frames) per step, not O(frames x keyframes).
+    """
     total = len(change)
     cuts = detect_cuts(change)
     count = int(np.clip(count, min(2, total), total))
     model = _ErrorModel(model_thumbs)
     shots = shot_ranges(cuts, total)
+    step = max(1, candidate_step)
+    candidate_set = set(range(0, total, step)) | set(cuts) | {c - 1 for c in cuts}
     chosen = sorted({0, total - 1})
-    keys = {s: [k for k in chosen if s[0] <= k <= s[1]] for s in shots}
-    # An empty shot borrows the nearest keyframe; count its error that way so filling it pays.
-    costs = {s: _shot_cost(model, s, keys[s], chosen) for s in shots}
-    candidates = [t for t in range(0, total, max(1, candidate_step))] + [c for c in cuts] + [c - 1 for c in cuts]
-    candidates = sorted(set(candidates) - set(chosen))
-    while len(chosen) < count and candidates:
-        best, best_gain, best_cost = None, -math.inf, 0.0
-        for c in candidates:
-            s = next(sh for sh in shots if sh[0] <= c <= sh[1])
-            new_cost = model.shot(s[0], s[1], sorted(keys[s] + [c]))
-            gain = costs[s] - new_cost
-            if gain > best_gain:
-                best, best_gain, best_cost = c, gain, new_cost
-        s = next(sh for sh in shots if sh[0] <= best <= sh[1])
-        keys[s] = sorted(keys[s] + [best])
-        costs[s] = best_cost
-        chosen = sorted(chosen + [best])
-        candidates.remove(best)
-    return KeyframePlan(chosen, cuts, change)
+    keys = {sh: [k for k in chosen if sh[0] <= k <= sh[1]] for sh in shots}
+    empty_cost = {sh: _shot_cost(model, sh, keys[sh], chosen) for sh in shots if not keys[sh]}
+    pool = {sh: sorted(c for c in candidate_set if sh[0] <= c <= sh[1] and c not in chosen) for sh in shots}
+    best = {sh: _best_in_shot(model, sh, keys[sh], pool[sh], empty_cost.get(sh)) for sh in shots}
+    while len(chosen) < count:
+        sh = max(best, key=lambda k: best[k][0])
+        gain, c = best[sh]
+        if c is None:
+            break
+        keys[sh] = sorted(keys[sh] + [c])
+        pool[sh].remove(c)
+        chosen.append(c)
+        best[sh] = _best_in_shot(model, sh, keys[sh], pool[sh], None)
+    return KeyframePlan(sorted(chosen), cuts, change)
+
+
+def _best_in_shot(model: _ErrorModel, shot: tuple[int, int], keys: list[int], pool: list[int],
+                  empty_cost: float | None) -> tuple[float, int | None]:
+    """(error reduction, candidate) of the best keyframe to add to ``shot``."""
+    lo, hi = shot
+    best: tuple[float, int | None] = (-math.inf, None)
+    for c in pool:
+        new = model.hold(c, lo, c - 1) + model.hold(c, c + 1, hi)
+        if not keys:
+            gain = (empty_cost if empty_cost is not None else math.inf) - new
+        else:
+            i = int(np.searchsorted(keys, c))
+            if i == 0:
+                old = model.hold(keys[0], lo, keys[0] - 1)
+                new = model.hold(c, lo, c - 1) + model.fade(c, keys[0])
+            elif i == len(keys):
+                old = model.hold(keys[-1], keys[-1] + 1, hi)
+                new = model.fade(keys[-1], c) + model.hold(c, c + 1, hi)
+            else:
+                old = model.fade(keys[i - 1], keys[i])
+                new = model.fade(keys[i - 1], c) + model.fade(c, keys[i])
+            gain = old - new
+        if gain > best[0]:
+            best = (gain, c)
+    return best
 
 
 def _shot_cost(model: _ErrorModel, shot: tuple[int, int], keys: list[int], chosen: list[int]) -> float:
