@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 from PIL import Image, features
 
@@ -70,27 +71,35 @@ def encode_image(rgb: np.ndarray, max_bytes: int, min_quality: int = 30,
     return best
 
 
+MIN_BITS_PER_PIXEL = 0.15  # no codec here codes a real frame at min_quality below this: caps the scale
+
+
 def _encode_with(rgb: np.ndarray, max_bytes: int, min_quality: int, codec: str) -> CodedImage | None:
     """At low budgets a smaller, cleaner image beats a full-size blocky one. The scale is found by
-    bisection (size grows with scale), then quality by bisection at that scale."""
+    bisection (size grows with scale) below a cap the budget implies, then quality by bisection."""
+    h, w = rgb.shape[:2]
+    cap = min(1.0, float(np.sqrt(max_bytes * 8 / MIN_BITS_PER_PIXEL / (w * h))))
+    if cap < 1.0:  # work from a copy at the cap: every probe below is then cheap
+        rgb = cv2.resize(rgb, (max(MIN_SIDE, round(w * cap)), max(MIN_SIDE, round(h * cap))),
+                         interpolation=cv2.INTER_AREA)
     full = Image.fromarray(rgb)
     lo, hi = MIN_SIDE / min(full.size), 1.0
-    if len(_save(_scaled(full, hi), min_quality, codec)) > max_bytes:
-        for _ in range(7):
-            mid = (lo + hi) / 2
+    if len(_save(full, min_quality, codec)) > max_bytes:
+        for _ in range(6):
+            mid = float(np.sqrt(lo * hi))  # geometric: the size-vs-scale curve is a power law
             if len(_save(_scaled(full, mid), min_quality, codec)) <= max_bytes:
                 lo = mid
             else:
                 hi = mid
         scale = lo
     else:
-        scale = 1.0
+        scale = hi
     img = _scaled(full, scale)
     found = _best_quality(img, max_bytes, codec)
     if found is None:
         return None
     back = decode_image(found[0], full.width, full.height).astype(np.float64)
-    mse = float(np.mean((back - rgb) ** 2))
+    mse = float(np.mean((back - rgb) ** 2))  # at the working resolution: ranks codecs, cheaply
     return CodedImage(found[0], img.width, img.height, found[1], codec, 10 * np.log10(255**2 / max(mse, 1e-9)))
 
 
