@@ -78,14 +78,14 @@ class Mcs:
         return lo
 
 
-# Es/N0 (dB) where coded PER reaches 1e-2 over AWGN through the flowgraphs (tools/bench_phy.py;
-# refresh from its JSON). `auto` picks the fastest MCS whose threshold plus AUTO_MARGIN_DB the
-# channel meets.
+# Es/N0 (dB) where coded PER reaches 1e-2 over AWGN through the flowgraphs, measured by
+# tools/bench_phy.py (600 PDUs a point, 2026-11-26; refresh from its JSON). `auto` picks the
+# fastest MCS whose threshold plus AUTO_MARGIN_DB the channel meets.
 THRESHOLD_DB = {
-    "bpsk-1/2": -1.0, "bpsk-2/3": 1.0, "bpsk-3/4": 2.2, "bpsk-5/6": 3.5,
-    "qpsk-1/2": 2.0, "qpsk-2/3": 4.0, "qpsk-3/4": 5.2, "qpsk-5/6": 6.5,
-    "16qam-1/2": 7.5, "16qam-2/3": 10.0, "16qam-3/4": 11.5, "16qam-5/6": 13.0,
-    "64qam-1/2": 12.5, "64qam-2/3": 15.5, "64qam-3/4": 17.0, "64qam-5/6": 18.5,
+    "bpsk-1/2": -0.4, "bpsk-2/3": 0.5, "bpsk-3/4": 1.6, "bpsk-5/6": 2.7,
+    "qpsk-1/2": 1.7, "qpsk-2/3": 3.6, "qpsk-3/4": 4.7, "qpsk-5/6": 5.8,
+    "16qam-1/2": 7.1, "16qam-2/3": 9.6, "16qam-3/4": 10.9, "16qam-5/6": 12.2,
+    "64qam-1/2": 11.7, "64qam-2/3": 14.6, "64qam-3/4": 16.2, "64qam-5/6": 17.9,
 }
 AUTO_MARGIN_DB = 1.5
 _CODEWORDS = {"bpsk": 1, "qpsk": 2, "16qam": 4, "64qam": 6}  # ~41 OFDM symbols of payload a burst
