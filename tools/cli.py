@@ -42,8 +42,10 @@ def cmd_encode(args: argparse.Namespace) -> int:
     encoded = encode_source(source, config)
     Path(args.output).write_bytes(encoded.data)
     h = encoded.header
-    print(f"{args.output}: {len(encoded.data)} bytes, {len(encoded.plan.frames)} keyframes "
-          f"{encoded.plan.frames}, {h.frames} frames {h.width}x{h.height}")
+    keys = encoded.plan.frames
+    shown = str(keys) if len(keys) <= 12 else f"[{', '.join(map(str, keys[:6]))}, ..., {', '.join(map(str, keys[-3:]))}]"
+    print(f"{args.output}: {len(encoded.data)} bytes, {len(keys)} keyframes {shown}, "
+          f"{h.frames} frames {h.width}x{h.height}")
     return 0
 
 
