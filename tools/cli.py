@@ -43,7 +43,7 @@ def cmd_encode(args: argparse.Namespace) -> int:
     Path(args.output).write_bytes(encoded.data)
     h = encoded.header
     keys = encoded.plan.frames
-    shown = str(keys) if len(keys) <= 12 else f"[{', '.join(map(str, keys[:6]))}, ..., {', '.join(map(str, keys[-3:]))}]"
+    shown = str(keys) if len(keys) <= 12 else f"[{', '.join(map(str, keys[:6]))}, ... {keys[-1]}]"
     print(f"{args.output}: {len(encoded.data)} bytes, {len(keys)} keyframes {shown}, "
           f"{h.frames} frames {h.width}x{h.height}")
     return 0
