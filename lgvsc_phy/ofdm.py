@@ -109,6 +109,8 @@ class OfdmBurstReceiver:
         self.pos = 0  # absolute index where the search resumes
         self.headers_failed = 0
         self.false_alarms = 0
+        self._window = np.arange(params.fft_len)[None, :]
+        self._centred = np.fft.fftshift(np.arange(params.fft_len))  # FFT bins in centred order
         self.pending: _Pending | None = None
         w1, w2 = (np.asarray(w) for w in params.sync_words())
         ref = OfdmModulator(params)
@@ -315,9 +317,10 @@ class OfdmBurstReceiver:
         channel fit's delay grid accounts for that shift)."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
         starts = start + (first + np.arange(count)) * sym + cp - self.TIMING_BACKOFF
-        idx = starts[:, None] + np.arange(n)[None, :]
-        x = self.buf[idx] * np.exp(-2j * np.pi * cfo * idx / n)
-        return np.fft.fftshift(np.fft.fft(x, axis=1), axes=1)
+        idx = starts[:, None] + self._window
+        # The CFO ramp factors into a per-symbol phase times one within-symbol ramp.
+        rotation = np.exp(-2j * np.pi * cfo * starts / n)[:, None] * np.exp(-2j * np.pi * cfo * self._window / n)
+        return np.fft.fft(self.buf[idx] * rotation, axis=1)[:, self._centred]
 
     def _equalize(self, spectra: np.ndarray, chan: np.ndarray, first: int) -> np.ndarray:
         """Common phase from the pilots, then zero-forcing on the data carriers.

@@ -26,8 +26,23 @@ class DecoderError(ValueError):
 
 @dataclass
 class Keyframe:
+    """A received keyframe; its image is decoded when first needed and released after use, so
+    a long stream holds only coded bytes (a few kB per keyframe), not full-size images."""
+
     frame: int
-    image: np.ndarray  # (H, W, 3) uint8 at the stream's resolution
+    data: bytes
+    width: int  # the stream's resolution
+    height: int
+    _image: np.ndarray | None = None
+
+    @property
+    def image(self) -> np.ndarray:
+        if self._image is None:
+            self._image = decode_image(self.data, self.width, self.height)
+        return self._image
+
+    def release(self) -> None:
+        self._image = None
 
 
 @dataclass
@@ -60,16 +75,16 @@ def received_keyframes(parsed: ParsedStream, header: StreamHeader) -> tuple[list
         if len(seg.payload) < 8:
             notes.append(f"keyframe segment {seg.index} too short")
             continue
-        frame, _, _ = struct.unpack_from(">IHH", seg.payload)
+        frame, coded_w, coded_h = struct.unpack_from(">IHH", seg.payload)
         if frame >= header.frames:
             notes.append(f"keyframe segment {seg.index} points past the last frame")
             continue
-        try:
-            image = decode_image(seg.payload[8:], header.width, header.height)
+        try:  # decodable? checked at its (small) coded size
+            decode_image(seg.payload[8:], max(1, coded_w), max(1, coded_h))
         except ValueError as exc:
             notes.append(f"keyframe segment {seg.index}: {exc}")
             continue
-        keyframes.append(Keyframe(frame, image))
+        keyframes.append(Keyframe(frame, seg.payload[8:], header.width, header.height))
     keyframes.sort(key=lambda k: k.frame)
     return keyframes, notes
 
@@ -118,14 +133,17 @@ def _render(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo, twe
             nearest = min(keyframes, key=lambda k: min(abs(k.frame - lo), abs(k.frame - hi)))
             for _ in range(lo, hi + 1):
                 yield nearest.image
+            nearest.release()
             continue
         for _ in range(lo, inside[0].frame + 1):
             yield inside[0].image
         for a, b in zip(inside[:-1], inside[1:], strict=True):
             yield from tween(a, b, side)
             yield b.image
+            a.release()
         for _ in range(inside[-1].frame + 1, hi + 1):
             yield inside[-1].image
+        inside[-1].release()
 
 
 def _crossfade(a: Keyframe, b: Keyframe, side: SideInfo | None = None) -> Iterator[np.ndarray]:
