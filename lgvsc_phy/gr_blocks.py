@@ -6,6 +6,8 @@ semantic processes.
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import pmt
 from gnuradio import gr
@@ -44,6 +46,7 @@ class BurstMapper(gr.basic_block):
         gr.basic_block.__init__(self, name="lgvsc_burst_mapper", in_sig=None, out_sig=None)
         self.mapper = get_mcs(mcs).mapper()
         self.max_payload = get_mcs(mcs).max_link_pdu_bytes
+        sys.setswitchinterval(min(sys.getswitchinterval(), 5e-4))  # see OfdmReceiver
         self.seq = 0
         self.message_port_register_in(IN)
         self.message_port_register_out(OUT)
@@ -141,6 +144,10 @@ class OfdmReceiver(gr.sync_block):
     def __init__(self, threshold: float = 0.08) -> None:
         gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
         self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold)
+        # The receiver and the decoder are Python blocks on their own scheduler threads; with
+        # the default 5 ms GIL switch interval a waiting thread can lose 5 ms per burst, which
+        # intermittently slowed the chain tenfold. Hand over the GIL sooner in this process.
+        sys.setswitchinterval(min(sys.getswitchinterval(), 5e-4))
         decode_header(np.zeros(CODED_BITS))  # load the compiled Viterbi before samples flow
         self.detected = 0
         self.message_port_register_out(OUT)
