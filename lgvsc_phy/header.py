@@ -93,8 +93,8 @@ def conv_encode(info: np.ndarray) -> np.ndarray:
     return coded.reshape(-1)
 
 
-def _viterbi_numpy(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> np.ndarray:
-    """Vectorized over states: the same decisions as the compiled loop (ties aside)."""
+def _viterbi_numpy(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Vectorized over states: the same tables as the compiled loop (ties aside)."""
     states = out_sign.shape[0]
     src = np.arange(states)
     nxt = np.stack([(src | (bit << 6)) >> 1 for bit in range(2)], axis=1)  # (states, 2)
@@ -113,19 +113,15 @@ def _viterbi_numpy(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> np.ndar
                     choice[t, nxt[s, bit]] = bit
                     prev[t, nxt[s, bit]] = s
         metric = new
-    decided = np.empty(steps, dtype=np.uint8)
-    s = int(np.argmax(metric))
-    for t in range(steps - 1, -1, -1):
-        decided[t] = choice[t, s]
-        s = prev[t, s]
-    return decided
+    return metric, choice, prev
 
 
-def _viterbi_loops(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> np.ndarray:
+def _viterbi_loops(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Max-metric Viterbi over ``steps`` trellis steps of 3 LLRs each (log P0/P1).
 
     ``out_sign[state, bit, g]`` is +1 for a coded 0 and -1 for a coded 1, so the branch metric
-    is the correlation sum(out_sign * llr). All states start equal; traceback from the best.
+    is the correlation sum(out_sign * llr). All states start equal. Returns the final state
+    metrics and, per step and state, the survivor's input bit and previous state (``_traceback``).
     """
     states = out_sign.shape[0]
     metric = np.zeros(states)
@@ -145,9 +141,14 @@ def _viterbi_loops(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> np.ndar
                     choice[t, ns] = bit
                     prev[t, ns] = s
         metric[:] = new
-    decided = np.empty(steps, dtype=np.uint8)
+    return metric, choice, prev
+
+
+def _traceback(metric: np.ndarray, choice: np.ndarray, prev: np.ndarray) -> np.ndarray:
+    """Input bits along the survivor that ends in the best state."""
+    decided = np.empty(len(choice), dtype=np.uint8)
     s = int(np.argmax(metric))
-    for t in range(steps - 1, -1, -1):
+    for t in range(len(choice) - 1, -1, -1):
         decided[t] = choice[t, s]
         s = prev[t, s]
     return decided
@@ -163,7 +164,7 @@ def conv_decode(llr: np.ndarray) -> np.ndarray:
     n = llr.shape[0]
     wrap = min(_WRAP, n)
     extended = np.concatenate([llr[-wrap:], llr, llr[:wrap]]).reshape(-1)
-    decided = _viterbi(extended, _OUT_SIGN, n + 2 * wrap)
+    decided = _traceback(*_viterbi(extended, _OUT_SIGN, n + 2 * wrap))
     return decided[wrap : wrap + n]
 
 
