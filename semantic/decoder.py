@@ -18,6 +18,7 @@ import numpy as np
 
 from semantic.bitstream import BitstreamError, ParsedStream, SegmentType, StreamHeader, parse_stream, unpack_timing
 from semantic.image_codec import decode_image
+from semantic.keyframes import shot_ranges
 
 
 class DecoderError(ValueError):
@@ -87,11 +88,6 @@ def received_keyframes(parsed: ParsedStream, header: StreamHeader) -> tuple[list
         keyframes.append(Keyframe(frame, seg.payload[8:], header.width, header.height))
     keyframes.sort(key=lambda k: k.frame)
     return keyframes, notes
-
-
-def shot_ranges(cuts: list[int], total: int) -> list[tuple[int, int]]:
-    starts = [0] + sorted({c for c in cuts if 0 < c < total})
-    return list(zip(starts, [s - 1 for s in starts[1:]] + [total - 1], strict=True))
 
 
 @dataclass(frozen=True)

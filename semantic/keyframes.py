@@ -99,7 +99,8 @@ class KeyframePlan:
 
 
 def shot_ranges(cuts: list[int], total: int) -> list[tuple[int, int]]:
-    starts = [0] + sorted(c for c in cuts if 0 < c < total)
+    """(first, last) frame of each shot; cuts outside the video or repeated are ignored."""
+    starts = [0] + sorted({c for c in cuts if 0 < c < total})
     ends = [s - 1 for s in starts[1:]] + [total - 1]
     return list(zip(starts, ends, strict=True))
 
@@ -112,34 +113,38 @@ def select_keyframes(frames: np.ndarray, count: int, candidate_step: int = 1) ->
 
 def select_keyframes_from(change: np.ndarray, model_thumbs: np.ndarray, count: int,
                           candidate_step: int = 1) -> KeyframePlan:
-    """``select_keyframes`` from precomputed change scores and model thumbnails (streaming).
-
-    Greedy: each step adds the candidate that lowers the model error most. Adding a keyframe
-    only changes its own shot, so each shot keeps its best candidate and only the shot that
-    changed is rescored: O(frames) per step, not O(frames x keyframes).
-    """
+    """``select_keyframes`` from precomputed change scores and model thumbnails (streaming)."""
     total = len(change)
     cuts = detect_cuts(change)
     count = int(np.clip(count, min(2, total), total))
     model = _ErrorModel(model_thumbs)
     shots = shot_ranges(cuts, total)
     step = max(1, candidate_step)
-    candidate_set = set(range(0, total, step)) | set(cuts) | {c - 1 for c in cuts}
-    chosen = sorted({0, total - 1})
+    candidates = set(range(0, total, step)) | set(cuts) | {c - 1 for c in cuts}
+    return KeyframePlan(_greedy(model, shots, [0, total - 1], candidates, count), cuts, change)
+
+
+def _greedy(model: _ErrorModel, shots: list[tuple[int, int]], chosen: list[int], candidates: set[int],
+            count: int) -> list[int]:
+    """Add keyframes from ``candidates`` to ``chosen`` until ``count``, each where the model
+    error drops most. Adding one only changes its own shot, so each shot keeps its best candidate
+    and only the shot that changed is rescored: O(frames) per step, not O(frames x keyframes)."""
+    chosen = sorted(set(chosen))
     keys = {sh: [k for k in chosen if sh[0] <= k <= sh[1]] for sh in shots}
+    # An empty shot borrows the nearest keyframe; count its error that way so filling it pays.
     empty_cost = {sh: _shot_cost(model, sh, keys[sh], chosen) for sh in shots if not keys[sh]}
-    pool = {sh: sorted(c for c in candidate_set if sh[0] <= c <= sh[1] and c not in chosen) for sh in shots}
+    pool = {sh: sorted(c for c in candidates if sh[0] <= c <= sh[1] and c not in chosen) for sh in shots}
     best = {sh: _best_in_shot(model, sh, keys[sh], pool[sh], empty_cost.get(sh)) for sh in shots}
     while len(chosen) < count:
         sh = max(best, key=lambda k: best[k][0])
-        gain, c = best[sh]
+        _, c = best[sh]
         if c is None:
             break
         keys[sh] = sorted(keys[sh] + [c])
         pool[sh].remove(c)
         chosen.append(c)
         best[sh] = _best_in_shot(model, sh, keys[sh], pool[sh], None)
-    return KeyframePlan(sorted(chosen), cuts, change)
+    return sorted(chosen)
 
 
 def _best_in_shot(model: _ErrorModel, shot: tuple[int, int], keys: list[int], pool: list[int],
@@ -273,23 +278,5 @@ def select_keyframes_psss_from(change: np.ndarray, model_thumbs: np.ndarray, fra
 
 def _fill_by_error(model_thumbs: np.ndarray, keys: list[int], cuts: list[int], count: int) -> list[int]:
     """Add keyframes where the decoder's error model gains most, keeping the given ones."""
-    model = _ErrorModel(model_thumbs)
-    shots = shot_ranges(cuts, len(model_thumbs))
-    chosen = sorted(set(keys))
-    shot_of = lambda t: next(s for s in shots if s[0] <= t <= s[1])  # noqa: E731
-    in_shot = {s: [k for k in chosen if s[0] <= k <= s[1]] for s in shots}
-    costs = {s: _shot_cost(model, s, in_shot[s], chosen) for s in shots}
-    candidates = sorted(set(range(len(model_thumbs))) - set(chosen))
-    while len(chosen) < count and candidates:
-        best, best_gain, best_cost = None, -math.inf, 0.0
-        for c in candidates:
-            s = shot_of(c)
-            new_cost = model.shot(s[0], s[1], sorted(in_shot[s] + [c]))
-            if costs[s] - new_cost > best_gain:
-                best, best_gain, best_cost = c, costs[s] - new_cost, new_cost
-        s = shot_of(best)
-        in_shot[s] = sorted(in_shot[s] + [best])
-        costs[s] = best_cost
-        chosen = sorted(chosen + [best])
-        candidates.remove(best)
-    return chosen
+    total = len(model_thumbs)
+    return _greedy(_ErrorModel(model_thumbs), shot_ranges(cuts, total), keys, set(range(total)), count)
