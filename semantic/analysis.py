@@ -11,10 +11,10 @@ import cv2
 import numpy as np
 
 from semantic.keyframes import MODEL_THUMB, THUMB, detect_cuts
-from semantic.motion import FLOW_WIDTH
 from semantic.video_io import VideoError, VideoInfo
 
 MOTION_STRIDE = 2  # optical flow between frames this far apart
+FLOW_WIDTH = 160  # flow on a small grey copy; magnitudes are scaled back to full resolution
 
 
 @dataclass

@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from lgvsc_phy.framing import split_stream
@@ -18,7 +17,7 @@ from lgvsc_phy.link import Link, LinkAddresses, TransferResult
 from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
-from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
+from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.psss import get_psss
 from semantic.video_io import VideoInfo, write_video
@@ -82,7 +81,7 @@ class _Comparison:
                 if t in self.shown:
                     self.samples[t] = (src, out)
                 if t in self.psss_picks:
-                    self.psss_pairs.append((_small(src), _small(out)))
+                    self.psss_pairs.append((FrameSource.shrink(src, PSSS_WIDTH), FrameSource.shrink(out, PSSS_WIDTH)))
             if t in self.keyframes:
                 self.keyframe_images[t] = out
             yield out
@@ -91,13 +90,6 @@ class _Comparison:
         if self.psss_backend == "none" or not self.psss_pairs:
             return None
         return float(np.mean(get_psss(self.psss_backend).score(self.psss_pairs)))
-
-
-def _small(frame: np.ndarray, width: int = 320) -> np.ndarray:
-    if frame.shape[1] <= width:
-        return frame
-    return cv2.resize(frame, (width, max(8, round(frame.shape[0] * width / frame.shape[1]))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def semantic_similarity(source: np.ndarray, output: np.ndarray, backend: str, samples: int = 24) -> float | None:
