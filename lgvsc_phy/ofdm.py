@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lgvsc_phy.header import decode_header
+from lgvsc_phy.constellation import BPSK
+from lgvsc_phy.header import PhyHeader, decode_header, encode_header
 from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs
 from lgvsc_phy.ofdm_params import OfdmParams
 
@@ -91,6 +92,50 @@ class _Pending:
     mcs: Mcs
 
 
+class SparseTapFit:
+    """Sparse impulse response ``taps`` with ``y ~ design @ taps``, by orthogonal matching pursuit.
+
+    A full least-squares fit of every delay of the grid is ill-conditioned here (52 of 64
+    carriers are used, the first preamble symbol only on even ones) and its noise costs 1-2 dB.
+    Instead, taps are added one at a time while the strongest normalized correlation with the
+    residual stands clear of the noise (estimated from the full fit's residual), and the chosen
+    taps are refitted jointly at each step. Everything runs on the Gram matrix, precomputed for
+    the fixed design: a fit costs one product with the observations and a few tiny solves.
+    """
+
+    def __init__(self, design: np.ndarray, significant: float, max_taps: int) -> None:
+        self.design_h = np.ascontiguousarray(design.conj().T)
+        self.gram = self.design_h @ design
+        self.energy = np.real(np.diag(self.gram))
+        self.pinv = np.linalg.pinv(design)
+        self.rows = design.shape[0]
+        self.full_dof = max(self.rows - np.linalg.matrix_rank(design), 1)
+        self.significant, self.max_taps = significant, max_taps
+
+    def __call__(self, y: np.ndarray) -> tuple[np.ndarray, float]:
+        """Taps (one per design column, mostly zero) and the noise variance of the residual."""
+        corr = self.design_h @ y
+        energy = float(np.real(np.vdot(y, y)))
+        # ||y - P y||^2 = ||y||^2 - y^H P y for the orthogonal projector P onto the design.
+        full_noise = max((energy - float(np.real(np.vdot(corr, self.pinv @ y)))) / self.full_dof, 1e-12)
+        chosen: list[int] = []
+        coef = np.zeros(0, dtype=complex)
+        resid_corr = corr
+        for _ in range(self.max_taps):
+            score = np.abs(resid_corr) ** 2 / self.energy
+            score[chosen] = 0
+            best = int(np.argmax(score))
+            if chosen and score[best] < self.significant * full_noise:
+                break
+            chosen.append(best)
+            coef = np.linalg.solve(self.gram[np.ix_(chosen, chosen)], corr[chosen])
+            resid_corr = corr - self.gram[:, chosen] @ coef
+        taps = np.zeros(self.energy.size, dtype=complex)
+        taps[chosen] = coef
+        resid = energy - float(np.real(np.vdot(coef, corr[chosen])))
+        return taps, max(resid / max(self.rows - len(chosen), 1), 1e-12)
+
+
 class OfdmBurstReceiver:
     """Streaming receiver: ``feed`` samples in any chunking, get complete bursts back."""
 
@@ -124,7 +169,7 @@ class OfdmBurstReceiver:
         self.pilot_vals = np.asarray(params.pilot_symbols, dtype=complex)
 
     def _build_channel_fit(self, w1: np.ndarray, w2: np.ndarray) -> None:
-        """Least-squares fit of a short impulse response to both preamble symbols."""
+        """Sparse impulse-response fits: to both preamble symbols, and to those plus the header."""
         n, half = self.p.fft_len, self.p.fft_len // 2
         delays = np.arange(-2, self.p.cp_len + self.TIMING_BACKOFF + 1)
         k_all = np.arange(n) - half
@@ -136,9 +181,10 @@ class OfdmBurstReceiver:
         design = np.concatenate(
             [w1[self.rows1, None] * self.fourier[self.rows1], w2[self.rows2, None] * self.fourier[self.rows2]]
         )
-        self.fit = np.linalg.pinv(design)
-        self.design = design
-        self.column_energy = np.sum(np.abs(design) ** 2, axis=0)
+        self.preamble_fit = SparseTapFit(design, self.SIGNIFICANT, self.MAX_TAPS)
+        active = np.array(list(self.p.occupied_carriers) + list(self.p.pilot_carriers)) + half
+        header_rows = np.tile(self.fourier[active], (self.p.header_symbols, 1))
+        self.header_fit = SparseTapFit(np.concatenate([design, header_rows]), self.SIGNIFICANT, self.MAX_TAPS)
 
     # -- streaming ---------------------------------------------------------------------------
     def feed(self, samples: np.ndarray) -> list[RxBurst]:
@@ -254,15 +300,18 @@ class OfdmBurstReceiver:
         cfo += float(np.angle(step)) * n / (2 * np.pi * sym)
         pre = spectra(0, 2)
         y = np.concatenate([pre[0, self.rows1], pre[1, self.rows2]])
-        taps, noise_var = self._fit_taps(y)
+        taps, noise_var = self.preamble_fit(y)
         chan = self.fourier @ taps  # (n,) centred
         gain = np.abs(chan[self.data_idx]) ** 2 / noise_var  # per data carrier: 1 / noise var after ZF
-        hdr = self._equalize(spectra(self.p.sync_symbols, self.p.header_symbols), chan, self.p.sync_symbols)
+        hdr_spectra = spectra(self.p.sync_symbols, self.p.header_symbols)
+        hdr = self._equalize(hdr_spectra, chan, self.p.sync_symbols)
         header = decode_header((hdr.real * gain).reshape(-1))
         mcs = MCS_BY_INDEX.get(header.mcs_index) if header else None
         if header is None or mcs is None:
             self.headers_failed += 1
             return None
+        chan, noise_var = self._refine_with_header(y, header, hdr_spectra, chan)
+        gain = np.abs(chan[self.data_idx]) ** 2 / noise_var
         snr = float(np.mean(np.abs(chan[self.active]) ** 2) / noise_var)
         start_abs = self.base + start
         return _Pending(start_abs, start_abs + self._burst_len(mcs, header.length), cfo, chan, gain,
@@ -279,37 +328,25 @@ class OfdmBurstReceiver:
         return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64), csi,
                        burst.snr_db, burst.cfo)
 
-    def _fit_taps(self, y: np.ndarray) -> tuple[np.ndarray, float]:
-        """Sparse impulse response by orthogonal matching pursuit over the delay grid.
+    def _refine_with_header(self, y_pre: np.ndarray, header: PhyHeader, spectra: np.ndarray,
+                            chan: np.ndarray) -> tuple[np.ndarray, float]:
+        """Refit the channel on the preamble and the decoded header together.
 
-        A full least-squares fit of every delay is ill-conditioned here (52 of 64 carriers are
-        used, the first preamble symbol only on even ones) and its noise costs 1-2 dB. Instead,
-        taps are added one at a time while the strongest normalized correlation with the
-        residual stands clear of the noise (estimated from the full fit's residual), and the
-        chosen taps are refitted jointly at each step.
+        Once its CRC holds, the header is known: re-encoded, its three symbols are 156 more
+        training carriers beside the preamble's 78, which cuts the estimate's noise (and that
+        of the noise variance) about threefold. Each header symbol is first turned back to the
+        preamble's phase (its common phase against the first estimate), the reference the
+        payload's pilot tracking is anchored to.
         """
-        full = self.fit @ y
-        noise_var = self._residual_var(y, self.design, full)
-        chosen: list[int] = []
-        taps = np.zeros(self.design.shape[1], dtype=complex)
-        resid = y
-        for _ in range(self.MAX_TAPS):
-            score = np.abs(self.design.conj().T @ resid) ** 2 / self.column_energy
-            score[chosen] = 0
-            best = int(np.argmax(score))
-            if chosen and score[best] < self.SIGNIFICANT * noise_var:
-                break
-            chosen.append(best)
-            sub = self.design[:, chosen]
-            coef = np.linalg.lstsq(sub, y, rcond=None)[0]
-            resid = y - sub @ coef
-        taps[chosen] = coef
-        return taps, self._residual_var(y, self.design[:, chosen], coef)
-
-    @staticmethod
-    def _residual_var(y: np.ndarray, design: np.ndarray, taps: np.ndarray) -> float:
-        resid = y - design @ taps
-        return max(float(np.sum(np.abs(resid) ** 2) / max(y.size - taps.size, 1)), 1e-12)
+        known = np.empty((self.p.header_symbols, self.p.fft_len))
+        known[:, self.data_idx] = BPSK.map(encode_header(header)).real.reshape(self.p.header_symbols, -1)
+        known[:, self.pilot_idx] = self.pilot_vals.real
+        # BPSK and pilots are +-1: multiplying by them turns each carrier into a plain channel
+        # observation with unchanged noise, so the fit's design stays fixed (precomputed).
+        obs = spectra[:, self.active] * known[:, self.active]
+        obs *= np.exp(-1j * np.angle(np.sum(obs * np.conj(chan[self.active]), axis=1)))[:, None]
+        taps, noise_var = self.header_fit(np.concatenate([y_pre, obs.reshape(-1)]))
+        return self.fourier @ taps, noise_var
 
     def _spectra(self, cfo: float, start: int, first: int, count: int) -> np.ndarray:
         """Centred spectra of OFDM symbols ``first .. first + count`` of the burst at ``start``,

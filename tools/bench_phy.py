@@ -19,11 +19,14 @@ import json
 import math
 import tempfile
 import time
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from lgvsc_phy.constellation import CONSTELLATIONS
+from lgvsc_phy.ideal_link import IdealLink
 from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, get_mcs
 from lgvsc_phy.theory import normal_approximation_snr_db, uncoded_ber
 from tools.per_sweep import measure
@@ -56,20 +59,33 @@ class Bench:
         return row
 
     def snr_at_per(self, mcs: str, start_db: float, step_db: float = 0.5, **kw) -> dict:  # noqa: ANN003
-        """Walk the SNR until PER brackets the target; interpolate the crossing."""
-        points: list[tuple[float, float]] = []
-        snr, direction = start_db, None
-        for _ in range(14):
-            per = self.point(mcs, snr, **kw)["per"]
-            points.append((snr, per))
-            if _crossing(points, TARGET_PER, 0.5 / self.pdus) is not None:
-                break
-            new_direction = 1 if per > TARGET_PER else -1
-            direction = direction or new_direction
-            snr += new_direction * step_db
-        floor = 0.5 / self.pdus
-        return {"snr_at_per_1e-2_db": _crossing(points, TARGET_PER, floor),
-                "per_curve": [{"snr_db": s, "per": p} for s, p in sorted(points)]}
+        return snr_at_per(lambda snr: self.point(mcs, snr, **kw)["per"], start_db, step_db, self.pdus)
+
+
+def snr_at_per(per_at: Callable[[float], float], start_db: float, step_db: float, pdus: int) -> dict:
+    """Walk the SNR until PER brackets the target; interpolate the crossing."""
+    points: list[tuple[float, float]] = []
+    snr = start_db
+    for _ in range(14):
+        per = per_at(snr)
+        points.append((snr, per))
+        if _crossing(points, TARGET_PER, 0.5 / pdus) is not None:
+            break
+        snr += step_db if per > TARGET_PER else -step_db
+    return {"snr_at_per_1e-2_db": _crossing(points, TARGET_PER, 0.5 / pdus),
+            "per_curve": [{"snr_db": s, "per": p} for s, p in sorted(points)]}
+
+
+def ideal_channel_cost(mcs: str, channel: str, start_db: float, pdus: int) -> dict:
+    """What the channel itself costs our code: PER 1e-2 crossings of the ideal-receiver link
+    (exact channel and noise known, ``lgvsc_phy.ideal_link``) on AWGN and on ``channel``."""
+    crossings = {}
+    for name in ("awgn", channel):
+        link = IdealLink(mcs, name, seed=1)
+        crossings[name] = snr_at_per(partial(link.pdu_error_rate, pdus=pdus), start_db, 0.25, pdus)
+        print(f"  ideal receiver, {name}: PER 1e-2 at {crossings[name]['snr_at_per_1e-2_db']} dB", flush=True)
+    a, b = (crossings[n]["snr_at_per_1e-2_db"] for n in ("awgn", channel))
+    return {"ideal_awgn_db": a, f"ideal_{channel}_db": b, "ideal_cost_db": None if a is None or b is None else b - a}
 
 
 def bench_mcs(bench: Bench, names: list[str]) -> dict:
@@ -228,6 +244,10 @@ def main() -> None:
         r = bench.snr_at_per("qpsk-1/2", start, **kw)
         snr = r["snr_at_per_1e-2_db"]
         r["cost_vs_awgn_db"] = None if awgn is None or snr is None else snr - awgn
+        if label == "multipath":
+            r.update(ideal_channel_cost("qpsk-1/2", "multipath", start, bench.pdus))
+            if r["cost_vs_awgn_db"] is not None and r["ideal_cost_db"] is not None:
+                r["receiver_loss_db"] = r["cost_vs_awgn_db"] - r["ideal_cost_db"]
         impairments[label] = r
     results["impairments_qpsk-1/2"] = impairments
     results["wall_s"] = time.monotonic() - t0
