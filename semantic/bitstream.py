@@ -36,9 +36,10 @@ class BitstreamError(ValueError):
 class SegmentType(IntEnum):
     KEYFRAME_IMAGE = 1  # payload: frame index u32 | coded width u16 | height u16 | image bytes (WebP)
     KEYFRAME_TIMING = 2  # payload: keyframe count u16 | keyframe frame indices | shot cut frames, u32 each
-    TEXT = 3  # payload: UTF-8 description of the keyframe interval ``index``
+    TEXT = 3  # payload: description of keyframe interval ``index``, UTF-8 in raw DEFLATE (semantic.text_codec)
     MOTION = 4  # payload: per keyframe interval, mean motion in pixels/frame, float16 each
     PSSS = 5  # payload: per keyframe, P(Yes) against the previous keyframe, u8 (x 255)
+    PAN = 6  # payload: per keyframe interval, dominant motion dx, dy in pixels/frame, float16 pairs
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
-"""A contact sheet of a bitstream's keyframes: each tile captioned with frame, time, bytes, PSSS."""
+"""A contact sheet of a bitstream's keyframes: each tile captioned with frame, time, bytes, PSSS and the
+description of the interval it opens."""
 
 from __future__ import annotations
 
 import struct
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -10,9 +12,12 @@ from PIL import Image, ImageDraw
 
 from semantic.bitstream import SegmentType, parse_stream
 from semantic.image_codec import decode_image
+from semantic.text_codec import decompress_text
 
 TILE_WIDTH = 240
 CAPTION = 30
+LINE = 12  # pixels per caption line (PIL's default font)
+TEXT_LINES, TEXT_WIDTH = 3, 38  # description lines under a tile, characters per line
 
 
 def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
@@ -23,6 +28,8 @@ def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
         raise ValueError("bitstream has no intact stream header")
     psss = parsed.of_type(SegmentType.PSSS)
     p_prev = [b / 255 for b in psss[0].payload] if psss else []
+    texts = {seg.index: decompress_text(seg.payload) or "" for seg in parsed.of_type(SegmentType.TEXT)}
+    caption_h = CAPTION + (TEXT_LINES * LINE if texts else 0)
     tile_h = max(16, round(TILE_WIDTH * header.height / header.width))
     tiles = []
     for seg in sorted(parsed.of_type(SegmentType.KEYFRAME_IMAGE), key=lambda s: s.index):
@@ -34,12 +41,14 @@ def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
         caption = f"#{seg.index} frame {frame}  {frame / float(header.fps):.2f} s\n{len(seg.payload) - 8} B, {w}x{h}"
         if seg.index < len(p_prev) and seg.index:
             caption += f", PSSS {p_prev[seg.index]:.2f}"
+        if texts.get(seg.index):  # the description of the interval this keyframe opens
+            caption += "\n" + "\n".join(textwrap.wrap(texts[seg.index], TEXT_WIDTH)[:TEXT_LINES])
         tiles.append((image, caption))
     rows = max(1, -(-len(tiles) // columns))
-    sheet = Image.new("RGB", (columns * TILE_WIDTH, rows * (tile_h + CAPTION)), "white")
+    sheet = Image.new("RGB", (columns * TILE_WIDTH, rows * (tile_h + caption_h)), "white")
     draw = ImageDraw.Draw(sheet)
     for i, (image, caption) in enumerate(tiles):
-        x, y = (i % columns) * TILE_WIDTH, (i // columns) * (tile_h + CAPTION)
+        x, y = (i % columns) * TILE_WIDTH, (i // columns) * (tile_h + caption_h)
         sheet.paste(Image.fromarray(np.asarray(image)), (x, y))
         draw.multiline_text((x + 4, y + tile_h + 2), caption, fill="black", spacing=1)
     path.parent.mkdir(parents=True, exist_ok=True)

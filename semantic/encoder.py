@@ -1,4 +1,5 @@
-"""Video -> LGVSC bitstream: keyframes (WebP at a byte budget), their timing, motion, and a header."""
+"""Video -> LGVSC bitstream: keyframes (WebP/AVIF at a byte budget), their timing, motion, descriptions, and a
+header."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import numpy as np
 
 from semantic.analysis import analyse
 from semantic.bitstream import SEGMENT_OVERHEAD, Segment, SegmentType, StreamHeader, pack_stream, pack_timing
+from semantic.describe import Describer, IntervalView, get_describer
 from semantic.image_codec import CodedImage, encode_image
 from semantic.keyframes import (
     KeyframePlan,
@@ -22,6 +24,7 @@ from semantic.keyframes import (
     select_keyframes_psss_from,
 )
 from semantic.psss import get_psss
+from semantic.text_codec import compress_text
 from semantic.video_io import Video, VideoInfo, iter_frames, probe_fps
 
 IMAGE_PREFIX = 8  # frame index u32 + coded width u16 + height u16 ahead of the image bytes
@@ -42,7 +45,8 @@ class EncoderConfig:
     default_keyframe_bytes: int = 4000  # per keyframe when no budget is given
     psss: str = "classical"  # PSSS backend: scores every keyframe against the previous one; "none" skips it
     keyframe_mode: str = "error-model"  # or "psss": the paper's rule (S_rel > 0.35; budget mode with a budget)
-    describe: str = "none"
+    describe: str = "none"  # description backend: none, tags, mllm:<id>
+    text_share: float = 0.15  # descriptions may take at most this share of a byte budget
 
 
 @dataclass
@@ -52,6 +56,7 @@ class EncodedVideo:
     images: list[CodedImage]
     motion: list[float]
     header: StreamHeader
+    descriptions: list[str] = field(default_factory=list)  # per keyframe interval, as sent ("" when none)
     segment_bytes: dict[str, int] = field(default_factory=dict)
 
 
@@ -74,7 +79,7 @@ class Layout:
     @property
     def overhead(self) -> int:
         timing = SEGMENT_OVERHEAD + 2 + 4 * (self.keyframes + self.cuts)
-        motion = SEGMENT_OVERHEAD + 2 * max(self.keyframes - 1, 0)
+        motion = 2 * SEGMENT_OVERHEAD + 6 * max(self.keyframes - 1, 0)  # magnitude and pan
         psss = SEGMENT_OVERHEAD + self.keyframes if self.psss else 0
         images = self.keyframes * (SEGMENT_OVERHEAD + IMAGE_PREFIX)
         return (self.header_bytes * (1 + self.trailing_header) + timing * (1 + self.repeat_timing) + motion + psss
@@ -168,6 +173,29 @@ def _code_keyframes(source: FrameSource, keyframes: list[int], per_image: int,
     return [images[t] for t in keyframes], p_prev
 
 
+DESCRIBE_WIDTH = 448  # describers see keyframes at this width (what captioning models take in)
+
+
+def _describe(source: FrameSource, keyframes: list[int], motion: list[float], pan: list[tuple[float, float]],
+              describer: Describer, cap: int | None) -> tuple[list[str], list[Segment]]:
+    """One description per keyframe interval, shortened (last words first, longest caption
+    first) until the compressed segments fit ``cap`` bytes."""
+    frames = source.collect(set(keyframes), max_width=DESCRIBE_WIDTH)
+    views = [IntervalView(frames[a], frames[b], m, p)
+             for a, b, m, p in zip(keyframes[:-1], keyframes[1:], motion, pan, strict=True)]
+    texts = [t.strip() for t in describer.describe(views)]
+
+    def pack(texts: list[str]) -> list[Segment]:
+        return [Segment(SegmentType.TEXT, i, compress_text(t)) for i, t in enumerate(texts) if t]
+
+    segments = pack(texts)
+    while cap is not None and segments and sum(len(s.pack()) for s in segments) > cap:
+        longest = max(range(len(texts)), key=lambda i: len(texts[i]))
+        texts[longest] = " ".join(texts[longest].split()[:-1])
+        segments = pack(texts)
+    return texts, segments
+
+
 def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
     return encode_source(FrameSource.of_video(video), config)
 
@@ -200,10 +228,19 @@ def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
         p_prev = None
     else:
         raise EncoderError(f"unknown keyframe mode {config.keyframe_mode!r}; known: error-model, psss")
+    motion, pan = analysis.interval_motion(plan.frames), analysis.interval_pan(plan.frames)
+    descriptions, text_segments = [], []
+    describer = get_describer(config.describe)
+    if describer is not None and len(plan.frames) > 1:
+        text_cap = None
+        if config.byte_budget is not None:  # text never pushes the images below their floor
+            text_cap = max(0, min(int(config.text_share * config.byte_budget), (per_image - MIN_IMAGE_BYTES) * count))
+        descriptions, text_segments = _describe(source, plan.frames, motion, pan, describer, text_cap)
+        if config.byte_budget is not None:
+            per_image -= -(-sum(len(s.pack()) for s in text_segments) // count)
     images, scored = _code_keyframes(source, plan.frames, per_image, scorer if p_prev is None else None)
     if p_prev is None:
         p_prev = scored
-    motion = analysis.interval_motion(plan.frames)
     cuts = plan.cuts[:MAX_CUTS]
     timing = Segment(SegmentType.KEYFRAME_TIMING, 0, pack_timing(plan.frames, cuts))
     segments = [timing]
@@ -212,6 +249,8 @@ def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
         for i, (t, img) in enumerate(zip(plan.frames, images, strict=True))
     ]
     segments.append(Segment(SegmentType.MOTION, 0, np.asarray(motion, dtype=">f2").tobytes()))
+    segments.append(Segment(SegmentType.PAN, 0, np.asarray(pan, dtype=">f2").reshape(-1).tobytes()))
+    segments += text_segments
     if p_prev:
         segments.append(Segment(SegmentType.PSSS, 0, bytes(round(255 * p) for p in p_prev)))
     if layout.repeat_timing:
@@ -220,6 +259,7 @@ def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
     sizes = {"header": len(header.pack()) * (1 + layout.trailing_header),
              "timing": len(timing.pack()) * (1 + layout.repeat_timing),
              "keyframe_images": sum(len(s.pack()) for s in segments if s.type == SegmentType.KEYFRAME_IMAGE),
-             "motion": sum(len(s.pack()) for s in segments if s.type == SegmentType.MOTION),
+             "motion": sum(len(s.pack()) for s in segments if s.type in (SegmentType.MOTION, SegmentType.PAN)),
+             "text": sum(len(s.pack()) for s in text_segments),
              "psss": sum(len(s.pack()) for s in segments if s.type == SegmentType.PSSS)}
-    return EncodedVideo(data, plan, images, motion, header, sizes)
+    return EncodedVideo(data, plan, images, motion, header, descriptions, sizes)

@@ -21,6 +21,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
+from semantic.vlm import VisionLanguageModel
+
 FOCI = {"general": "General", "main object": "Main Object", "background": "Background"}
 QUESTION = "Determine whether they are similar from the perspective of {focus}, use yes or no."
 
@@ -127,43 +129,26 @@ class MllmPsss:
     """PSSS from a vision-language model: P(Yes) vs P(No) for the paper's question."""
 
     def __init__(self, model_id: str, device: str | None = None, batch_size: int = 4) -> None:
-        import torch
-        from transformers import AutoModelForImageTextToText, AutoProcessor
-
         self.name = f"mllm:{model_id}"
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        dtype = torch.float32
-        if self.device.startswith("cuda"):
-            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        self.vlm = VisionLanguageModel.load(model_id, device)
         self.batch_size = batch_size
-        self.processor = AutoProcessor.from_pretrained(model_id)
-        self.model = AutoModelForImageTextToText.from_pretrained(model_id, dtype=dtype).to(self.device).eval()
-        tokenizer = self.processor.tokenizer
+        tokenizer = self.vlm.processor.tokenizer
         tokenizer.padding_side = "left"  # the answer position is then the last one for every row
         self.yes_ids = _token_ids(tokenizer, ("Yes", "yes", " Yes", " yes"))
         self.no_ids = _token_ids(tokenizer, ("No", "no", " No", " no"))
         if not self.yes_ids or not self.no_ids:
             raise PsssError(f"{model_id}: tokenizer has no single-token Yes/No")
 
-    def _prompt(self, focus: str) -> str:
-        content = [{"type": "image"}, {"type": "image"},
-                   {"type": "text", "text": QUESTION.format(focus=_focus(focus))}]
-        return self.processor.apply_chat_template([{"role": "user", "content": content}], add_generation_prompt=True)
-
     def score(self, pairs: list[tuple[np.ndarray, np.ndarray]], focus: str = "general") -> np.ndarray:
         import torch
 
-        prompt = self._prompt(focus)
+        prompt = self.vlm.prompt(2, QUESTION.format(focus=_focus(focus)))
         out = []
         for i in range(0, len(pairs), self.batch_size):
             chunk = pairs[i : i + self.batch_size]
-            images = [img for pair in chunk for img in pair]
-            inputs = self.processor(images=images, text=[prompt] * len(chunk), return_tensors="pt", padding=True)
-            inputs = {k: v.to(self.device) for k, v in inputs.items()}
-            if "pixel_values" in inputs:
-                inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+            inputs = self.vlm.inputs([img for pair in chunk for img in pair], [prompt] * len(chunk))
             with torch.no_grad():
-                logits = self.model(**inputs).logits[:, -1, :].float()
+                logits = self.vlm.model(**inputs).logits[:, -1, :].float()
             yes = torch.logsumexp(logits[:, self.yes_ids], dim=1)
             no = torch.logsumexp(logits[:, self.no_ids], dim=1)
             out.append(torch.sigmoid(yes - no).cpu().numpy())  # softmax over {Yes, No}

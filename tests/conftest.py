@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semantic.video_io import read_video, write_video
+from semantic.video_io import Video, read_video, write_video
 from tools.sample_videos import sample_video
 
 
@@ -45,6 +45,11 @@ def bikes() -> Path:
 
 
 @pytest.fixture(scope="session")
+def bikes_video(bikes: Path) -> Video:
+    return read_video(bikes)
+
+
+@pytest.fixture(scope="session")
 def derived_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A clip no test has tuned for: bigbuckbunny cropped to an odd size, 3 frames in 4 kept
     (a new rate), with the head of bikes (resized) appended after a hard cut."""
@@ -58,3 +63,12 @@ def derived_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("clips") / "derived.mkv"
     write_video(path, np.concatenate([kept, head]), Fraction(75, 4))  # 18.75 fps
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_mllm(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random LLaVA saved to disk: load it as ``mllm:<path>``."""
+    pytest.importorskip("transformers")
+    from tiny_models import build_tiny_llava
+
+    return str(build_tiny_llava(tmp_path_factory.mktemp("llava")))

@@ -48,14 +48,6 @@ def test_unknown_backend_and_focus() -> None:
         ClassicalPsss().score([], focus="sky")
 
 
-@pytest.fixture(scope="module")
-def tiny_mllm(tmp_path_factory: pytest.TempPathFactory) -> str:
-    pytest.importorskip("transformers")
-    from tiny_models import build_tiny_llava
-
-    return str(build_tiny_llava(tmp_path_factory.mktemp("llava")))
-
-
 def test_mllm_backend_loads_with_from_pretrained_and_scores(tiny_mllm: str, bikes_frames: np.ndarray) -> None:
     scorer = get_psss(f"mllm:{tiny_mllm}")
     assert scorer.name == f"mllm:{tiny_mllm}"

@@ -18,11 +18,6 @@ from semantic.metrics import psnr, ssim
 from semantic.video_io import VideoError, read_video, write_video
 
 
-@pytest.fixture(scope="module")
-def bikes_video(bikes: Path):  # noqa: ANN201
-    return read_video(bikes)
-
-
 def test_reader_keeps_size_rate_and_count(bikes_video) -> None:  # noqa: ANN001
     info = bikes_video.info
     assert (info.width, info.height, info.fps, info.frames) == (640, 272, Fraction(25), 250)

@@ -17,11 +17,13 @@ from lgvsc_phy.link import LinkError
 from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
 from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
 from semantic.decoder import DecoderError, decode_bitstream
+from semantic.describe import DescribeError, motion_phrase
 from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source, encode_video
 from semantic.metrics import psnr_frames, ssim_frames
+from semantic.text_codec import decompress_text
 from semantic.video_io import VideoError, VideoInfo, read_video, write_video
 
-EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, BitstreamError, FlowgraphError, LinkError,
+EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, DescribeError, BitstreamError, FlowgraphError, LinkError,
                    FileNotFoundError, KeyError, ValueError, OSError)
 
 
@@ -86,8 +88,12 @@ def inspect_stream(data: bytes) -> dict:
             out["psss_vs_previous"] = [round(b / 255, 3) for b in seg.payload]
         elif seg.type == SegmentType.MOTION:
             out["motion_px_per_frame"] = [round(float(v), 2) for v in np.frombuffer(seg.payload, dtype=">f2")]
+        elif seg.type == SegmentType.PAN:
+            pan = np.frombuffer(seg.payload[: len(seg.payload) // 4 * 4], dtype=">f2").reshape(-1, 2)
+            out["pan_px_per_frame"] = [[round(float(dx), 2), round(float(dy), 2)] for dx, dy in pan]
         elif seg.type == SegmentType.TEXT:
-            out.setdefault("text", []).append({"interval": seg.index, "text": seg.payload.decode("utf-8", "replace")})
+            text = decompress_text(seg.payload)
+            out.setdefault("text", []).append({"interval": seg.index, "text": "<damaged>" if text is None else text})
     return out
 
 
@@ -102,15 +108,19 @@ def _print_inspection(info: dict) -> None:
     if "keyframe_frames" in timing:
         print(f"keyframes at frames {timing['keyframe_frames']}; shot cuts at {timing['shot_cuts'] or 'none'}")
     motion = info.get("motion_px_per_frame", [])
+    pan = info.get("pan_px_per_frame", [])
     psss = info.get("psss_vs_previous", [])
     for kf in info["keyframes"]:
         t = f"{kf['time_s']:7.2f} s" if kf["time_s"] is not None else "      ?"
-        m = f", motion to next {motion[kf['index']]:.1f} px/frame" if kf["index"] < len(motion) else ""
+        i = kf["index"]
+        m = f", motion to next {motion[i]:.1f} px/frame" if i < len(motion) else ""
+        m += f" ({motion_phrase(motion[i], tuple(pan[i]))})" if i < min(len(motion), len(pan)) else ""
         p = f", PSSS vs previous {psss[kf['index']]:.2f}" if kf["index"] < len(psss) and kf["index"] else ""
         print(f"  keyframe {kf['index']:3d}: frame {kf['frame']:5d} at {t}, WebP {kf['coded_size']}, "
               f"{kf['bytes']} bytes{p}{m}")
     for text in info.get("text", []):
-        print(f"  text {text['interval']}: {text['text']}")
+        print(f"  text for interval {text['interval']} (keyframe {text['interval']} to {text['interval'] + 1}): "
+              f"{text['text']}")
     print(f"segments: {len(info['segments'])} intact, {info['corrupt_regions']} damaged/missing stretch(es)")
 
 
@@ -282,7 +292,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="PSSS backend: classical (CPU, calibrated image statistics), mllm:<HF id or path>, none")
     e.add_argument("--keyframe-mode", default="error-model", choices=["error-model", "psss"],
                    help="error-model: where the decoder gains most (default); psss: the paper's S_rel > 0.35 rule")
-    e.add_argument("--describe", default="none", help="description backend (none)")
+    e.add_argument("--describe", default="none",
+                   help="descriptions per keyframe interval: none (default), tags (CPU words from colour and "
+                        "motion), mllm:<HF id or path> (vision-language captions)")
     e.add_argument("--max-frames", type=int, help="encode only the first N frames")
     e.set_defaults(func=cmd_encode)
 
