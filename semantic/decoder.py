@@ -1,9 +1,12 @@
 """LGVSC bitstream -> video of exactly the source frame count, through a decoder backend.
 
-Backends sit in a small registry (CompressAI style). ``interp`` is the CPU default: it places
-every received keyframe at its frame index and fills the frames between neighbouring received
-keyframes by cross-fading; before the first and after the last it holds. Lost keyframes simply
-widen an interval; with none at all the output is mid-grey at the right size, length and rate.
+Backends sit in a small registry (CompressAI style). Every backend places each received keyframe
+at its frame index and fills the frames between neighbouring received keyframes of a shot:
+``interp`` (CPU default) by motion-compensated interpolation, ``crossfade`` by blending,
+``diffusers:<id>`` by a video diffusion model (``semantic.diffusion_decoder``) prompted with the
+interval's description and motion. Before a shot's first keyframe and after its last the
+picture holds. Lost keyframes simply widen an interval; with none at all the output is mid-grey
+at the right size, length and rate.
 """
 
 from __future__ import annotations
@@ -17,8 +20,10 @@ import cv2
 import numpy as np
 
 from semantic.bitstream import BitstreamError, ParsedStream, SegmentType, StreamHeader, parse_stream, unpack_timing
+from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings, DiffusionTween, prompt_for
 from semantic.image_codec import decode_image
 from semantic.keyframes import shot_ranges
+from semantic.text_codec import decompress_text
 
 
 class DecoderError(ValueError):
@@ -97,6 +102,24 @@ class SideInfo:
     cuts: list[int] = field(default_factory=list)
     keyframe_frames: list[int] = field(default_factory=list)  # as sent (timing segment)
     motion: list[float] = field(default_factory=list)  # px/frame per sent keyframe interval
+    pan: list[tuple[float, float]] = field(default_factory=list)  # dominant dx, dy px/frame per interval
+    descriptions: dict[int, str] = field(default_factory=dict)  # by sent keyframe interval
+
+    def interval_of(self, frame: int) -> int | None:
+        """Index of the sent keyframe interval that starts at keyframe ``frame``."""
+        try:
+            i = self.keyframe_frames.index(frame)
+        except ValueError:
+            return None
+        return i if i + 1 < len(self.keyframe_frames) else None
+
+    def prompt(self, a: int, b: int) -> str:
+        """Words for the generative decoder: the description and the motion from frame a to b."""
+        i = self.interval_of(a)
+        path = self.path_length(a, b)
+        motion = None if path is None else path / max(b - a, 1)
+        pan = self.pan[i] if i is not None and i < len(self.pan) else None
+        return prompt_for(self.descriptions.get(i) if i is not None else None, motion, pan)
 
     def path_length(self, a: int, b: int) -> float | None:
         """Pixels the content travels from frame a to b by the motion side information."""
@@ -211,20 +234,40 @@ def crossfade_frames(keyframes: list[Keyframe], header: StreamHeader, side: Side
     return _render(keyframes, header, side, _crossfade)
 
 
+def generative_tween(model: DiffusionTween) -> Tween:
+    """Frames between two keyframes from a video diffusion model, seeded by the interval."""
+
+    def tween(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np.ndarray]:
+        length = b.frame - a.frame + 1
+        if length < 3:
+            return
+        frames = model.span(a.image, b.image, length, side.prompt(a.frame, b.frame), model.settings.seed + a.frame)
+        for k, frame in enumerate(frames):
+            if 0 < k < length - 1:
+                yield frame
+
+    return tween
+
+
 Backend = Callable[[list[Keyframe], StreamHeader, SideInfo], Iterator[np.ndarray]]
 DECODERS: dict[str, Backend] = {"interp": interp_frames, "crossfade": crossfade_frames}
 
 
-def get_decoder(name: str) -> Backend:
+def get_decoder(name: str, diffusion: DiffusionSettings | None = None) -> Backend:
+    """The backend for ``name``; ``diffusers:<id>`` loads its pipeline here (once per call)."""
     if name in DECODERS:
         return DECODERS[name]
-    if name.startswith("diffusers:"):
-        raise DecoderError("the diffusers decoder backend is not built yet (see the decoder issue)")
-    raise DecoderError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)}")
+    if name.startswith("diffusers:") and len(name) > 10:
+        try:
+            tween = generative_tween(DiffusionTween(name[10:], diffusion))
+        except DiffusionDecoderError as exc:
+            raise DecoderError(str(exc)) from None
+        return lambda keyframes, header, side: _render(keyframes, header, side, tween)
+    raise DecoderError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)}, diffusers:<HF id or local path>")
 
 
-def decode_bitstream(data: bytes, decoder: str = "interp") -> DecodedVideo:
-    backend = get_decoder(decoder)
+def decode_bitstream(data: bytes, decoder: str = "interp", diffusion: DiffusionSettings | None = None) -> DecodedVideo:
+    backend = get_decoder(decoder, diffusion)
     parsed = parse_stream(data)
     if parsed.header is None:
         raise DecoderError("bitstream has no intact stream header (both copies lost or not an LGVSC file)")
@@ -240,8 +283,21 @@ def decode_bitstream(data: bytes, decoder: str = "interp") -> DecodedVideo:
         notes.append("timing segment lost: shot cuts unknown, blending across them")
     if parsed.corrupt_regions:
         notes.append(f"{parsed.corrupt_regions} damaged or missing stretch(es) skipped")
-    motion_segments = parsed.of_type(SegmentType.MOTION)
-    motion = [float(v) for v in np.frombuffer(motion_segments[0].payload, dtype=">f2")] if motion_segments else []
-    side = SideInfo(cuts, expected, motion)
+    side = SideInfo(cuts, expected, *_motion(parsed), _descriptions(parsed))
     return DecodedVideo(lambda: backend(keyframes, header, side), header.fps, header, expected,
                         [k.frame for k in keyframes], decoder, notes)
+
+
+def _motion(parsed: ParsedStream) -> tuple[list[float], list[tuple[float, float]]]:
+    magnitude, pan = [], []
+    for seg in parsed.of_type(SegmentType.MOTION)[:1]:
+        magnitude = [float(v) for v in np.frombuffer(seg.payload[: len(seg.payload) // 2 * 2], dtype=">f2")]
+    for seg in parsed.of_type(SegmentType.PAN)[:1]:
+        pairs = np.frombuffer(seg.payload[: len(seg.payload) // 4 * 4], dtype=">f2").reshape(-1, 2)
+        pan = [(float(dx), float(dy)) for dx, dy in pairs]
+    return magnitude, pan
+
+
+def _descriptions(parsed: ParsedStream) -> dict[int, str]:
+    texts = {seg.index: decompress_text(seg.payload) for seg in parsed.of_type(SegmentType.TEXT)}
+    return {i: t for i, t in texts.items() if t}

@@ -51,3 +51,38 @@ def build_tiny_llava(folder: Path, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+PROMPT_WORDS = ["<pad>", "<unk>", "</s>", "a", "video", "static", "slow", "moderate", "fast", "motion", "camera",
+                "pans", "tilts", "left", "right", "up", "down", "scene", "grey", "green", "dark", "bright", "dim",
+                "blurry,", "distorted,", "flickering,", "low", "quality,", "still", "picture"]
+
+
+def build_tiny_wan_i2v(folder: Path, seed: int = 0) -> Path:
+    """A Wan first-last-frame-to-video pipeline (Wan 2.2 I2V layout: the keyframes enter as
+    latents, no image encoder) with a 2-layer transformer, a 3-channel VAE and a T5 encoder of
+    width 32 over a word-level tokenizer."""
+    import torch
+    from diffusers import AutoencoderKLWan, UniPCMultistepScheduler, WanImageToVideoPipeline, WanTransformer3DModel
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, UMT5Config, UMT5EncoderModel
+
+    vocab = {w: i for i, w in enumerate(PROMPT_WORDS)}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    core.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="<unk>", pad_token="<pad>",
+                                        eos_token="</s>")
+    torch.manual_seed(seed)
+    text_encoder = UMT5EncoderModel(UMT5Config(vocab_size=len(PROMPT_WORDS), d_model=32, d_kv=8, d_ff=32, num_layers=1,
+                                           num_heads=4, pad_token_id=0, eos_token_id=2))
+    vae = AutoencoderKLWan(base_dim=3, z_dim=16, dim_mult=[1, 1, 1, 1], num_res_blocks=1,
+                           temperal_downsample=[False, True, True])
+    transformer = WanTransformer3DModel(patch_size=(1, 2, 2), num_attention_heads=2, attention_head_dim=12,
+                                        in_channels=36, out_channels=16, text_dim=32, freq_dim=256, ffn_dim=32,
+                                        num_layers=2, cross_attn_norm=True, qk_norm="rms_norm_across_heads",
+                                        rope_max_seq_len=32)
+    scheduler = UniPCMultistepScheduler(prediction_type="flow_prediction", use_flow_sigmas=True, flow_shift=3.0)
+    pipe = WanImageToVideoPipeline(tokenizer=tokenizer, text_encoder=text_encoder, vae=vae, scheduler=scheduler,
+                                   transformer=transformer, image_encoder=None, image_processor=None)
+    pipe.save_pretrained(folder)
+    return folder

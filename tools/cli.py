@@ -18,6 +18,7 @@ from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
 from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
 from semantic.decoder import DecoderError, decode_bitstream
 from semantic.describe import DescribeError, motion_phrase
+from semantic.diffusion_decoder import DiffusionSettings
 from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source, encode_video
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.text_codec import decompress_text
@@ -51,8 +52,25 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def _decoder_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--decoder", default="interp",
+                   help="interp (CPU default: motion-compensated), crossfade, or diffusers:<HF id or local path> "
+                        "(image / first-last-frame-to-video diffusion)")
+    d = DiffusionSettings()
+    p.add_argument("--steps", type=int, default=d.steps, help="diffusers: denoising steps")
+    p.add_argument("--guidance", type=float, default=d.guidance, help="diffusers: classifier-free guidance scale")
+    p.add_argument("--gen-side", type=int, default=d.max_side, help="diffusers: long side of the generated frames")
+    p.add_argument("--gen-frames", type=int, default=d.max_frames, help="diffusers: frames per generated clip")
+    p.add_argument("--gen-seed", type=int, default=d.seed, help="diffusers: noise seed")
+
+
+def _diffusion(args: argparse.Namespace) -> DiffusionSettings:
+    return DiffusionSettings(steps=args.steps, guidance=args.guidance, max_side=args.gen_side,
+                             max_frames=args.gen_frames, seed=args.gen_seed)
+
+
 def cmd_decode(args: argparse.Namespace) -> int:
-    decoded = decode_bitstream(Path(args.input).read_bytes(), args.decoder)
+    decoded = decode_bitstream(Path(args.input).read_bytes(), args.decoder, _diffusion(args))
     count = write_video(args.output, decoded.iter_frames(), decoded.fps)  # streamed: any length
     print(f"{args.output}: {count} frames at {float(decoded.fps):.3f} fps, keyframes "
           f"{len(decoded.keyframes_received)}/{len(decoded.keyframes_expected) or '?'} ({decoded.backend})")
@@ -179,7 +197,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
 
     opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, cbr=args.cbr, channel=args.channel,
                            mcs=args.mcs, cfo=args.cfo, timing_offset=args.timing_offset, doppler=args.doppler,
-                           phase_noise=args.phase_noise, seed=args.seed, decoder=args.decoder, psss=args.psss,
+                           phase_noise=args.phase_noise, seed=args.seed, decoder=args.decoder,
+                           diffusion=_diffusion(args), psss=args.psss,
                            base_port=args.base_port, max_frames=args.max_frames, deadline_s=args.deadline)
     result = run_loopback(opts)
     r = result.report
@@ -254,7 +273,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         runner.stop()
     if not got.pdus_received:
         raise LinkError(f"no PDU arrived within {args.deadline:.0f} s")
-    decoded = decode_bitstream(got.data, args.decoder)
+    decoded = decode_bitstream(got.data, args.decoder, _diffusion(args))
     count = write_video(args.output, decoded.iter_frames(), decoded.fps)
     report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
               "frames_out": count, "keyframes_received": decoded.keyframes_received,
@@ -301,7 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decode", help="LGVSC bitstream -> video (exactly the source frame count and rate)")
     d.add_argument("input")
     d.add_argument("-o", "--output", required=True)
-    d.add_argument("--decoder", default="interp", help="decoder backend: interp (CPU default)")
+    _decoder_args(d)
     d.set_defaults(func=cmd_decode)
 
     i = sub.add_parser("inspect", help="print every element of a bitstream")
@@ -330,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--doppler", type=float, default=1e-5, help="normalized Doppler fD*Ts (rayleigh/rician)")
     lb.add_argument("--phase-noise", type=float, default=0.0, help="phase noise magnitude in radians")
     lb.add_argument("--seed", type=int, default=1, help="channel noise seed")
-    lb.add_argument("--decoder", default="interp")
+    _decoder_args(lb)
     lb.add_argument("--psss", default="classical", help="PSSS backend for keyframe scores and the report")
     lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")
     lb.add_argument("--max-frames", type=int, help="send only the first N frames")
@@ -357,7 +376,7 @@ def build_parser() -> argparse.ArgumentParser:
     rcv.add_argument("--iq-in", help="ZMQ address to pull IQ from (e.g. tcp://sender:52002)")
     rcv.add_argument("--idle", type=float, default=5.0, help="stop this long after the last PDU")
     rcv.add_argument("--deadline", type=float, default=120.0, help="give up after this many seconds")
-    rcv.add_argument("--decoder", default="interp")
+    _decoder_args(rcv)
     rcv.add_argument("--report", help="write a JSON report here")
     _radio_args(rcv)
     rcv.set_defaults(func=cmd_receive)

@@ -17,6 +17,7 @@ from lgvsc_phy.link import Link, LinkAddresses, TransferResult
 from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
+from semantic.diffusion_decoder import DiffusionSettings
 from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.psss import get_psss
@@ -37,6 +38,7 @@ class LoopbackOptions:
     phase_noise: float = 0.0
     seed: int = 1
     decoder: str = "interp"
+    diffusion: DiffusionSettings | None = None  # for decoder diffusers:<id>
     psss: str = "classical"
     base_port: int = 52001
     max_frames: int | None = None
@@ -145,7 +147,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
 
     t = time.monotonic()
     try:
-        decoded = decode_bitstream(transfer.data, opts.decoder)
+        decoded = decode_bitstream(transfer.data, opts.decoder, opts.diffusion)
     except DecoderError as exc:
         raise DecoderError(f"{transfer.pdus_received}/{transfer.pdus_sent} PDUs arrived ({mcs.name} at "
                            f"{opts.snr_db:g} dB, {opts.channel}); {exc}") from None
