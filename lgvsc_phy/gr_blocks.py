@@ -141,7 +141,7 @@ class OfdmReceiver(gr.sync_block):
     ``mcs``, ``seq``, ``snr_db``, ``cfo``, ``start``; ``stats`` reports detections and header failures.
     """
 
-    def __init__(self, threshold: float = 0.08) -> None:
+    def __init__(self, threshold: float = 0.06) -> None:
         gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
         self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold)
         # The receiver and the decoder are Python blocks on their own scheduler threads; with

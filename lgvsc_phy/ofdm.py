@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from lgvsc_phy.constellation import BPSK
-from lgvsc_phy.header import PhyHeader, decode_header, encode_header
+from lgvsc_phy.header import PhyHeader, conv_decode, conv_encode, decode_header, encode_header
 from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs
 from lgvsc_phy.ofdm_params import OfdmParams
 
@@ -147,7 +147,7 @@ class OfdmBurstReceiver:
     SIGNIFICANT = 6.0  # add a tap while its correlation power exceeds this many noise variances
     MAX_TAPS = 8
 
-    def __init__(self, params: OfdmParams, threshold: float = 0.08) -> None:
+    def __init__(self, params: OfdmParams, threshold: float = 0.06) -> None:
         self.p, self.threshold = params, threshold
         self.buf = np.zeros(0, dtype=np.complex64)
         self.base = 0  # absolute index of buf[0]
@@ -305,7 +305,7 @@ class OfdmBurstReceiver:
         gain = np.abs(chan[self.data_idx]) ** 2 / noise_var  # per data carrier: 1 / noise var after ZF
         hdr_spectra = spectra(self.p.sync_symbols, self.p.header_symbols)
         hdr = self._equalize(hdr_spectra, chan, self.p.sync_symbols)
-        header = decode_header((hdr.real * gain).reshape(-1))
+        header = self._decode_header(hdr, gain)
         mcs = MCS_BY_INDEX.get(header.mcs_index) if header else None
         if header is None or mcs is None:
             self.headers_failed += 1
@@ -327,6 +327,21 @@ class OfdmBurstReceiver:
         csi = np.tile(burst.gain, n_ofdm)[:n_sym].astype(np.float32)
         return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64), csi,
                        burst.snr_db, burst.cfo)
+
+    def _decode_header(self, hdr: np.ndarray, gain: np.ndarray) -> PhyHeader | None:
+        """Decode the header; if its CRC fails, once more after a decision-directed phase fix.
+
+        At the lowest SNRs the header's common phase (a few pilots and the preamble anchor) is
+        off by tens of degrees, and the CFO residual turns it further from symbol to symbol.
+        The Viterbi output, even with a wrong bit or two, re-encodes to mostly right symbols:
+        they give each header symbol its own phase from all 48 carriers, not 4 pilots.
+        """
+        header = decode_header((hdr.real * gain).reshape(-1))
+        if header is not None:
+            return header
+        guess = BPSK.map(conv_encode(conv_decode((hdr.real * gain).reshape(-1)))).reshape(hdr.shape)
+        phase = np.angle(np.sum(hdr * np.conj(guess) * gain, axis=1))
+        return decode_header(((hdr * np.exp(-1j * phase)[:, None]).real * gain).reshape(-1))
 
     def _refine_with_header(self, y_pre: np.ndarray, header: PhyHeader, spectra: np.ndarray,
                             chan: np.ndarray) -> tuple[np.ndarray, float]:

@@ -168,7 +168,7 @@ class LoopbackConfig:
     seed: int = 1
     base_port: int = 52001
     host: str = "127.0.0.1"
-    sync_threshold: float = 0.08
+    sync_threshold: float = 0.06
 
     def addr(self, offset: int) -> str:
         return f"tcp://{self.host}:{self.base_port + offset}"
