@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pmt
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lgvsc_phy.pmt_codec import PmtError, decode_pdu, encode_pdu
+from lgvsc_phy.pmt_codec import PmtError, decode_pair, decode_pdu, encode_pair, encode_pdu
 
 
 def gr_pdu(payload: bytes, meta: pmt.pmt_t = pmt.PMT_NIL) -> bytes:
@@ -55,3 +56,27 @@ def test_decode_never_crashes_on_garbage(data: bytes) -> None:
         decode_pdu(data)
     except PmtError:
         pass
+
+
+@pytest.mark.parametrize("dtype", [np.complex64, np.float32, np.uint8])
+def test_sample_pairs_match_gnu_radio_byte_for_byte(dtype: type) -> None:
+    """What the receiver hands the decoder: cons({..., csi: f32vector}, c32vector), built by us."""
+    rng = np.random.default_rng(3)
+    values = (rng.standard_normal(37) * 100).astype(dtype) if dtype != np.complex64 else \
+        (rng.standard_normal(37) + 1j * rng.standard_normal(37)).astype(dtype)
+    csi = rng.random(5).astype(np.float32)
+    meta = pmt.dict_add(pmt.dict_add(pmt.make_dict(), pmt.intern("csi"), pmt.init_f32vector(5, csi.tolist())),
+                        pmt.intern("seq"), pmt.from_long(7))
+    init = {np.complex64: pmt.init_c32vector, np.float32: pmt.init_f32vector, np.uint8: pmt.init_u8vector}[dtype]
+    reference = pmt.serialize_str(pmt.cons(meta, init(values.size, values.tolist())))
+    assert encode_pair({"csi": csi, "seq": 7}, values if dtype != np.uint8 else values.tobytes()) == reference
+    got_meta, got = decode_pair(reference)
+    assert got_meta["seq"] == 7 and np.array_equal(got_meta["csi"], csi)
+    assert (got == values.tobytes()) if dtype == np.uint8 else (np.array_equal(got, values) and got.dtype == dtype)
+
+
+def test_decode_pair_rejects_damage() -> None:
+    good = encode_pair({"seq": 1}, np.ones(4, np.complex64))
+    for bad in (good[:-1], good + b"\x00", b"\x06", bytes([0x07, 0x0A, 0x0A, 0xFF, 0xFF, 0xFF, 0xFF, 0x01, 0x00])):
+        with pytest.raises(PmtError):
+            decode_pair(bad)
