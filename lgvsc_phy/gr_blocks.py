@@ -14,7 +14,7 @@ from gnuradio import gr
 
 from lgvsc_phy.channel_profiles import fading_on, rician
 from lgvsc_phy.header import CODED_BITS, decode_header
-from lgvsc_phy.mcs import get_mcs
+from lgvsc_phy.mcs import MCS_TABLE, get_mcs
 from lgvsc_phy.ofdm import OfdmBurstReceiver
 from lgvsc_phy.ofdm_params import OfdmParams
 from lgvsc_phy.phy_frame import PhyFrameCodec
@@ -47,11 +47,6 @@ def _from_pmt(msg: pmt.pmt_t) -> tuple[dict, object] | None:
         return None
 
 
-def _u8_payload(msg: pmt.pmt_t) -> bytes | None:
-    pair = _from_pmt(msg)
-    return pair[1] if pair is not None and isinstance(pair[1], bytes) else None
-
-
 class BurstMapper(gr.basic_block):
     """PDU in -> the burst's complex symbols out (coded header, then LDPC-coded QAM payload).
 
@@ -60,8 +55,8 @@ class BurstMapper(gr.basic_block):
 
     def __init__(self, mcs: str = "qpsk-1/2") -> None:
         gr.basic_block.__init__(self, name="lgvsc_burst_mapper", in_sig=None, out_sig=None)
-        self.mapper = get_mcs(mcs).mapper()
-        self.max_payload = get_mcs(mcs).max_link_pdu_bytes
+        self.default_mcs = get_mcs(mcs).name
+        self.mappers = {self.default_mcs: get_mcs(mcs).mapper()}
         sys.setswitchinterval(min(sys.getswitchinterval(), 5e-4))  # see OfdmReceiver
         self.seq = 0
         self.message_port_register_in(IN)
@@ -69,11 +64,23 @@ class BurstMapper(gr.basic_block):
         self.set_msg_handler(IN, self.handle)
 
     def handle(self, msg: pmt.pmt_t) -> None:
-        payload = _u8_payload(msg)
-        if payload is None or not payload or len(payload) > self.max_payload:
-            gr.log.warn(f"lgvsc: dropping PDU that is not 1..{self.max_payload} bytes")
+        """A PDU's metadata may name its MCS (``mcs``: unequal protection); else the block's."""
+        pair = _from_pmt(msg)
+        if pair is None or not isinstance(pair[1], bytes):
+            gr.log.warn("lgvsc: dropping a message that is not a u8 PDU")
             return
-        symbols = self.mapper.symbols(payload, self.seq).astype(np.complex64)
+        meta, payload = pair
+        name = meta.get("mcs", self.default_mcs)
+        if name not in self.mappers:
+            if not isinstance(name, str) or name not in MCS_TABLE:
+                gr.log.warn(f"lgvsc: dropping PDU for unknown MCS {name!r}")
+                return
+            self.mappers[name] = MCS_TABLE[name].mapper()
+        limit = MCS_TABLE[name].max_link_pdu_bytes
+        if not payload or len(payload) > limit:
+            gr.log.warn(f"lgvsc: dropping PDU that is not 1..{limit} bytes for {name}")
+            return
+        symbols = self.mappers[name].symbols(payload, self.seq).astype(np.complex64)
         self.seq = (self.seq + 1) & 0xFFFF
         vec = pmt.deserialize_str(encode_pair(None, symbols))
         self.message_port_pub(OUT, pmt.cons(pmt.car(msg), pmt.cdr(vec)))

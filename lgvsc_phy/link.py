@@ -14,6 +14,7 @@ import zmq
 
 from lgvsc_phy.framing import FramingError, LinkPdu, Reassembly, split_stream
 from lgvsc_phy.pmt_codec import PmtError, decode_pdu, encode_pdu
+from lgvsc_phy.protection import Protection
 
 MAX_MESSAGE_BYTES = 1 << 16  # bounded: a PDU is a few hundred bytes, a stats dict less
 
@@ -108,11 +109,24 @@ class Link:
         self.close()
 
     # -- sending -----------------------------------------------------------------------------
-    def send_pdu(self, payload: bytes) -> None:
+    def send_pdu(self, payload: bytes, mcs: str | None = None) -> None:
+        """One link PDU to the tx flowgraph; ``mcs`` overrides the flowgraph's for this burst."""
         try:
-            self.tx.send(encode_pdu(payload))
+            self.tx.send(encode_pdu(payload, {"mcs": mcs} if mcs else None))
         except zmq.Again:
             raise LinkError(f"tx flowgraph at {self.addresses.pdu_in} does not take PDUs (2 s timeout)") from None
+
+    def _send(self, data: bytes, stream_id: int, plan: int | Protection) -> list[LinkPdu]:
+        """Cut ``data`` into PDUs (one MCS up to ``plan`` bytes each, or a protection plan) and send them."""
+        if isinstance(plan, Protection):
+            pairs = plan.pdus(data, stream_id)
+            for pdu, mcs in pairs:
+                self.send_pdu(pdu.pack(), mcs.name)
+            return [pdu for pdu, _ in pairs]
+        pdus = split_stream(data, stream_id, plan)
+        for pdu in pdus:
+            self.send_pdu(pdu.pack())
+        return pdus
 
     def _drain_stats(self) -> bool:
         """Read pending counters from both flowgraphs; True if anything new arrived."""
@@ -137,7 +151,7 @@ class Link:
     def transfer(
         self,
         data: bytes,
-        max_pdu_bytes: int,
+        max_pdu_bytes: int | Protection,
         stream_id: int = 1,
         idle_timeout_s: float = 3.0,
         deadline_s: float = 600.0,
@@ -154,9 +168,7 @@ class Link:
         self._drain_stats()
         base = TxCount(self.count.bursts, self.count.samples)
         rx_base = self.rx_count.decoded
-        pdus = split_stream(data, stream_id, max_pdu_bytes)
-        for pdu in pdus:
-            self.send_pdu(pdu.pack())
+        pdus = self._send(data, stream_id, max_pdu_bytes)
         got = Reassembly(None, 0, {})
         metas: list[dict] = []
         rejected = 0
@@ -227,15 +239,13 @@ class ReceivedStream:
     meta: list[dict] = field(default_factory=list)
 
 
-def send_stream(link: Link, data: bytes, max_pdu_bytes: int, stream_id: int = 1, deadline_s: float = 120.0,
+def send_stream(link: Link, data: bytes, max_pdu_bytes: int | Protection, stream_id: int = 1, deadline_s: float = 120.0,
                 check: Callable[[], None] | None = None) -> TxCount:
     """Send ``data`` and wait until the tx flowgraph has emitted every burst; returns what it
     emitted for this stream (bursts, samples)."""
     link._drain_stats()
     base = TxCount(link.count.bursts, link.count.samples)
-    pdus = split_stream(data, stream_id, max_pdu_bytes)
-    for pdu in pdus:
-        link.send_pdu(pdu.pack())
+    pdus = link._send(data, stream_id, max_pdu_bytes)
     t0 = time.monotonic()
     while link.count.bursts - base.bursts < len(pdus):
         if check is not None:

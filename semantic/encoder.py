@@ -13,7 +13,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from semantic.analysis import analyse
+from semantic.analysis import Analysis, analyse
 from semantic.bitstream import SEGMENT_OVERHEAD, Segment, SegmentType, StreamHeader, pack_stream, pack_timing
 from semantic.describe import Describer, IntervalView, get_describer
 from semantic.image_codec import CodedImage, encode_image
@@ -58,6 +58,7 @@ class EncodedVideo:
     header: StreamHeader
     descriptions: list[str] = field(default_factory=list)  # per keyframe interval, as sent ("" when none)
     segment_bytes: dict[str, int] = field(default_factory=dict)
+    critical_bytes: int = 0  # the prefix holding the header, timing, motion, text and PSSS
 
 
 MAX_CANDIDATES = 1500  # keyframe candidates per video: every frame for short clips, sparser beyond
@@ -200,8 +201,10 @@ def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
     return encode_source(FrameSource.of_video(video), config)
 
 
-def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
-    analysis = analyse(source.open(), source.fps)
+def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis | None = None) -> EncodedVideo:
+    """Two passes over ``source``: analysis (skipped when given, e.g. by a rate controller that
+    encodes the same video at several budgets), then keyframe coding."""
+    analysis = analysis or analyse(source.open(), source.fps)
     info = analysis.info
     if config.byte_budget is None and config.budget_for is not None:
         config = replace(config, byte_budget=int(config.budget_for(info)))
@@ -243,16 +246,18 @@ def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
         p_prev = scored
     cuts = plan.cuts[:MAX_CUTS]
     timing = Segment(SegmentType.KEYFRAME_TIMING, 0, pack_timing(plan.frames, cuts))
-    segments = [timing]
+    # What every output frame depends on goes first (the link may protect this prefix more),
+    # the keyframe images after it, and the redundant copies at the very end.
+    segments = [timing, Segment(SegmentType.MOTION, 0, np.asarray(motion, dtype=">f2").tobytes()),
+                Segment(SegmentType.PAN, 0, np.asarray(pan, dtype=">f2").reshape(-1).tobytes())]
+    segments += text_segments
+    if p_prev:
+        segments.append(Segment(SegmentType.PSSS, 0, bytes(round(255 * p) for p in p_prev)))
+    critical_bytes = len(header.pack()) + sum(len(seg.pack()) for seg in segments)
     segments += [
         Segment(SegmentType.KEYFRAME_IMAGE, i, struct.pack(">IHH", t, img.width, img.height) + img.data)
         for i, (t, img) in enumerate(zip(plan.frames, images, strict=True))
     ]
-    segments.append(Segment(SegmentType.MOTION, 0, np.asarray(motion, dtype=">f2").tobytes()))
-    segments.append(Segment(SegmentType.PAN, 0, np.asarray(pan, dtype=">f2").reshape(-1).tobytes()))
-    segments += text_segments
-    if p_prev:
-        segments.append(Segment(SegmentType.PSSS, 0, bytes(round(255 * p) for p in p_prev)))
     if layout.repeat_timing:
         segments.append(timing)
     data = pack_stream(header, segments, trailing_header=layout.trailing_header)
@@ -262,4 +267,4 @@ def encode_source(source: FrameSource, config: EncoderConfig) -> EncodedVideo:
              "motion": sum(len(s.pack()) for s in segments if s.type in (SegmentType.MOTION, SegmentType.PAN)),
              "text": sum(len(s.pack()) for s in text_segments),
              "psss": sum(len(s.pack()) for s in segments if s.type == SegmentType.PSSS)}
-    return EncodedVideo(data, plan, images, motion, header, descriptions, sizes)
+    return EncodedVideo(data, plan, images, motion, header, descriptions, sizes, critical_bytes)

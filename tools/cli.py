@@ -8,6 +8,7 @@ import struct
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +20,10 @@ from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack
 from semantic.decoder import DecoderError, decode_bitstream
 from semantic.describe import DescribeError, motion_phrase
 from semantic.diffusion_decoder import DiffusionSettings
-from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source, encode_video
+from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.text_codec import decompress_text
-from semantic.video_io import VideoError, VideoInfo, read_video, write_video
+from semantic.video_io import VideoError, VideoInfo, write_video
 
 EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, DescribeError, BitstreamError, FlowgraphError, LinkError,
                    FileNotFoundError, KeyError, ValueError, OSError)
@@ -198,7 +199,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, cbr=args.cbr, channel=args.channel,
                            mcs=args.mcs, cfo=args.cfo, timing_offset=args.timing_offset, doppler=args.doppler,
                            phase_noise=args.phase_noise, seed=args.seed, decoder=args.decoder,
-                           diffusion=_diffusion(args), psss=args.psss,
+                           diffusion=_diffusion(args), psss=args.psss, describe=args.describe,
+                           protect=not args.no_protect,
                            base_port=args.base_port, max_frames=args.max_frames, deadline_s=args.deadline)
     result = run_loopback(opts)
     r = result.report
@@ -241,23 +243,30 @@ def _start_radio(runner: FlowgraphRunner, usrp: str | None) -> None:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from lgvsc_phy.link import Link, LinkAddresses, send_stream
-    from lgvsc_phy.mcs import get_mcs
+    from lgvsc_phy.protection import Protection
+    from tools.rate_control import choose_mcs, plan_stream
 
-    video = read_video(args.input, args.max_frames)
-    mcs = get_mcs(args.mcs)
+    source = FrameSource.of_file(args.input, args.max_frames)
+    mcs = choose_mcs(args.mcs, args.snr_db if args.snr_db is not None else -99.0)
     runner = FlowgraphRunner(specs=_radio_specs(args, "tx"))
     _start_radio(runner, args.usrp)  # first: a missing radio is reported before any encoding work
     try:
-        budget = args.bytes if args.bytes is not None else mcs.stream_bytes_for(args.cbr * video.info.source_values)
-        encoded = encode_video(video, EncoderConfig(byte_budget=budget))
+        config = EncoderConfig(describe=args.describe)
+        if args.bytes is not None:
+            encoded = encode_source(source, replace(config, byte_budget=args.bytes))
+            protection = Protection.for_rate(mcs, 0 if args.no_protect else encoded.critical_bytes)
+        else:
+            plan = plan_stream(source, args.cbr, mcs, config, protect=not args.no_protect)
+            encoded, protection = plan.encoded, plan.protection
         with Link(LinkAddresses.from_base_port(args.base_port)) as link:
             for _ in range(args.repeat):
-                count = send_stream(link, encoded.data, mcs.max_link_pdu_bytes, check=runner.check)
+                count = send_stream(link, encoded.data, protection, check=runner.check)
     finally:
         runner.stop()
-    cbr = count.samples / video.info.source_values
+    h = encoded.header
+    cbr = count.samples / (h.width * h.height * 3 * h.frames)
     print(f"sent {len(encoded.data)} bytes ({len(encoded.plan.frames)} keyframes) as {count.bursts} bursts, "
-          f"{count.samples} samples per copy, x{args.repeat}; on-air CBR {cbr:.2e} ({mcs.name})")
+          f"{count.samples} samples per copy, x{args.repeat}; on-air CBR {cbr:.2e} ({protection.describe()})")
     return 0
 
 
@@ -351,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--seed", type=int, default=1, help="channel noise seed")
     _decoder_args(lb)
     lb.add_argument("--psss", default="classical", help="PSSS backend for keyframe scores and the report")
+    lb.add_argument("--describe", default="none", help="description backend: none, tags, mllm:<HF id or path>")
+    lb.add_argument("--no-protect", action="store_true",
+                    help="send the stream's critical prefix (header, timing, motion, text) on the rate MCS too")
     lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")
     lb.add_argument("--max-frames", type=int, help="send only the first N frames")
     lb.add_argument("--deadline", type=float, default=600.0, help="give up on the link after this many seconds")
@@ -363,7 +375,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = snd.add_mutually_exclusive_group()
     g.add_argument("--cbr", type=float, default=1e-3, help="on-air CBR target that sets the byte budget")
     g.add_argument("--bytes", type=int, help="byte budget of the bitstream")
-    snd.add_argument("--mcs", default="qpsk-1/2", help="MCS (the receiver follows it from the burst headers)")
+    snd.add_argument("--mcs", default="qpsk-1/2",
+                     help="MCS, or auto with --snr-db (the receiver follows it from the burst headers)")
+    snd.add_argument("--snr-db", type=float, help="expected Es/N0 at the receiver, for --mcs auto")
+    snd.add_argument("--describe", default="none", help="description backend: none, tags, mllm:<HF id or path>")
+    snd.add_argument("--no-protect", action="store_true", help="no more robust MCS for the critical prefix")
     snd.add_argument("--iq-out", help="ZMQ address the IQ is pushed on (bind), default the base port + 1")
     snd.add_argument("--amplitude", type=float, default=0.25, help="digital back-off for the USRP")
     snd.add_argument("--repeat", type=int, default=1, help="send the stream this many times")

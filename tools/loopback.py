@@ -12,16 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
-from lgvsc_phy.framing import split_stream
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult
-from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.diffusion_decoder import DiffusionSettings
-from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
+from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderError, FrameSource
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.psss import get_psss
 from semantic.video_io import VideoInfo, write_video
+from tools.rate_control import choose_mcs, plan_stream
 
 
 @dataclass(frozen=True)
@@ -38,6 +37,8 @@ class LoopbackOptions:
     phase_noise: float = 0.0
     seed: int = 1
     decoder: str = "interp"
+    describe: str = "none"  # description backend
+    protect: bool = True  # critical prefix on a more robust MCS
     diffusion: DiffusionSettings | None = None  # for decoder diffusers:<id>
     psss: str = "classical"
     base_port: int = 52001
@@ -102,20 +103,6 @@ def semantic_similarity(source: np.ndarray, output: np.ndarray, backend: str, sa
     return float(np.mean(get_psss(backend).score([(source[t], output[t]) for t in picks])))
 
 
-def choose_mcs(name: str, snr_db: float) -> Mcs:
-    return auto_mcs(snr_db) if name == "auto" else get_mcs(name)
-
-
-def stream_budget(mcs: Mcs, cbr: float, source_values: int) -> tuple[float, int]:
-    """(on-air symbol budget, semantic bytes that fit it) for a target on-air CBR."""
-    on_air = cbr * source_values
-    return on_air, mcs.stream_bytes_for(on_air)
-
-
-def payload_symbols_of(mcs: Mcs, pdu_sizes: list[int]) -> int:
-    return sum(mcs.burst_cost(size)[0] for size in pdu_sizes)
-
-
 def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     """Everything streams: the source is read twice by the encoder and once for the metrics, the
     output is written as it is decoded, so memory does not grow with the video's length."""
@@ -125,14 +112,14 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     mcs = choose_mcs(opts.mcs, opts.snr_db)
     t = time.monotonic()
     try:
-        encoded = encode_source(source, EncoderConfig(
-            budget_for=lambda info: stream_budget(mcs, opts.cbr, info.source_values)[1], psss=opts.psss))
+        plan = plan_stream(source, opts.cbr, mcs, EncoderConfig(psss=opts.psss, describe=opts.describe),
+                           protect=opts.protect)
     except EncoderError as exc:
         raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
+    encoded, protection = plan.encoded, plan.protection
     timings["encode_s"] = time.monotonic() - t
     h = encoded.header
     info = VideoInfo(h.width, h.height, h.fps, h.frames)
-    on_air_budget, budget = stream_budget(mcs, opts.cbr, info.source_values)
 
     config = LoopbackConfig(mcs=mcs.name, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
                             timing_offset=opts.timing_offset, doppler=opts.doppler, phase_noise=opts.phase_noise,
@@ -141,7 +128,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     with FlowgraphRunner(config) as runner:
         timings["flowgraph_start_s"] = time.monotonic() - t
         with Link(LinkAddresses.from_base_port(opts.base_port)) as link:
-            transfer = link.transfer(encoded.data, mcs.max_link_pdu_bytes, idle_timeout_s=opts.idle_timeout_s,
+            transfer = link.transfer(encoded.data, protection, idle_timeout_s=opts.idle_timeout_s,
                                      deadline_s=opts.deadline_s, check=runner.check)
     timings["link_s"] = transfer.wall_s
 
@@ -158,8 +145,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     ssim_value = float(np.mean(compared.ssim)) if compared.ssim else 0.0
     psss_value = compared.psss_value()
 
-    pdu_sizes = [len(p.pack()) for p in split_stream(encoded.data, 1, mcs.max_link_pdu_bytes)]
-    payload_symbols = payload_symbols_of(mcs, pdu_sizes)
+    _, payload_symbols, on_air_expected = protection.cost(len(encoded.data))
     raw_bits = sum(int(m.get("raw_bits", 0)) for m in transfer.meta)
     raw_errors = sum(int(m.get("raw_bit_errors", 0)) for m in transfer.meta)
     sent = np.frombuffer(encoded.data, dtype=np.uint8)
@@ -176,12 +162,14 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "fps": float(info.fps),
         "source_values": info.source_values,
         "cbr_target": opts.cbr,
-        "on_air_budget_symbols": on_air_budget,
-        "stream_bytes_budget": budget,
+        "on_air_budget_symbols": plan.on_air_target,
+        "rate_control_attempts": plan.attempts,
         "stream_bytes": len(encoded.data),
+        "critical_bytes": encoded.critical_bytes,
+        "segment_bytes": encoded.segment_bytes,
         "payload_symbols": payload_symbols,
         "on_air_symbols": transfer.tx_samples,  # measured: the tx flowgraph's burst counter
-        "on_air_symbols_expected": mcs.stream_cost(len(encoded.data))[2],
+        "on_air_symbols_expected": on_air_expected,
         "cbr_payload": payload_symbols / info.source_values,
         "cbr_on_air": transfer.tx_samples / info.source_values,
         "snr_db": opts.snr_db,
@@ -192,6 +180,8 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "doppler": opts.doppler if opts.channel in ("rayleigh", "rician") else None,
         "phase_noise": opts.phase_noise,
         "mcs": mcs.name,
+        "protection": protection.describe(),
+        "robust_mcs": protection.robust.name,
         "pdus_sent": transfer.pdus_sent,
         "pdus_received": transfer.pdus_received,
         "lost_pdus": transfer.lost_pdus,

@@ -1,0 +1,78 @@
+"""Unequal error protection of a stream: its first bytes on a robust MCS, the rest on the rate MCS.
+
+The semantic encoder puts what every frame of the output depends on (stream header, keyframe
+timing and shot cuts, motion, descriptions, PSSS) at the front of the bitstream and the keyframe
+images after it. Sending that prefix on an MCS a few dB more robust than the one the link
+adapted to costs a few hundred symbols and keeps a marginal link from losing the whole video:
+a lost keyframe only widens an interval, a lost header or timing segment costs much more.
+
+Each burst's header names its MCS, so the receiver needs no plan; the transmitter takes the
+MCS of each PDU from its metadata (``BurstMapper``). Costs are arithmetic, as in ``mcs``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lgvsc_phy.framing import LinkPdu
+from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, Mcs
+
+ROBUST_MARGIN_DB = 3.0  # the prefix's MCS works at least this much below the rate MCS
+
+
+def robust_mcs_for(rate: Mcs, margin_db: float = ROBUST_MARGIN_DB) -> Mcs:
+    """The most efficient MCS whose threshold is ``margin_db`` below ``rate``'s (bpsk-1/2 at
+    the bottom of the table)."""
+    limit = THRESHOLD_DB[rate.name] - margin_db
+    fits = [m for m in MCS_TABLE.values() if THRESHOLD_DB[m.name] <= limit]
+    if not fits:
+        return min(MCS_TABLE.values(), key=lambda m: THRESHOLD_DB[m.name])
+    return max(fits, key=lambda m: (m.spectral_efficiency, -THRESHOLD_DB[m.name]))
+
+
+@dataclass(frozen=True)
+class Protection:
+    """Bytes ``[0, robust_bytes)`` of a stream go on ``robust``, the rest on ``rate``."""
+
+    rate: Mcs
+    robust: Mcs
+    robust_bytes: int = 0
+
+    @classmethod
+    def uniform(cls, mcs: Mcs) -> Protection:
+        return cls(mcs, mcs, 0)
+
+    @classmethod
+    def for_rate(cls, rate: Mcs, robust_bytes: int) -> Protection:
+        return cls(rate, robust_mcs_for(rate), robust_bytes)
+
+    def pdus(self, data: bytes, stream_id: int) -> list[tuple[LinkPdu, Mcs]]:
+        """PDUs sized for the MCS that carries them; a PDU never straddles the boundary."""
+        cut = min(self.robust_bytes, len(data))
+        pieces: list[tuple[int, int, Mcs]] = []
+        for lo, hi, mcs in ((0, cut, self.robust), (cut, len(data), self.rate)):
+            step = mcs.max_stream_bytes_per_pdu
+            pieces += [(off, min(off + step, hi), mcs) for off in range(lo, hi, step)]
+        if not pieces:  # an empty stream still sends one (empty) PDU
+            pieces = [(0, 0, self.rate)]
+        total = len(pieces)
+        return [(LinkPdu(stream_id, i, total, lo, data[lo:hi]), mcs) for i, (lo, hi, mcs) in enumerate(pieces)]
+
+    def cost(self, stream_bytes: int) -> tuple[int, int, int]:
+        """(PDUs, payload symbols, on-air samples) to send a stream of ``stream_bytes``."""
+        cut = min(self.robust_bytes, stream_bytes)
+        a = self.robust.stream_cost(cut) if cut else (0, 0, 0)
+        b = self.rate.stream_cost(stream_bytes - cut) if stream_bytes > cut or not cut else (0, 0, 0)
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+
+    def stream_bytes_for(self, on_air_budget: float) -> int:
+        """Largest stream (bytes, the robust prefix included) that fits ``on_air_budget`` samples."""
+        prefix = self.cost(self.robust_bytes)[2] if self.robust_bytes else 0
+        if prefix > on_air_budget:
+            return 0
+        return self.robust_bytes + self.rate.stream_bytes_for(on_air_budget - prefix)
+
+    def describe(self) -> str:
+        if not self.robust_bytes or self.robust == self.rate:
+            return self.rate.name
+        return f"{self.robust.name} for the first {self.robust_bytes} B, then {self.rate.name}"

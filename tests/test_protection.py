@@ -1,0 +1,62 @@
+"""Unequal protection and rate control: arithmetic, the tx following each PDU's MCS through the
+real flowgraphs, and budgets that land within 10 % of the on-air CBR target."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from lgvsc_phy.link import Link, LinkAddresses
+from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, get_mcs
+from lgvsc_phy.protection import Protection, robust_mcs_for
+from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
+from semantic.bitstream import SegmentType, parse_stream
+from semantic.encoder import EncoderConfig, FrameSource
+from tools.rate_control import HIGH, LOW, plan_stream
+
+
+@pytest.mark.parametrize("rate", list(MCS_TABLE))
+def test_robust_mcs_has_the_margin(rate: str) -> None:
+    robust = robust_mcs_for(get_mcs(rate))
+    assert THRESHOLD_DB[robust.name] <= THRESHOLD_DB[rate] - 3.0 or robust.name == "bpsk-1/2"
+
+
+def test_pdus_and_cost_follow_the_boundary() -> None:
+    p = Protection(get_mcs("64qam-3/4"), get_mcs("qpsk-1/2"), robust_bytes=300)
+    data = os.urandom(5000)
+    pdus = p.pdus(data, 7)
+    assert b"".join(pdu.payload for pdu, _ in pdus) == data
+    assert all(pdu.offset + len(pdu.payload) <= 300 for pdu, m in pdus if m.name == "qpsk-1/2")
+    assert all(pdu.offset >= 300 for pdu, m in pdus if m.name == "64qam-3/4")
+    assert [pdu.seq for pdu, _ in pdus] == list(range(len(pdus))) and {pdu.total for pdu, _ in pdus} == {len(pdus)}
+    cost = sum(m.burst_cost(len(pdu.pack()))[1] for pdu, m in pdus)
+    assert p.cost(len(data)) == (len(pdus), sum(m.burst_cost(len(pdu.pack()))[0] for pdu, m in pdus), cost)
+    fit = p.stream_bytes_for(cost)
+    assert p.cost(fit)[2] <= cost < p.cost(fit + 1)[2]
+
+
+def test_tx_follows_each_pdus_mcs(base_port: int) -> None:
+    """One stream, its head on bpsk-1/2 and the rest on 16qam-3/4, through the three flowgraphs:
+    byte exact, and the on-air samples the tx counted equal the protection arithmetic."""
+    p = Protection(get_mcs("16qam-3/4"), get_mcs("bpsk-1/2"), robust_bytes=400)
+    data = os.urandom(5000)
+    with FlowgraphRunner(LoopbackConfig(mcs="qpsk-1/2", snr_db=25.0, base_port=base_port)) as runner:
+        with Link(LinkAddresses.from_base_port(base_port)) as link:
+            res = link.transfer(data, p, idle_timeout_s=2.0, deadline_s=60, check=runner.check)
+    assert res.data == data and res.lost_pdus == []
+    assert res.tx_samples == p.cost(len(data))[2]
+    assert {m["mcs"] for m in res.meta} == {"bpsk-1/2", "16qam-3/4"}
+
+
+@pytest.mark.parametrize("cbr,mcs", [(1e-3, "16qam-1/2"), (1e-4, "qpsk-1/2"), (3e-4, "bpsk-1/2")])
+def test_rate_control_lands_within_ten_percent(bikes: Path, cbr: float, mcs: str) -> None:
+    source = FrameSource.of_file(bikes)
+    plan = plan_stream(source, cbr, get_mcs(mcs), EncoderConfig(psss="none"))
+    assert LOW * plan.on_air_target <= plan.on_air_planned <= HIGH * plan.on_air_target, plan.attempts
+    assert plan.protection.cost(len(plan.encoded.data))[2] == plan.on_air_planned
+    # The protected prefix holds the header, timing and motion; images come after it.
+    head = parse_stream(plan.encoded.data[: plan.encoded.critical_bytes])
+    assert head.header is not None and head.of_type(SegmentType.KEYFRAME_TIMING) and head.of_type(SegmentType.MOTION)
+    assert not head.of_type(SegmentType.KEYFRAME_IMAGE)

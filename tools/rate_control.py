@@ -1,0 +1,90 @@
+"""Rate control: from an on-air CBR target and the channel's SNR, the MCS, the protection of the
+stream's critical prefix and the semantic byte budget, so that every symbol the transmitter
+emits for the video, preambles to padding, comes to within 10 % of the target (below it
+unless whole bursts make that impossible).
+
+The budget cannot be set in one go: the critical prefix (header, timing, motion, text) travels on
+a more robust MCS and its size is known only after encoding, and the image coder lands a little
+under its byte shares. So the video is analysed once and its keyframes coded at up to
+``MAX_ATTEMPTS`` budgets, each corrected by the on-air cost the last one really had.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
+from lgvsc_phy.protection import Protection
+from semantic.analysis import Analysis, analyse
+from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
+
+MAX_ATTEMPTS = 4
+LOW, HIGH = 0.9, 1.1  # the on-air cost must land in [LOW, HIGH] x target; at most the target if it can
+CRITICAL_GUESS = 200  # bytes of the critical prefix before the first encode tells
+
+
+@dataclass
+class RatePlan:
+    encoded: EncodedVideo
+    protection: Protection
+    on_air_target: float  # samples
+    on_air_planned: int  # samples the transmitter will emit for this stream
+    attempts: int
+
+    @property
+    def mcs(self) -> Mcs:
+        return self.protection.rate
+
+
+def choose_mcs(name: str, snr_db: float) -> Mcs:
+    return auto_mcs(snr_db) if name == "auto" else get_mcs(name)
+
+
+def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig | None = None,
+                protect: bool = True) -> RatePlan:
+    """Encode ``source`` so that its on-air cost (with protection) lands in [LOW, 1] x target,
+    or (LOW, HIGH] x target where whole bursts allow nothing closer below.
+
+    When the budget is too small to protect the prefix and still carry the video, the prefix
+    goes unprotected (a video at all beats a well-protected header of nothing)."""
+    config = config or EncoderConfig()
+    analysis = analyse(source.open(), source.fps)
+    if protect:
+        try:
+            return _plan(source, analysis, cbr, mcs, config, protect=True)
+        except EncoderError:
+            pass
+    return _plan(source, analysis, cbr, mcs, config, protect=False)
+
+
+def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,
+          protect: bool) -> RatePlan:
+    target = cbr * analysis.info.source_values
+
+    def protection_for(critical: int) -> Protection:
+        return Protection.for_rate(mcs, critical) if protect else Protection.uniform(mcs)
+
+    budget = protection_for(CRITICAL_GUESS).stream_bytes_for(target)
+    best: RatePlan | None = None
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
+        protection = protection_for(encoded.critical_bytes)
+        used = protection.cost(len(encoded.data))[2]
+        plan = RatePlan(encoded, protection, target, used, attempt)
+        if used <= target and (best is None or used > best.on_air_planned):
+            best = plan
+        if LOW * target <= used <= target:
+            break
+        # Scale the budget by how far off the cost was (squeezed a little when over the target).
+        scale = (target / used) * (0.98 if used > target else 1.0)
+        budget = max(1, int(budget * min(scale, 1.5)))
+    if best is None or best.on_air_planned < LOW * target:
+        # Bursts carry whole LDPC codewords: at small budgets the next burst may overshoot the
+        # target. Up to HIGH x target is within the tolerance, and better than falling short.
+        budget = protection.stream_bytes_for(HIGH * target)
+        encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
+        protection = protection_for(encoded.critical_bytes)
+        used = protection.cost(len(encoded.data))[2]
+        if used <= HIGH * target and (best is None or used > best.on_air_planned):
+            best = RatePlan(encoded, protection, target, used, MAX_ATTEMPTS + 1)
+    return best or plan
