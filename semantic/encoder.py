@@ -91,7 +91,7 @@ def plan_layout(budget: int | None, count: int, cuts: int, header_bytes: int, ps
     """Keyframe count, redundancy and bytes per image that fit ``budget``."""
     if budget is None:
         return Layout(count, cuts, header_bytes, psss), 0
-    floor = min(2, count)
+    floor = 1  # one typical keyframe, held: the least a video can be
     while True:
         for repeat_timing, trailing in ((True, True), (False, True), (False, False)):
             layout = Layout(count, cuts, header_bytes, psss, repeat_timing, trailing)
@@ -218,14 +218,14 @@ def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis
     count = layout.keyframes
     header = StreamHeader(info.width, info.height, info.fps, info.frames, count, backends)
     scorer = None if config.psss == "none" else get_psss(config.psss)
-    if config.keyframe_mode == "psss":
+    if config.keyframe_mode == "psss" and count > 1:
         if scorer is None:
             raise EncoderError("keyframe mode 'psss' needs a PSSS backend")
         wanted = set(candidate_frames(info.frames, float(info.fps), analysis.cuts))
         candidates = source.collect(wanted, max_width=PSSS_WIDTH)
         plan, p_prev = select_keyframes_psss_from(analysis.change, analysis.model_thumbs, candidates,
                                                   float(info.fps), count, scorer)
-    elif config.keyframe_mode == "error-model":
+    elif config.keyframe_mode in ("error-model", "psss"):  # psss with one keyframe: the typical frame
         step = max(1, math.ceil(info.frames / MAX_CANDIDATES))
         plan = select_keyframes_from(analysis.change, analysis.model_thumbs, count, step)
         p_prev = None

@@ -89,7 +89,7 @@ class _ErrorModel:
 
 @dataclass(frozen=True)
 class KeyframePlan:
-    frames: list[int]  # sorted keyframe indices, first and last included
+    frames: list[int]  # sorted keyframe indices, first and last included (one typical frame at the floor)
     cuts: list[int]  # first frame of every shot after the first
     change: np.ndarray  # per-frame content change score
 
@@ -113,9 +113,15 @@ def select_keyframes(frames: np.ndarray, count: int, candidate_step: int = 1) ->
 
 def select_keyframes_from(change: np.ndarray, model_thumbs: np.ndarray, count: int,
                           candidate_step: int = 1) -> KeyframePlan:
-    """``select_keyframes`` from precomputed change scores and model thumbnails (streaming)."""
+    """``select_keyframes`` from precomputed change scores and model thumbnails (streaming).
+
+    A budget for one keyframe only gets the most typical frame: the one nearest the video's
+    mean thumbnail (the decoder holds it for the whole video)."""
     total = len(change)
     cuts = detect_cuts(change)
+    if count <= 1 or total == 1:
+        typical = model_thumbs.mean(axis=0)
+        return KeyframePlan([int(np.argmin(np.abs(model_thumbs - typical).mean(axis=(1, 2))))], cuts, change)
     count = int(np.clip(count, min(2, total), total))
     model = _ErrorModel(model_thumbs)
     shots = shot_ranges(cuts, total)

@@ -60,3 +60,14 @@ def test_rate_control_lands_within_ten_percent(bikes: Path, cbr: float, mcs: str
     head = parse_stream(plan.encoded.data[: plan.encoded.critical_bytes])
     assert head.header is not None and head.of_type(SegmentType.KEYFRAME_TIMING) and head.of_type(SegmentType.MOTION)
     assert not head.of_type(SegmentType.KEYFRAME_IMAGE)
+
+
+def test_tiniest_budget_sends_one_typical_keyframe(bikes: Path) -> None:
+    """CBR 1e-4 at bpsk-1/2 (0 dB): room for one keyframe, held for the whole video."""
+    from semantic.decoder import decode_bitstream
+
+    plan = plan_stream(FrameSource.of_file(bikes), 1e-4, get_mcs("bpsk-1/2"), EncoderConfig(psss="none"))
+    assert len(plan.encoded.plan.frames) == 1 and plan.on_air_planned <= HIGH * plan.on_air_target
+    # Whole bursts: at this MCS one burst is 29 % of the budget, so 3 of them is the closest below.
+    assert plan.on_air_planned >= 0.85 * plan.on_air_target
+    assert len(decode_bitstream(plan.encoded.data).frames) == 250
