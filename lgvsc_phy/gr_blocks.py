@@ -21,6 +21,7 @@ from lgvsc_phy.phy_frame import PhyFrameCodec
 from lgvsc_phy.pmt_codec import PmtError, decode_pair, encode_pair
 
 IN, OUT, STATS = pmt.intern("in"), pmt.intern("out"), pmt.intern("stats")
+SNAPSHOT_EVERY, SNAPSHOT_SYMBOLS = 25, 240  # equalized symbols sent with the decoder's counters
 
 
 def _stats_pdu(**fields: int | float) -> pmt.pmt_t:
@@ -130,7 +131,10 @@ class PhyFrameDecoder(gr.basic_block):
                         raw_bits=frame.raw_bits)
             meta.setdefault("snr_db", frame.snr_db)
             self.message_port_pub(OUT, _to_pmt(meta, frame.payload))
-        self.message_port_pub(STATS, _stats_pdu(crc_fail=self.bad, crc_ok=self.good))
+        stats: dict = {"crc_fail": self.bad, "crc_ok": self.good}
+        if (self.good + self.bad) % SNAPSHOT_EVERY == 1:  # a constellation snapshot for reports
+            stats.update(constellation=symbols[:SNAPSHOT_SYMBOLS].astype(np.complex64), constellation_mcs=name)
+        self.message_port_pub(STATS, _to_pmt(stats, b""))
 
 
 class BurstCounter(gr.sync_block):

@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import zmq
 
 from lgvsc_phy.framing import FramingError, LinkPdu, Reassembly, split_stream
@@ -69,6 +70,7 @@ class TransferResult:
     rejected: int  # PDUs that arrived but failed the link CRC or belonged elsewhere
     wall_s: float
     meta: list[dict] = field(default_factory=list)  # per received PDU: rx metadata (snr_db, ...)
+    constellation: tuple[str, np.ndarray] | None = None  # a sample of equalized symbols from the rx
 
     @property
     def complete(self) -> bool:
@@ -87,6 +89,7 @@ class Link:
         self.rx_stats = self._socket(zmq.PULL, addresses.rx_stats)
         self.count = TxCount()
         self.rx_count = RxCount()
+        self.constellation: tuple[str, np.ndarray] | None = None  # (MCS, equalized symbols) last sampled
 
     def _socket(self, kind: int, address: str) -> zmq.Socket:
         sock = self.ctx.socket(kind)
@@ -144,6 +147,8 @@ class Link:
                 for key in vars(target):
                     if key in meta:
                         setattr(target, key, int(meta[key]))
+                if isinstance(meta.get("constellation"), np.ndarray):
+                    self.constellation = (str(meta.get("constellation_mcs")), meta["constellation"])
                 news = True
         return news
 
@@ -226,6 +231,7 @@ class Link:
             rejected=rejected,
             wall_s=time.monotonic() - t0,
             meta=metas,
+            constellation=self.constellation,
         )
 
 

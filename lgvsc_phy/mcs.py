@@ -58,6 +58,16 @@ class Mcs:
         payload = self.codec().payload_symbols(link_pdu_bytes)
         return payload, self.ofdm.burst_samples(payload)
 
+    def burst_breakdown(self, link_pdu_bytes: int) -> dict[str, int]:
+        """Where the on-air samples of one burst go; the values add up to ``burst_cost()[1]``."""
+        o = self.ofdm
+        payload = self.codec().payload_symbols(link_pdu_bytes)
+        data_ofdm = -(-payload // o.data_carriers)
+        return {"payload": payload, "fill": data_ofdm * o.data_carriers - payload,
+                "pilots": data_ofdm * len(o.pilot_carriers), "guard": data_ofdm * (o.fft_len - o.used_carriers),
+                "cyclic_prefix": data_ofdm * o.cp_len, "preamble": o.sync_symbols * o.symbol_len,
+                "header": o.header_symbols * o.symbol_len, "padding": o.post_padding}
+
     def stream_cost(self, stream_bytes: int) -> tuple[int, int, int]:
         """(PDUs, payload symbols, on-air samples) to send a stream of ``stream_bytes``."""
         per = self.max_stream_bytes_per_pdu

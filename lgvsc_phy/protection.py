@@ -65,6 +65,14 @@ class Protection:
         b = self.rate.stream_cost(stream_bytes - cut) if stream_bytes > cut or not cut else (0, 0, 0)
         return a[0] + b[0], a[1] + b[1], a[2] + b[2]
 
+    def breakdown(self, data: bytes) -> dict[str, int]:
+        """On-air samples of the whole stream by what they carry (payload, pilots, CP, ...)."""
+        total: dict[str, int] = {}
+        for pdu, mcs in self.pdus(data, 0):
+            for key, value in mcs.burst_breakdown(len(pdu.pack())).items():
+                total[key] = total.get(key, 0) + value
+        return total
+
     def stream_bytes_for(self, on_air_budget: float) -> int:
         """Largest stream (bytes, the robust prefix included) that fits ``on_air_budget`` samples."""
         prefix = self.cost(self.robust_bytes)[2] if self.robust_bytes else 0

@@ -41,7 +41,7 @@ class EncoderConfig:
     byte_budget: int | None = None  # whole bitstream, headers and segments included
     budget_for: Callable[[VideoInfo], int] | None = None  # budget from what the analysis pass finds (e.g. CBR)
     keyframes: int | None = None  # fixed count instead of one derived from the budget
-    bytes_per_keyframe: int = 900  # target at 640x272 when deriving the count; scales with sqrt(pixels)
+    bytes_per_keyframe: int = 900  # target for calm content when deriving the count (busy content: less)
     default_keyframe_bytes: int = 4000  # per keyframe when no budget is given
     psss: str = "classical"  # PSSS backend: scores every keyframe against the previous one; "none" skips it
     keyframe_mode: str = "error-model"  # or "psss": the paper's rule (S_rel > 0.35; budget mode with a budget)
@@ -92,11 +92,13 @@ def plan_layout(budget: int | None, count: int, cuts: int, header_bytes: int, ps
     if budget is None:
         return Layout(count, cuts, header_bytes, psss), 0
     floor = 1  # one typical keyframe, held: the least a video can be
+    # Redundancy goes first when bytes are short (kept while the images still get three times
+    # their floor), then the PSSS scores (informative, not needed to decode).
+    options = ((True, True, psss), (False, True, psss), (False, False, psss), (False, False, False))
     while True:
-        for repeat_timing, trailing in ((True, True), (False, True), (False, False)):
-            layout = Layout(count, cuts, header_bytes, psss, repeat_timing, trailing)
+        for repeat_timing, trailing, with_psss in options:
+            layout = Layout(count, cuts, header_bytes, with_psss, repeat_timing, trailing)
             per_image = (budget - layout.overhead) // count
-            # Redundancy is kept while the images still get three times their floor.
             if per_image >= (3 * MIN_IMAGE_BYTES if trailing and repeat_timing else MIN_IMAGE_BYTES):
                 return layout, per_image
         if count <= floor:
@@ -105,18 +107,24 @@ def plan_layout(budget: int | None, count: int, cuts: int, header_bytes: int, ps
         count -= 1
 
 
-def keyframe_count(info: VideoInfo, config: EncoderConfig) -> int:
+CALM_CHANGE = 0.005  # mean per-frame thumbnail change of a calm clip (bigbuckbunny: 0.0049)
+SHOT_KEYFRAME_BYTES = 150  # a keyframe per shot pays from this many bytes each
+
+
+def keyframe_count(info: VideoInfo, config: EncoderConfig, change: float = CALM_CHANGE, shots: int = 1) -> int:
+    """How many keyframes a budget buys: measured on the bundled clips (tools/bench_codec.py),
+    calm content wants few sharp keyframes (~900 B at 640x272 and above), busy content with
+    cuts many small ones (bikes, 5 times the change: ~250-400 B); every shot wants its own."""
     by_time = max(2, math.floor(info.duration_s / KEYFRAME_SPACING_S) + 1)
     ceiling = min(info.frames, by_time)
     if config.keyframes is not None:
         return int(np.clip(config.keyframes, min(2, info.frames), info.frames))
     if config.byte_budget is None:
         return min(ceiling, max(2, round(info.duration_s)))  # about one per second
-    # Measured on real clips: many small keyframes beat few sharp ones on PSNR, down to roughly
-    # 900 bytes at 640x272; bigger frames need proportionally more (square root of pixels).
-    target = config.bytes_per_keyframe * math.sqrt(info.width * info.height / (640 * 272))
-    target = float(np.clip(target, 300, 6000))
-    return int(np.clip(config.byte_budget // target, min(2, info.frames), ceiling))
+    target = config.bytes_per_keyframe * math.sqrt(CALM_CHANGE / max(change, CALM_CHANGE))
+    target = float(np.clip(target, 250, 6000))
+    count = max(config.byte_budget // target, min(shots, config.byte_budget // SHOT_KEYFRAME_BYTES))
+    return int(np.clip(count, min(2, info.frames), ceiling))
 
 
 @dataclass(frozen=True)
@@ -212,7 +220,8 @@ def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis
     backends = {"kf": keyframes, "psss": config.psss, "img": "rd", "desc": config.describe}
     n_cuts = min(MAX_CUTS, len(analysis.cuts))
     probe = StreamHeader(info.width, info.height, info.fps, info.frames, 0, backends)
-    layout, per_image = plan_layout(config.byte_budget, keyframe_count(info, config), n_cuts, len(probe.pack()),
+    count = keyframe_count(info, config, float(analysis.change.mean()), len(analysis.cuts) + 1)
+    layout, per_image = plan_layout(config.byte_budget, count, n_cuts, len(probe.pack()),
                                     config.psss != "none")
     per_image = per_image or config.default_keyframe_bytes
     count = layout.keyframes
@@ -251,7 +260,7 @@ def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis
     segments = [timing, Segment(SegmentType.MOTION, 0, np.asarray(motion, dtype=">f2").tobytes()),
                 Segment(SegmentType.PAN, 0, np.asarray(pan, dtype=">f2").reshape(-1).tobytes())]
     segments += text_segments
-    if p_prev:
+    if p_prev and layout.psss:
         segments.append(Segment(SegmentType.PSSS, 0, bytes(round(255 * p) for p in p_prev)))
     critical_bytes = len(header.pack()) + sum(len(seg.pack()) for seg in segments)
     segments += [

@@ -208,7 +208,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         Path(args.report).parent.mkdir(parents=True, exist_ok=True)
         Path(args.report).write_text(json.dumps(r, indent=2))
     if args.html:
-        write_html(Path(args.html), r, result.samples, result.psnr_per_frame, result.keyframe_images)
+        write_html(Path(args.html), r, result.samples, result.psnr_per_frame, result.keyframe_images,
+                   result.encoded.data)
     print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB "
           f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
           f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "

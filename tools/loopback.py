@@ -170,6 +170,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "payload_symbols": payload_symbols,
         "on_air_symbols": transfer.tx_samples,  # measured: the tx flowgraph's burst counter
         "on_air_symbols_expected": on_air_expected,
+        "on_air_breakdown": protection.breakdown(encoded.data),
         "cbr_payload": payload_symbols / info.source_values,
         "cbr_on_air": transfer.tx_samples / info.source_values,
         "snr_db": opts.snr_db,
@@ -197,6 +198,9 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "psss_backend": opts.psss,
         "backends": {**encoded.header.backends, "decoder": decoded.backend},
         "decoder_notes": decoded.notes,
+        "constellation": None if transfer.constellation is None else {
+            "mcs": transfer.constellation[0],
+            "points": [[round(float(z.real), 4), round(float(z.imag), 4)] for z in transfer.constellation[1]]},
         "timings": timings,
         "wall_s": time.monotonic() - t0,
     }

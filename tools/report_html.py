@@ -42,10 +42,51 @@ def _svg_curve(values: np.ndarray, label: str, marks: list[int], width: int = 72
     )
 
 
+def _svg_constellation(snapshot: dict | None, size: int = 260) -> str:
+    """Equalized symbols the rx decoder sampled, on the I/Q plane (unit-energy constellations)."""
+    if not snapshot or not snapshot.get("points"):
+        return "<p>(no snapshot reached the link)</p>"
+    half, scale = size / 2, size / 2 / 1.6
+    dots = "".join(f'<circle cx="{half + scale * i:.1f}" cy="{half - scale * q:.1f}" r="1.6" fill="#1f77b4"/>'
+                   for i, q in snapshot["points"] if abs(i) < 1.6 and abs(q) < 1.6)
+    axes = (f'<line x1="0" y1="{half}" x2="{size}" y2="{half}" stroke="#bbb"/>'
+            f'<line x1="{half}" y1="0" x2="{half}" y2="{size}" stroke="#bbb"/>')
+    return (f'<svg width="{size}" height="{size + 16}" xmlns="http://www.w3.org/2000/svg">{axes}{dots}'
+            f'<text x="4" y="{size + 12}" font-size="12">{html.escape(snapshot["mcs"])}, '
+            f'{len(snapshot["points"])} equalized symbols</text></svg>')
+
+
+def _breakdown_table(report: dict) -> str:
+    parts = report.get("on_air_breakdown") or {}
+    total = sum(parts.values()) or 1
+    rows = "".join(f"<tr><td>{html.escape(k.replace('_', ' '))}</td><td>{v}</td><td>{100 * v / total:.1f} %</td>"
+                   f"<td>{v / max(1, report.get('source_values', 1)):.2e}</td></tr>" for k, v in parts.items())
+    return (f"<table><tr><th>on-air samples</th><th>count</th><th>share</th><th>CBR</th></tr>{rows}"
+            f"<tr><th>total</th><th>{total}</th><th></th><th>{total / max(1, report.get('source_values', 1)):.2e}"
+            f"</th></tr></table><p>Protection: {html.escape(str(report.get('protection')))}</p>")
+
+
+def _contact_sheet_tag(stream: bytes | None) -> str:
+    if not stream:
+        return ""
+    import tempfile
+
+    from semantic.contact_sheet import contact_sheet
+
+    with tempfile.TemporaryDirectory() as tmp:
+        png = Path(tmp) / "sheet.png"
+        try:
+            contact_sheet(stream, png)
+        except ValueError:
+            return ""
+        data = base64.b64encode(png.read_bytes()).decode()
+    return f'<h2>Keyframes as sent (contact sheet)</h2><img src="data:image/png;base64,{data}">'
+
+
 def write_html(path: Path, report: dict, samples: dict[int, tuple[np.ndarray, np.ndarray]], psnr: np.ndarray,
-               keyframe_images: dict[int, np.ndarray]) -> None:
+               keyframe_images: dict[int, np.ndarray], stream: bytes | None = None) -> None:
     """``samples``: frame -> (source, output) shown side by side; ``keyframe_images``: the
-    received keyframes as decoded."""
+    received keyframes as decoded; ``stream``: the bitstream as sent (for its contact sheet)."""
     rows = "".join(
         f"<tr><td>frame {t}<br>PSNR {psnr[t]:.1f} dB</td><td>{_img_tag(src)}</td><td>{_img_tag(out)}</td></tr>"
         for t, (src, out) in sorted(samples.items()) if t < len(psnr)
@@ -53,7 +94,8 @@ def write_html(path: Path, report: dict, samples: dict[int, tuple[np.ndarray, np
     keyframes = sorted(keyframe_images)
     kf = "".join(f"<figure>{_img_tag(keyframe_images[t], 160)}<figcaption>{t}</figcaption></figure>"
                  for t in keyframes)
-    keys = ["frames_in", "frames_out", "width", "height", "fps", "mcs", "snr_db", "snr_estimate_db", "channel",
+    keys = ["frames_in", "frames_out", "width", "height", "fps", "mcs", "protection", "snr_db", "snr_estimate_db",
+            "channel", "cbr_target",
             "stream_bytes", "payload_symbols", "on_air_symbols", "cbr_payload", "cbr_on_air", "pdus_sent",
             "pdus_received", "per", "ber", "psnr_db", "ssim", "psss", "backends", "wall_s"]
     table = "".join(
@@ -69,8 +111,11 @@ PSSS backend <b>{html.escape(str(report.get('psss_backend')))}</b>; every figure
 through the real tx, channel and rx GNU Radio flowgraphs.</p>
 <table>{table}</table>
 <h2>Per-frame PSNR</h2>{_svg_curve(psnr, "PSNR", keyframes)}
+<h2>Where the on-air symbols went (CBR breakdown)</h2>{_breakdown_table(report)}
+<h2>Constellation at the receiver</h2>{_svg_constellation(report.get("constellation"))}
 <h2>Original (left) and reconstruction (right)</h2><table>{rows}</table>
 <h2>Keyframes received ({len(keyframes)})</h2>{kf}
+{_contact_sheet_tag(stream)}
 </body></html>"""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page)
