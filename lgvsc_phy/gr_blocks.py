@@ -163,7 +163,8 @@ class OfdmReceiver(gr.sync_block):
     """IQ stream in -> one c32 PDU of equalized payload symbols per detected burst.
 
     Wraps ``OfdmBurstReceiver``. PDU metadata: ``csi`` (f32vector, per symbol 1 / noise variance),
-    ``mcs``, ``seq``, ``snr_db``, ``cfo``, ``start``; ``stats`` reports detections and header failures.
+    ``mcs``, ``seq``, ``snr_db``, ``esnr_db`` (effective SNR over the data carriers), ``cfo``, ``start``;
+    ``stats`` reports detections and header failures.
     """
 
     def __init__(self, threshold: float = 0.06) -> None:
@@ -182,7 +183,7 @@ class OfdmReceiver(gr.sync_block):
         for burst in self.receiver.feed(input_items[0]):
             self.detected += 1
             meta = {"start": burst.start, "seq": burst.seq, "mcs": burst.mcs, "cfo": burst.cfo,
-                    "snr_db": burst.snr_db, "csi": burst.csi.astype(np.float32)}
+                    "snr_db": burst.snr_db, "esnr_db": burst.esnr_db, "csi": burst.csi.astype(np.float32)}
             self.message_port_pub(OUT, _to_pmt(meta, burst.symbols.astype(np.complex64)))
             self.message_port_pub(
                 STATS, _stats_pdu(bursts=self.detected, header_fail=self.receiver.headers_failed)

@@ -75,6 +75,7 @@ class RxBurst:
     csi: np.ndarray  # per symbol 1 / noise variance of the equalized symbol
     snr_db: float  # Es/N0 estimate from the preamble fit
     cfo: float  # carrier offset in subcarrier spacings
+    esnr_db: float = float("nan")  # effective SNR over the data carriers (capacity mapping)
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,15 @@ class _Pending:
     length: int
     seq: int
     mcs: Mcs
+
+
+def effective_snr_db(carrier_snr: np.ndarray) -> float:
+    """The flat-channel SNR with the same mean capacity as these per-carrier SNRs (linear): what
+    link adaptation should compare with AWGN thresholds on a frequency-selective channel."""
+    snr = np.maximum(np.asarray(carrier_snr, dtype=float), 0.0)
+    if snr.size == 0:
+        return float("nan")
+    return float(10 * np.log10(max(2 ** np.mean(np.log2(1 + snr)) - 1, 1e-12)))
 
 
 class SparseTapFit:
@@ -326,7 +336,7 @@ class OfdmBurstReceiver:
         data = self._equalize(spectra, burst.chan, first_data).reshape(-1)[:n_sym]
         csi = np.tile(burst.gain, n_ofdm)[:n_sym].astype(np.float32)
         return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64), csi,
-                       burst.snr_db, burst.cfo)
+                       burst.snr_db, burst.cfo, effective_snr_db(burst.gain))
 
     def _decode_header(self, hdr: np.ndarray, gain: np.ndarray) -> PhyHeader | None:
         """Decode the header; if its CRC fails, once more after a decision-directed phase fix.

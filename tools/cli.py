@@ -200,7 +200,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
                            mcs=args.mcs, cfo=args.cfo, timing_offset=args.timing_offset, doppler=args.doppler,
                            phase_noise=args.phase_noise, seed=args.seed, decoder=args.decoder,
                            diffusion=_diffusion(args), psss=args.psss, describe=args.describe,
-                           protect=not args.no_protect,
+                           protect=not args.no_protect, probe=not args.no_probe,
                            base_port=args.base_port, max_frames=args.max_frames, deadline_s=args.deadline)
     result = run_loopback(opts)
     r = result.report
@@ -210,7 +210,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     if args.html:
         write_html(Path(args.html), r, result.samples, result.psnr_per_frame, result.keyframe_images,
                    result.encoded.data)
-    print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB "
+    probe = f", probe {r['probe']['esnr_db']:.1f} dB effective" if r.get("probe") and r["probe"]["esnr_db"] else ""
+    print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB{probe} "
           f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
           f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "
           f"[decoder {r['backends']['decoder']}]; {r['wall_s']:.1f} s")
@@ -362,6 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
     _decoder_args(lb)
     lb.add_argument("--psss", default="classical", help="PSSS backend for keyframe scores and the report")
     lb.add_argument("--describe", default="none", help="description backend: none, tags, mllm:<HF id or path>")
+    lb.add_argument("--no-probe", action="store_true",
+                    help="with --mcs auto: choose from --snr-db instead of the effective SNR a probe burst measures")
     lb.add_argument("--no-protect", action="store_true",
                     help="send the stream's critical prefix (header, timing, motion, text) on the rate MCS too")
     lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult
+from lgvsc_phy.mcs import auto_mcs
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.diffusion_decoder import DiffusionSettings
@@ -20,7 +21,7 @@ from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderErr
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.psss import get_psss
 from semantic.video_io import VideoInfo, write_video
-from tools.rate_control import choose_mcs, plan_stream
+from tools.rate_control import PROBE_MCS, choose_mcs, plan_stream, probe_link
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,7 @@ class LoopbackOptions:
     decoder: str = "interp"
     describe: str = "none"  # description backend
     protect: bool = True  # critical prefix on a more robust MCS
+    probe: bool = True  # --mcs auto: choose from the effective SNR a probe burst measures
     diffusion: DiffusionSettings | None = None  # for decoder diffusers:<id>
     psss: str = "classical"
     base_port: int = 52001
@@ -109,27 +111,33 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     source = FrameSource.of_file(opts.input, opts.max_frames)
-    mcs = choose_mcs(opts.mcs, opts.snr_db)
-    t = time.monotonic()
-    try:
-        plan = plan_stream(source, opts.cbr, mcs, EncoderConfig(psss=opts.psss, describe=opts.describe),
-                           protect=opts.protect)
-    except EncoderError as exc:
-        raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
-    encoded, protection = plan.encoded, plan.protection
-    timings["encode_s"] = time.monotonic() - t
-    h = encoded.header
-    info = VideoInfo(h.width, h.height, h.fps, h.frames)
-
-    config = LoopbackConfig(mcs=mcs.name, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
+    config = LoopbackConfig(mcs=PROBE_MCS, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
                             timing_offset=opts.timing_offset, doppler=opts.doppler, phase_noise=opts.phase_noise,
                             seed=opts.seed, base_port=opts.base_port)
     t = time.monotonic()
+    probe = None
     with FlowgraphRunner(config) as runner:
         timings["flowgraph_start_s"] = time.monotonic() - t
         with Link(LinkAddresses.from_base_port(opts.base_port)) as link:
+            if opts.mcs == "auto" and opts.probe:
+                # Link adaptation as a radio does it: measure, then choose (the probe's samples
+                # are reported, and counted in cbr_on_air_with_probe).
+                probe = probe_link(link, runner.check)
+                mcs = auto_mcs(probe.esnr_db if probe.esnr_db is not None else float("-inf"))
+            else:
+                mcs = choose_mcs(opts.mcs, opts.snr_db)
+            t = time.monotonic()
+            try:  # the flowgraphs wait meanwhile
+                plan = plan_stream(source, opts.cbr, mcs, EncoderConfig(psss=opts.psss, describe=opts.describe),
+                                   protect=opts.protect)
+            except EncoderError as exc:
+                raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
+            encoded, protection = plan.encoded, plan.protection
+            timings["encode_s"] = time.monotonic() - t
             transfer = link.transfer(encoded.data, protection, idle_timeout_s=opts.idle_timeout_s,
                                      deadline_s=opts.deadline_s, check=runner.check)
+    h = encoded.header
+    info = VideoInfo(h.width, h.height, h.fps, h.frames)
     timings["link_s"] = transfer.wall_s
 
     t = time.monotonic()
@@ -173,6 +181,9 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "on_air_breakdown": protection.breakdown(encoded.data),
         "cbr_payload": payload_symbols / info.source_values,
         "cbr_on_air": transfer.tx_samples / info.source_values,
+        "probe": None if probe is None else {"esnr_db": probe.esnr_db, "snr_db": probe.snr_db,
+                                             "samples": probe.samples},
+        "cbr_on_air_with_probe": (transfer.tx_samples + (probe.samples if probe else 0)) / info.source_values,
         "snr_db": opts.snr_db,
         "snr_estimate_db": float(np.mean(snr_estimates)) if snr_estimates else None,
         "channel": opts.channel,
