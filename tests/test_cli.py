@@ -33,7 +33,11 @@ def test_full_loopback_of_a_real_video(bikes: Path, tmp_path: Path, base_port: i
         assert key in rep, key
     assert rep["frames_in"] == rep["frames_out"] == read_video(out).info.frames == 250
     assert rep["on_air_symbols"] == rep["on_air_symbols_expected"] > 0
-    assert rep["cbr_payload"] < rep["cbr_on_air"] <= 1e-3
+    assert rep["cbr_payload"] < rep["cbr_on_air"] <= 1e-3 and rep["cbr_on_air"] >= 0.9e-3  # rate control
+    assert sum(rep["on_air_breakdown"].values()) == rep["on_air_symbols"]
+    assert rep["probe"]["esnr_db"] is not None and rep["cbr_on_air_with_probe"] > rep["cbr_on_air"]
+    assert rep["protection"].endswith(rep["mcs"]) and rep["critical_bytes"] > 0
+    assert rep["constellation"] and len(rep["constellation"]["points"]) > 100
     assert rep["psnr_db"] > 17.5 and rep["ssim"] > 0.55
     assert rep["backends"]["decoder"] == "interp"
     assert "data:image/jpeg" in page.read_text()
