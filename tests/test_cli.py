@@ -103,7 +103,7 @@ def test_send_and_receive_over_zmq_iq(bikes: Path, tmp_path: Path, base_port: in
     out, report = tmp_path / "r.mp4", tmp_path / "r.json"
     rx_port, tx_port = base_port, base_port + 10
     receiver = subprocess.Popen([*LGVSC, "receive", "-o", str(out), "--base-port", str(rx_port), "--iq-in",
-                                 f"tcp://127.0.0.1:{tx_port + 1}", "--idle", "3", "--deadline", "90",
+                                 f"tcp://127.0.0.1:{tx_port + 1}", "--timeout", "3", "--deadline", "90",
                                  "--report", str(report)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
     try:

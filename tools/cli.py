@@ -284,6 +284,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
         runner.stop()
     if not got.pdus_received:
         raise LinkError(f"no PDU arrived within {args.deadline:.0f} s")
+    if got.pdus_received < got.pdus_total:
+        print(f"receive: no data for {args.idle:g} s, ending with {got.pdus_received}/{got.pdus_total} PDUs "
+              f"(lost {len(got.lost_pdus)}); writing what arrived", file=sys.stderr)
     decoded = decode_bitstream(got.data, args.decoder, _diffusion(args))
     count = write_video(args.output, decoded.iter_frames(), decoded.fps)
     report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
@@ -394,7 +397,8 @@ def build_parser() -> argparse.ArgumentParser:
     rcv = sub.add_parser("receive", help="receive a video (USRP with --usrp, else IQ over ZMQ) and decode it")
     rcv.add_argument("-o", "--output", required=True)
     rcv.add_argument("--iq-in", help="ZMQ address to pull IQ from (e.g. tcp://sender:52002)")
-    rcv.add_argument("--idle", type=float, default=5.0, help="stop this long after the last PDU")
+    rcv.add_argument("--timeout", "--idle", dest="idle", type=float, default=5.0,
+                     help="end this many seconds after the last PDU (then write what arrived)")
     rcv.add_argument("--deadline", type=float, default=120.0, help="give up after this many seconds")
     _decoder_args(rcv)
     rcv.add_argument("--report", help="write a JSON report here")
