@@ -92,6 +92,17 @@ def probe_fps(path: str | Path) -> Fraction:
         raise VideoError(f"cannot decode {path}: {exc}") from None
 
 
+def probe_frame_count(path: str | Path) -> int | None:
+    """The frame count the container declares (None when it does not say): for progress only,
+    never trusted for output lengths (those come from decoding)."""
+    try:
+        with av.open(str(path)) as container:
+            frames = container.streams.video[0].frames if container.streams.video else 0
+    except (av.FFmpegError, OSError):
+        return None
+    return int(frames) or None
+
+
 def read_video(path: str | Path, max_frames: int | None = None) -> Video:
     """Decode every frame (or the first ``max_frames``) into memory; for long videos use
     ``iter_frames`` (the encoder and decoder stream)."""

@@ -17,13 +17,14 @@ from lgvsc_phy import channel_profiles
 from lgvsc_phy.link import LinkError
 from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
 from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
-from semantic.decoder import DecoderError, decode_bitstream
+from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.describe import DescribeError, motion_phrase
 from semantic.diffusion_decoder import DiffusionSettings
-from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source
+from semantic.encoder import EncoderConfig, EncoderError, encode_source
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.text_codec import decompress_text
 from semantic.video_io import VideoError, VideoInfo, write_video
+from tools.progress import Progress, progress_source
 
 EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, DescribeError, BitstreamError, FlowgraphError, LinkError,
                    FileNotFoundError, KeyError, ValueError, OSError)
@@ -39,8 +40,13 @@ def _budget(args: argparse.Namespace) -> Callable[[VideoInfo], int] | None:
     return lambda info: mcs.stream_bytes_for(args.cbr * info.source_values)
 
 
+def _write(path: str, decoded: DecodedVideo) -> int:
+    frames = Progress(f"decoding ({decoded.backend})", decoded.header.frames).wrap(decoded.iter_frames())
+    return write_video(path, frames, decoded.fps)  # streamed: any length
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
-    source = FrameSource.of_file(args.input, args.max_frames)  # streamed: any length
+    source = progress_source(args.input, args.max_frames)
     config = EncoderConfig(byte_budget=args.bytes, budget_for=_budget(args), keyframes=args.keyframes,
                            describe=args.describe, psss=args.psss, keyframe_mode=args.keyframe_mode)
     encoded = encode_source(source, config)
@@ -72,7 +78,7 @@ def _diffusion(args: argparse.Namespace) -> DiffusionSettings:
 
 def cmd_decode(args: argparse.Namespace) -> int:
     decoded = decode_bitstream(Path(args.input).read_bytes(), args.decoder, _diffusion(args))
-    count = write_video(args.output, decoded.iter_frames(), decoded.fps)  # streamed: any length
+    count = _write(args.output, decoded)
     print(f"{args.output}: {count} frames at {float(decoded.fps):.3f} fps, keyframes "
           f"{len(decoded.keyframes_received)}/{len(decoded.keyframes_expected) or '?'} ({decoded.backend})")
     for note in decoded.notes:
@@ -248,7 +254,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     from lgvsc_phy.protection import Protection
     from tools.rate_control import choose_mcs, plan_stream
 
-    source = FrameSource.of_file(args.input, args.max_frames)
+    source = progress_source(args.input, args.max_frames)
     mcs = choose_mcs(args.mcs, args.snr_db if args.snr_db is not None else -99.0)
     runner = FlowgraphRunner(specs=_radio_specs(args, "tx"))
     _start_radio(runner, args.usrp)  # first: a missing radio is reported before any encoding work
@@ -288,7 +294,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
         print(f"receive: no data for {args.idle:g} s, ending with {got.pdus_received}/{got.pdus_total} PDUs "
               f"(lost {len(got.lost_pdus)}); writing what arrived", file=sys.stderr)
     decoded = decode_bitstream(got.data, args.decoder, _diffusion(args))
-    count = write_video(args.output, decoded.iter_frames(), decoded.fps)
+    count = _write(args.output, decoded)
     report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
               "frames_out": count, "keyframes_received": decoded.keyframes_received,
               "snr_estimate_db": float(np.mean([m["snr_db"] for m in got.meta])) if got.meta else None,

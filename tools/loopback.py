@@ -21,6 +21,7 @@ from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderErr
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.psss import get_psss
 from semantic.video_io import VideoInfo, write_video
+from tools.progress import Progress, progress_source
 from tools.rate_control import PROBE_MCS, choose_mcs, plan_stream, probe_link
 
 
@@ -78,7 +79,9 @@ class _Comparison:
 
     def frames(self) -> Iterator[np.ndarray]:
         src_iter = self.source.open()
-        for t, out in enumerate(self.decoded.iter_frames()):
+        frames = Progress(f"decoding ({self.decoded.backend})", self.decoded.header.frames).wrap(
+            self.decoded.iter_frames())
+        for t, out in enumerate(frames):
             src = next(src_iter, None)
             if src is not None and src.shape == out.shape:
                 self.psnr.append(float(psnr_frames(src[None], out[None])[0]))
@@ -110,7 +113,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     output is written as it is decoded, so memory does not grow with the video's length."""
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    source = FrameSource.of_file(opts.input, opts.max_frames)
+    source = progress_source(opts.input, opts.max_frames)
     config = LoopbackConfig(mcs=PROBE_MCS, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
                             timing_offset=opts.timing_offset, doppler=opts.doppler, phase_noise=opts.phase_noise,
                             seed=opts.seed, base_port=opts.base_port)
