@@ -54,8 +54,8 @@ class PhyHeader:
 
     @classmethod
     def from_bits(cls, bits: np.ndarray) -> PhyHeader | None:
-        bits = np.asarray(bits, dtype=np.uint8)
-        value = lambda lo, n: int("".join(map(str, bits[lo : lo + n])), 2)  # noqa: E731
+        bits = np.asarray(bits, dtype=np.int64)
+        value = lambda lo, n: int(bits[lo : lo + n] @ (1 << np.arange(n - 1, -1, -1)))  # noqa: E731
         if crc16_ccitt(bits[:32]) != value(32, 16):
             return None
         length = value(4, 12)
@@ -81,16 +81,12 @@ def _next_state(state: int, bit: int) -> int:
 
 
 def conv_encode(info: np.ndarray) -> np.ndarray:
-    """Tail-biting: the encoder starts in the state its last K-1 inputs leave it in."""
-    info = np.asarray(info, dtype=np.uint8)
-    state = 0
-    for bit in info[-(_K - 1) :]:
-        state = _next_state(state, int(bit))
-    coded = np.empty((info.size, 3), dtype=np.uint8)
-    for i, bit in enumerate(info):
-        coded[i] = _OUT[state, bit]
-        state = _next_state(state, int(bit))
-    return coded.reshape(-1)
+    """Tail-biting: the encoder starts in the state its last K-1 inputs leave it in, so the
+    state before input i is simply inputs i-1 .. i-K+1 (circularly), newest in the MSB."""
+    info = np.asarray(info, dtype=np.int64)
+    back = np.arange(1, _K)
+    states = info[(np.arange(info.size)[:, None] - back[None, :]) % info.size] @ (1 << (_K - 1 - back))
+    return _OUT[states, info].reshape(-1)
 
 
 def _viterbi_numpy(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

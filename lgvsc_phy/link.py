@@ -58,6 +58,33 @@ class RxCount:
         return self.crc_ok + self.crc_fail
 
 
+class _Pacer:
+    """Keeps at most ``IN_FLIGHT`` PDUs between the link and the rx decoder's verdict.
+
+    Handing the tx thousands of PDUs at once let it run far ahead of the receiver: tens of MB
+    of IQ piled up in the ZeroMQ queues, and once a queue hit its high-water mark the chain
+    sometimes crawled on at a few bursts a second (1 transfer in 8 of 1500 PDUs took 25 s
+    instead of 4). A burst the rx never detects is never judged, so when no verdict comes for
+    ``STALL_S`` the outstanding PDUs are written off and the next ones go out.
+    """
+
+    IN_FLIGHT = 48  # bursts: enough to keep tx, channel and rx all busy
+    STALL_S = 0.5
+
+    def __init__(self, total: int) -> None:
+        self.total, self.sent, self.forgiven = total, 0, 0
+        self.judged, self.last_progress = 0, time.monotonic()
+
+    def release(self, judged: int, now: float) -> range:
+        if judged > self.judged:
+            self.judged, self.last_progress = judged, now
+        elif self.sent > self.judged + self.forgiven and now - self.last_progress > self.STALL_S:
+            self.forgiven, self.last_progress = self.sent - self.judged, now
+        allowed = min(self.total, self.judged + self.forgiven + self.IN_FLIGHT)
+        start, self.sent = self.sent, max(self.sent, allowed)
+        return range(start, self.sent)
+
+
 @dataclass
 class TransferResult:
     data: bytes  # reassembled stream, lost ranges zero-filled
@@ -119,17 +146,18 @@ class Link:
         except zmq.Again:
             raise LinkError(f"tx flowgraph at {self.addresses.pdu_in} does not take PDUs (2 s timeout)") from None
 
-    def _send(self, data: bytes, stream_id: int, plan: int | Protection) -> list[LinkPdu]:
-        """Cut ``data`` into PDUs (one MCS up to ``plan`` bytes each, or a protection plan) and send them."""
+    def _pdus(self, data: bytes, stream_id: int, plan: int | Protection) -> list[tuple[LinkPdu, str | None]]:
+        """``data`` cut into PDUs, each with the MCS that carries it (None: the flowgraph's)."""
         if isinstance(plan, Protection):
-            pairs = plan.pdus(data, stream_id)
-            for pdu, mcs in pairs:
-                self.send_pdu(pdu.pack(), mcs.name)
-            return [pdu for pdu, _ in pairs]
-        pdus = split_stream(data, stream_id, plan)
-        for pdu in pdus:
-            self.send_pdu(pdu.pack())
-        return pdus
+            return [(pdu, mcs.name) for pdu, mcs in plan.pdus(data, stream_id)]
+        return [(pdu, None) for pdu in split_stream(data, stream_id, plan)]
+
+    def _send(self, data: bytes, stream_id: int, plan: int | Protection) -> list[LinkPdu]:
+        """Send all PDUs at once (for a transmitter alone: nothing downstream to pace on)."""
+        pairs = self._pdus(data, stream_id, plan)
+        for pdu, mcs in pairs:
+            self.send_pdu(pdu.pack(), mcs)
+        return [pdu for pdu, _ in pairs]
 
     def _drain_stats(self) -> bool:
         """Read pending counters from both flowgraphs; True if anything new arrived."""
@@ -173,7 +201,9 @@ class Link:
         self._drain_stats()
         base = TxCount(self.count.bursts, self.count.samples)
         rx_base = self.rx_count.decoded
-        pdus = self._send(data, stream_id, max_pdu_bytes)
+        queue = self._pdus(data, stream_id, max_pdu_bytes)
+        pdus = [pdu for pdu, _ in queue]
+        pacer = _Pacer(len(queue))
         got = Reassembly(None, 0, {})
         metas: list[dict] = []
         rejected = 0
@@ -186,7 +216,9 @@ class Link:
                 break
             if self._drain_stats():
                 last_event = now  # a flowgraph is still working through the queue
-            all_sent = self.count.bursts - base.bursts >= len(pdus)
+            for i in pacer.release(self.rx_count.decoded - rx_base, now):
+                self.send_pdu(queue[i][0].pack(), queue[i][1])
+            all_sent = pacer.sent == len(queue) and self.count.bursts - base.bursts >= len(pdus)
             all_judged = self.rx_count.decoded - rx_base >= len(pdus)
             finishing = all_sent and (all_judged or now - last_event > idle_timeout_s)
             try:

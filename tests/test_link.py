@@ -93,3 +93,18 @@ def test_impairments_really_change_the_signal() -> None:
 
     assert len(taps("awgn", 0.5)) > 1 and abs(sum(fractional_delay(0.0)) - 1) < 1e-9
     assert np.argmax(np.abs(fractional_delay(0.0))) == 8
+
+
+def test_pacer_keeps_a_window_and_writes_off_undetected_bursts() -> None:
+    from lgvsc_phy.link import _Pacer
+
+    pacer = _Pacer(200)
+    assert pacer.release(0, 0.0) == range(0, _Pacer.IN_FLIGHT)
+    assert pacer.release(0, 0.1) == range(_Pacer.IN_FLIGHT, _Pacer.IN_FLIGHT)  # window full
+    assert pacer.release(10, 0.2) == range(_Pacer.IN_FLIGHT, _Pacer.IN_FLIGHT + 10)  # 10 judged: 10 more go
+    # No verdict for longer than STALL_S (bursts the rx never saw): the outstanding ones are written off.
+    released = pacer.release(10, 0.2 + _Pacer.STALL_S + 0.01)
+    assert len(released) == _Pacer.IN_FLIGHT
+    while pacer.sent < 200:
+        pacer.release(pacer.sent, 10.0)
+    assert pacer.sent == 200 and pacer.release(200, 11.0) == range(200, 200)
