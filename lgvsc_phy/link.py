@@ -297,9 +297,11 @@ def send_stream(link: Link, data: bytes, max_pdu_bytes: int | Protection, stream
 
 
 def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 120.0,
-                   check: Callable[[], None] | None = None) -> ReceivedStream:
+                   check: Callable[[], None] | None = None,
+                   on_pdu: Callable[[LinkPdu], None] | None = None) -> ReceivedStream:
     """Collect one stream's PDUs: until complete, ``idle_timeout_s`` after the last arrival,
-    or ``deadline_s`` (waiting for the first PDU counts against the deadline only)."""
+    or ``deadline_s`` (waiting for the first PDU counts against the deadline only).
+    ``on_pdu`` sees each new PDU of the stream as it arrives (to decode while receiving)."""
     t0 = time.monotonic()
     got = Reassembly(None, 0, {})
     metas: list[dict] = []
@@ -323,5 +325,7 @@ def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 
         if got.add(pdu):
             metas.append(meta)
             last = time.monotonic()
+            if on_pdu is not None:
+                on_pdu(pdu)
     data, _ = got.assemble()
     return ReceivedStream(data, got.lost, len(got.received), got.total, time.monotonic() - t0, metas)

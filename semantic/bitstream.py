@@ -97,6 +97,7 @@ class ParsedStream:
     header: StreamHeader | None
     segments: list[Segment]
     corrupt_regions: int  # stretches of bytes that held no valid segment (lost or damaged data)
+    consumed: int = 0  # bytes up to the end of the last intact header or segment
 
     def of_type(self, kind: SegmentType) -> list[Segment]:
         return [s for s in self.segments if s.type == kind]
@@ -112,12 +113,13 @@ def parse_stream(data: bytes) -> ParsedStream:
     header: StreamHeader | None = None
     segments: list[Segment] = []
     seen: set[tuple[int, int]] = set()
-    corrupt, pos, in_gap = 0, 0, False
+    corrupt, pos, in_gap, consumed = 0, 0, False, 0
     while pos < len(data):
         found = StreamHeader.unpack_at(data, pos) if data[pos : pos + 1] == MAGIC[:1] else None
         if found is not None:
             header = header or found[0]
             pos, in_gap = found[1], False
+            consumed = pos
             continue
         seg = _segment_at(data, pos)
         if seg is not None:
@@ -126,13 +128,14 @@ def parse_stream(data: bytes) -> ParsedStream:
                 seen.add((segment.type, segment.index))
                 segments.append(segment)
             in_gap = False
+            consumed = pos
             continue
         if not in_gap:
             corrupt += 1
             in_gap = True
         nxt = min((i for i in (data.find(SYNC, pos + 1), data.find(MAGIC, pos + 1)) if i >= 0), default=len(data))
         pos = nxt
-    return ParsedStream(header, segments, corrupt)
+    return ParsedStream(header, segments, corrupt, consumed)
 
 
 def _segment_at(data: bytes, pos: int) -> tuple[Segment, int] | None:

@@ -19,7 +19,15 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from semantic.bitstream import BitstreamError, ParsedStream, SegmentType, StreamHeader, parse_stream, unpack_timing
+from semantic.bitstream import (
+    BitstreamError,
+    ParsedStream,
+    Segment,
+    SegmentType,
+    StreamHeader,
+    parse_stream,
+    unpack_timing,
+)
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings, DiffusionTween, prompt_for
 from semantic.image_codec import decode_image
 from semantic.keyframes import shot_ranges
@@ -137,32 +145,53 @@ class SideInfo:
 Tween = Callable[[Keyframe, Keyframe, SideInfo], Iterator[np.ndarray]]  # frames a.frame + 1 .. b.frame - 1
 
 
+Resolve = Callable[[int], "Keyframe | None"]  # i -> keyframe i of the plan, None if lost (may block)
+
+
 def _render(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo, tween: Tween) -> Iterator[np.ndarray]:
-    """Frames in order. Per shot: ``tween`` between its keyframes, hold before the first and
-    after the last. A shot whose keyframes were all lost shows the nearest received keyframe;
-    with none at all the output is mid-grey. Never blends across a cut."""
-    if not keyframes:
-        grey = np.full((header.height, header.width, 3), 128, dtype=np.uint8)
-        for _ in range(header.frames):
-            yield grey
-        return
+    """All received keyframes known up front (decoding a file or a finished transfer)."""
+    by_frame = {k.frame: k for k in keyframes}
+    plan = sorted(set(side.keyframe_frames) | set(by_frame))
+    return render_planned(plan, header, side, tween, lambda i: by_frame.get(plan[i]))
+
+
+def render_planned(plan: list[int], header: StreamHeader, side: SideInfo, tween: Tween,
+                   resolve: Resolve) -> Iterator[np.ndarray]:
+    """Frames in order from the keyframe plan (frame indices), asking ``resolve`` for each
+    keyframe only when the output reaches it: a receiver can render while the rest of the
+    stream is still on the air. Per shot: ``tween`` between its received keyframes, hold before
+    the first and after the last. A shot whose keyframes were all lost shows the nearest
+    received keyframe; with none at all the output is mid-grey. Never blends across a cut."""
     for lo, hi in shot_ranges(side.cuts, header.frames):
-        inside = [k for k in keyframes if lo <= k.frame <= hi]
-        if not inside:
-            nearest = min(keyframes, key=lambda k: min(abs(k.frame - lo), abs(k.frame - hi)))
-            for _ in range(lo, hi + 1):
-                yield nearest.image
-            nearest.release()
+        previous: Keyframe | None = None
+        for i in (i for i, f in enumerate(plan) if lo <= f <= hi):
+            current = resolve(i)
+            if current is None:
+                continue
+            if previous is None:
+                for _ in range(lo, current.frame + 1):
+                    yield current.image
+            else:
+                yield from tween(previous, current, side)
+                yield current.image
+                previous.release()
+            previous = current
+        if previous is not None:
+            for _ in range(previous.frame + 1, hi + 1):
+                yield previous.image
+            previous.release()
             continue
-        for _ in range(lo, inside[0].frame + 1):
-            yield inside[0].image
-        for a, b in zip(inside[:-1], inside[1:], strict=True):
-            yield from tween(a, b, side)
-            yield b.image
-            a.release()
-        for _ in range(inside[-1].frame + 1, hi + 1):
-            yield inside[-1].image
-        inside[-1].release()
+        nearest = _nearest(plan, resolve, lo, hi)
+        filler = nearest.image if nearest else np.full((header.height, header.width, 3), 128, dtype=np.uint8)
+        for _ in range(lo, hi + 1):
+            yield filler
+        if nearest:
+            nearest.release()
+
+
+def _nearest(plan: list[int], resolve: Resolve, lo: int, hi: int) -> Keyframe | None:
+    received = [k for k in (resolve(i) for i in range(len(plan))) if k is not None]
+    return min(received, key=lambda k: min(abs(k.frame - lo), abs(k.frame - hi)), default=None)
 
 
 def _crossfade(a: Keyframe, b: Keyframe, side: SideInfo | None = None) -> Iterator[np.ndarray]:
@@ -251,19 +280,27 @@ def generative_tween(model: DiffusionTween) -> Tween:
 
 Backend = Callable[[list[Keyframe], StreamHeader, SideInfo], Iterator[np.ndarray]]
 DECODERS: dict[str, Backend] = {"interp": interp_frames, "crossfade": crossfade_frames}
+TWEENS: dict[str, Tween] = {"interp": _motion_compensated, "crossfade": _crossfade}
+
+
+def get_decoder_tween(name: str, diffusion: DiffusionSettings | None = None) -> Tween:
+    """How the backend ``name`` fills an interval; ``diffusers:<id>`` loads its pipeline here."""
+    if name in TWEENS:
+        return TWEENS[name]
+    if name.startswith("diffusers:") and len(name) > 10:
+        try:
+            return generative_tween(DiffusionTween(name[10:], diffusion))
+        except DiffusionDecoderError as exc:
+            raise DecoderError(str(exc)) from None
+    raise DecoderError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)}, diffusers:<HF id or local path>")
 
 
 def get_decoder(name: str, diffusion: DiffusionSettings | None = None) -> Backend:
-    """The backend for ``name``; ``diffusers:<id>`` loads its pipeline here (once per call)."""
+    """The backend for ``name`` (the whole video from its received keyframes)."""
     if name in DECODERS:
         return DECODERS[name]
-    if name.startswith("diffusers:") and len(name) > 10:
-        try:
-            tween = generative_tween(DiffusionTween(name[10:], diffusion))
-        except DiffusionDecoderError as exc:
-            raise DecoderError(str(exc)) from None
-        return lambda keyframes, header, side: _render(keyframes, header, side, tween)
-    raise DecoderError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)}, diffusers:<HF id or local path>")
+    tween = get_decoder_tween(name, diffusion)
+    return lambda keyframes, header, side: _render(keyframes, header, side, tween)
 
 
 def decode_bitstream(data: bytes, decoder: str = "interp", diffusion: DiffusionSettings | None = None) -> DecodedVideo:
@@ -273,31 +310,34 @@ def decode_bitstream(data: bytes, decoder: str = "interp", diffusion: DiffusionS
         raise DecoderError("bitstream has no intact stream header (both copies lost or not an LGVSC file)")
     header = parsed.header
     keyframes, notes = received_keyframes(parsed, header)
-    expected, cuts = [], []
-    for seg in parsed.of_type(SegmentType.KEYFRAME_TIMING)[:1]:
-        try:
-            expected, cuts = unpack_timing(seg.payload)
-        except BitstreamError as exc:
-            notes.append(str(exc))
-    if not expected and keyframes:
+    side = side_info(parsed.segments, None, notes)
+    if not side.keyframe_frames and keyframes:
         notes.append("timing segment lost: shot cuts unknown, blending across them")
     if parsed.corrupt_regions:
         notes.append(f"{parsed.corrupt_regions} damaged or missing stretch(es) skipped")
-    side = SideInfo(cuts, expected, *_motion(parsed), _descriptions(parsed))
-    return DecodedVideo(lambda: backend(keyframes, header, side), header.fps, header, expected,
+    return DecodedVideo(lambda: backend(keyframes, header, side), header.fps, header, side.keyframe_frames,
                         [k.frame for k in keyframes], decoder, notes)
 
 
-def _motion(parsed: ParsedStream) -> tuple[list[float], list[tuple[float, float]]]:
+def side_info(segments: list[Segment], plan: list[int] | None = None, notes: list[str] | None = None) -> SideInfo:
+    """What the stream says beside the keyframes, from whichever of its segments arrived."""
+    def first(kind: SegmentType) -> Segment | None:
+        return next((seg for seg in segments if seg.type == kind), None)
+
+    expected, cuts = [], []
+    timing = first(SegmentType.KEYFRAME_TIMING)
+    if timing is not None:
+        try:
+            expected, cuts = unpack_timing(timing.payload)
+        except BitstreamError as exc:
+            if notes is not None:
+                notes.append(str(exc))
     magnitude, pan = [], []
-    for seg in parsed.of_type(SegmentType.MOTION)[:1]:
+    if (seg := first(SegmentType.MOTION)) is not None:
         magnitude = [float(v) for v in np.frombuffer(seg.payload[: len(seg.payload) // 2 * 2], dtype=">f2")]
-    for seg in parsed.of_type(SegmentType.PAN)[:1]:
+    if (seg := first(SegmentType.PAN)) is not None:
         pairs = np.frombuffer(seg.payload[: len(seg.payload) // 4 * 4], dtype=">f2").reshape(-1, 2)
         pan = [(float(dx), float(dy)) for dx, dy in pairs]
-    return magnitude, pan
-
-
-def _descriptions(parsed: ParsedStream) -> dict[int, str]:
-    texts = {seg.index: decompress_text(seg.payload) for seg in parsed.of_type(SegmentType.TEXT)}
-    return {i: t for i, t in texts.items() if t}
+    texts = {seg.index: decompress_text(seg.payload) for seg in segments if seg.type == SegmentType.TEXT}
+    return SideInfo(cuts, plan if plan is not None else expected, magnitude, pan,
+                    {i: t for i, t in texts.items() if t})

@@ -6,6 +6,7 @@ import argparse
 import json
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -279,22 +280,43 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_receive(args: argparse.Namespace) -> int:
+    """Decodes while receiving: once the stream's prefix is in, a writer thread renders the video
+    as keyframes arrive (an interval waits for its closing keyframe, or for the stream's end)."""
     from lgvsc_phy.link import Link, LinkAddresses, receive_stream
+    from semantic.progressive import ProgressiveStream
+
+    stream = ProgressiveStream(args.decoder, _diffusion(args))
+    outcome: dict = {}
+
+    def write() -> None:
+        try:
+            stream.wait_ready()
+            outcome["decoded"] = decoded = stream.decoded()
+            outcome["count"] = _write(args.output, decoded)
+        except Exception as exc:  # reported by the main thread, after the link is closed  # noqa: BLE001
+            outcome["error"] = exc
 
     runner = FlowgraphRunner(specs=_radio_specs(args, "rx"))
     _start_radio(runner, args.usrp)
+    writer = threading.Thread(target=write, name="lgvsc-writer", daemon=True)
+    writer.start()
     try:
         with Link(LinkAddresses.from_base_port(args.base_port)) as link:
-            got = receive_stream(link, args.idle, args.deadline, check=runner.check)
+            got = receive_stream(link, args.idle, args.deadline, check=runner.check,
+                                 on_pdu=lambda pdu: stream.add(pdu.offset, pdu.payload))
     finally:
+        stream.finish()
         runner.stop()
+    writer.join()
     if not got.pdus_received:
         raise LinkError(f"no PDU arrived within {args.deadline:.0f} s")
     if got.pdus_received < got.pdus_total:
-        print(f"receive: no data for {args.idle:g} s, ending with {got.pdus_received}/{got.pdus_total} PDUs "
-              f"(lost {len(got.lost_pdus)}); writing what arrived", file=sys.stderr)
-    decoded = decode_bitstream(got.data, args.decoder, _diffusion(args))
-    count = _write(args.output, decoded)
+        print(f"receive: no data for {args.idle:g} s, ended with {got.pdus_received}/{got.pdus_total} PDUs "
+              f"(lost {len(got.lost_pdus)}); wrote what arrived", file=sys.stderr)
+    if "error" in outcome:
+        raise outcome["error"]
+    decoded, count = outcome["decoded"], outcome["count"]
+    decoded.keyframes_received = sorted(stream.images) if stream.plan is not None else decoded.keyframes_received
     report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
               "frames_out": count, "keyframes_received": decoded.keyframes_received,
               "snr_estimate_db": float(np.mean([m["snr_db"] for m in got.meta])) if got.meta else None,
