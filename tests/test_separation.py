@@ -58,3 +58,13 @@ def test_impossible_budgets_and_unknown_schemes_are_clear_errors(clip) -> None: 
         encode_to_budget(source, "h264", 50)
     with pytest.raises(SeparationError, match="unknown separation scheme"):
         encode_to_budget(source, "vp9", 5000)
+
+
+def test_baseline_through_the_flowgraphs(bikes: Path, base_port: int) -> None:
+    """The same flowgraphs, probe and on-air budget as LGVSC; exact frame count; budget kept."""
+    from tools.baseline_loopback import BaselineOptions, run_baseline_loopback
+
+    r = run_baseline_loopback(BaselineOptions(bikes, "h264", 10.0, cbr=1e-3, base_port=base_port, max_frames=60))
+    assert r["frames_out"] == 60 and r["mcs"] == "16qam-1/2" and r["per"] == 0.0
+    assert 0.9e-3 <= r["cbr_on_air"] <= 1e-3 and r["stream_bytes"] <= r["stream_bytes_budget"]
+    assert r["psnr_db"] > 18.0
