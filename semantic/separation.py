@@ -53,16 +53,19 @@ def _even(value: float) -> int:
 
 
 def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: int, size: tuple[int, int]) -> bytes:
-    """One deterministic encode (single thread) at ``crf`` and coded ``size``."""
+    """One encode at ``crf`` and coded ``size`` (single-threaded; libx264's bytes still vary
+    slightly between runs, by a few bytes in a few kB)."""
     codec, fmt = _scheme(scheme)
     buf = io.BytesIO()
     with av.open(buf, "w", format=fmt) as out:
         stream = out.add_stream(codec, rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
-        params = "log-level=error:pools=1:frame-threads=1:info=0" if codec == "libx265" else None
+        stream.codec_context.thread_count = 1
+        params = ("log-level=error:pools=1:frame-threads=1:info=0" if codec == "libx265"
+                  else "threads=1:lookahead-threads=1:sliced-threads=0")
         stream.options = {"crf": str(crf), "g": str(GOP), "threads": "1", "preset": "medium",
-                          **({"x265-params": params} if params else {})}
+                          f"{codec[3:]}-params": params}
         for frame in frames:
             small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if frame.shape[1::-1] != size else frame
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
