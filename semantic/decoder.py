@@ -253,16 +253,6 @@ def _motion_compensated(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np
         yield np.clip(trust * warped + (1 - trust) * plain + 0.5, 0, 255).astype(np.uint8)
 
 
-def interp_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> Iterator[np.ndarray]:
-    """``interp``: motion-compensated interpolation between the keyframes of each shot."""
-    return _render(keyframes, header, side, _motion_compensated)
-
-
-def crossfade_frames(keyframes: list[Keyframe], header: StreamHeader, side: SideInfo) -> Iterator[np.ndarray]:
-    """``crossfade``: the plain blend ``interp`` is measured against."""
-    return _render(keyframes, header, side, _crossfade)
-
-
 def generative_tween(model: DiffusionTween) -> Tween:
     """Frames between two keyframes from a video diffusion model, seeded by the interval."""
 
@@ -279,7 +269,8 @@ def generative_tween(model: DiffusionTween) -> Tween:
 
 
 Backend = Callable[[list[Keyframe], StreamHeader, SideInfo], Iterator[np.ndarray]]
-DECODERS: dict[str, Backend] = {"interp": interp_frames, "crossfade": crossfade_frames}
+# interp: motion-compensated interpolation between a shot's keyframes; crossfade: the plain blend
+# it is measured against. diffusers:<id> is built on demand (get_decoder_tween).
 TWEENS: dict[str, Tween] = {"interp": _motion_compensated, "crossfade": _crossfade}
 
 
@@ -292,13 +283,11 @@ def get_decoder_tween(name: str, diffusion: DiffusionSettings | None = None) -> 
             return generative_tween(DiffusionTween(name[10:], diffusion))
         except DiffusionDecoderError as exc:
             raise DecoderError(str(exc)) from None
-    raise DecoderError(f"unknown decoder {name!r}; known: {', '.join(DECODERS)}, diffusers:<HF id or local path>")
+    raise DecoderError(f"unknown decoder {name!r}; known: {', '.join(TWEENS)}, diffusers:<HF id or local path>")
 
 
 def get_decoder(name: str, diffusion: DiffusionSettings | None = None) -> Backend:
     """The backend for ``name`` (the whole video from its received keyframes)."""
-    if name in DECODERS:
-        return DECODERS[name]
     tween = get_decoder_tween(name, diffusion)
     return lambda keyframes, header, side: _render(keyframes, header, side, tween)
 

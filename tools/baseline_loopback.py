@@ -17,13 +17,12 @@ from pathlib import Path
 import numpy as np
 
 from lgvsc_phy.link import Link, LinkAddresses
-from lgvsc_phy.mcs import auto_mcs
 from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.separation import SeparationError, decode, encode_to_budget
-from tools.rate_control import PROBE_MCS, probe_link
+from tools.rate_control import PROBE_MCS, adapt_link
 
 
 @dataclass(frozen=True)
@@ -46,8 +45,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
     config = LoopbackConfig(mcs=PROBE_MCS, snr_db=opts.snr_db, channel=opts.channel, seed=opts.seed,
                             base_port=opts.base_port)
     with FlowgraphRunner(config) as runner, Link(LinkAddresses.from_base_port(opts.base_port)) as link:
-        probe = probe_link(link, runner.check)
-        mcs = auto_mcs(probe.esnr_db if probe.esnr_db is not None else float("-inf"))
+        probe, mcs = adapt_link(link, runner.check)
         protection = Protection.uniform(mcs)
         budget = protection.stream_bytes_for(opts.cbr * values)
         try:

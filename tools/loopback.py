@@ -13,7 +13,6 @@ from pathlib import Path
 import numpy as np
 
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult
-from lgvsc_phy.mcs import auto_mcs
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.diffusion_decoder import DiffusionSettings
@@ -22,7 +21,7 @@ from semantic.metrics import psnr_frames, ssim_frames
 from semantic.psss import get_psss
 from semantic.video_io import VideoInfo, write_video
 from tools.progress import Progress, progress_source
-from tools.rate_control import PROBE_MCS, choose_mcs, plan_stream, probe_link
+from tools.rate_control import PROBE_MCS, adapt_link, choose_mcs, plan_stream
 
 
 @dataclass(frozen=True)
@@ -125,8 +124,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
             if opts.mcs == "auto" and opts.probe:
                 # Link adaptation as a radio does it: measure, then choose (the probe's samples
                 # are reported, and counted in cbr_on_air_with_probe).
-                probe = probe_link(link, runner.check)
-                mcs = auto_mcs(probe.esnr_db if probe.esnr_db is not None else float("-inf"))
+                probe, mcs = adapt_link(link, runner.check)
             else:
                 mcs = choose_mcs(opts.mcs, opts.snr_db)
             t = time.monotonic()

@@ -36,10 +36,6 @@ class RatePlan:
     on_air_planned: int  # samples the transmitter will emit for this stream
     attempts: int
 
-    @property
-    def mcs(self) -> Mcs:
-        return self.protection.rate
-
 
 def choose_mcs(name: str, snr_db: float) -> Mcs:
     return auto_mcs(snr_db) if name == "auto" else get_mcs(name)
@@ -68,6 +64,12 @@ def probe_link(link: Link, check: Callable[[], None] | None = None) -> Probe:
     esnr = [float(m["esnr_db"]) for m in res.meta if "esnr_db" in m]
     snr = [float(m["snr_db"]) for m in res.meta if "snr_db" in m]
     return Probe(float(np.median(esnr)) if esnr else None, float(np.median(snr)) if snr else None, res.tx_samples)
+
+
+def adapt_link(link: Link, check: Callable[[], None] | None = None) -> tuple[Probe, Mcs]:
+    """Probe, then the fastest MCS the measured effective SNR allows (the most robust if lost)."""
+    probe = probe_link(link, check)
+    return probe, auto_mcs(probe.esnr_db if probe.esnr_db is not None else float("-inf"))
 
 
 def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig | None = None,
