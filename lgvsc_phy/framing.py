@@ -21,6 +21,11 @@ _HEADER = struct.Struct(">BBHIII")
 HEADER_BYTES = _HEADER.size
 CRC_BYTES = 4
 OVERHEAD_BYTES = HEADER_BYTES + CRC_BYTES
+# Bounds on what a PDU may claim, so a forged or corrupted one (CRC32 passes by chance once in
+# 4e9) cannot make the receiver allocate gigabytes: a semantic stream is kilobytes, a 10-minute
+# 720p one 2.3 MB, and the H.264 baselines stay far below these.
+MAX_STREAM_PDUS = 1 << 20
+MAX_STREAM_BYTES = 64 << 20
 
 
 class FramingError(ValueError):
@@ -51,7 +56,10 @@ class LinkPdu:
             raise FramingError(f"unknown PDU magic/version {magic:#x}/{version}")
         if seq >= total:
             raise FramingError(f"PDU seq {seq} >= total {total}")
-        return cls(stream_id, seq, total, offset, body[HEADER_BYTES:])
+        payload = body[HEADER_BYTES:]
+        if total > MAX_STREAM_PDUS or offset + len(payload) > MAX_STREAM_BYTES:
+            raise FramingError(f"PDU claims {total} PDUs / offset {offset}: beyond the receiver's limits")
+        return cls(stream_id, seq, total, offset, payload)
 
 
 def split_stream(data: bytes, stream_id: int, max_pdu_bytes: int) -> list[LinkPdu]:

@@ -6,6 +6,7 @@ LINGER 0, a receive timeout and a bounded message size, so nothing here blocks f
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ import zmq
 from lgvsc_phy.framing import FramingError, LinkPdu, Reassembly, split_stream
 from lgvsc_phy.pmt_codec import PmtError, decode_pdu, encode_pdu
 from lgvsc_phy.protection import Protection
+from lgvsc_phy.runner import FlowgraphError
 
 MAX_MESSAGE_BYTES = 1 << 16  # bounded: a PDU is a few hundred bytes, a stats dict less
 
@@ -98,6 +100,7 @@ class TransferResult:
     wall_s: float
     meta: list[dict] = field(default_factory=list)  # per received PDU: rx metadata (snr_db, ...)
     constellation: tuple[str, np.ndarray] | None = None  # a sample of equalized symbols from the rx
+    fault: str | None = None  # a flowgraph died or stopped mid-stream: what arrived before is kept
 
     @property
     def complete(self) -> bool:
@@ -208,11 +211,11 @@ class Link:
         metas: list[dict] = []
         rejected = 0
         last_event = time.monotonic()
+        fault = None
         while not got.complete:
-            if check is not None:
-                check()
+            fault = _fault(check)
             now = time.monotonic()
-            if now - t0 > deadline_s:
+            if fault or now - t0 > deadline_s:
                 break
             if self._drain_stats():
                 last_event = now  # a flowgraph is still working through the queue
@@ -230,16 +233,11 @@ class Link:
                     break
                 continue
             last_event = time.monotonic()
-            try:
-                meta, payload = decode_pdu(msg)
-                pdu = LinkPdu.unpack(payload)
-            except (PmtError, FramingError):
+            accepted = accept_message(got, msg, stream_id)
+            if accepted is None:
                 rejected += 1
-                continue
-            if pdu.stream_id == stream_id and got.add(pdu):
-                metas.append(meta)
             else:
-                rejected += 1
+                metas.append(accepted[1])
         self._drain_stats()
         if got.stream_id is None:
             got = Reassembly(stream_id, len(pdus), {})
@@ -264,6 +262,7 @@ class Link:
             wall_s=time.monotonic() - t0,
             meta=metas,
             constellation=self.constellation,
+            fault=fault,
         )
 
 
@@ -275,6 +274,18 @@ class ReceivedStream:
     pdus_total: int  # from the PDU headers; 0 if nothing arrived
     wall_s: float
     meta: list[dict] = field(default_factory=list)
+    fault: str | None = None  # the rx flowgraph died or stopped, or the receive was interrupted
+
+
+def _fault(check: Callable[[], None] | None) -> str | None:
+    """The runner's crash check as a value: a fault ends a stream, it does not discard it."""
+    if check is None:
+        return None
+    try:
+        check()
+    except FlowgraphError as exc:
+        return str(exc)
+    return None
 
 
 def send_stream(link: Link, data: bytes, max_pdu_bytes: int | Protection, stream_id: int = 1, deadline_s: float = 120.0,
@@ -296,19 +307,37 @@ def send_stream(link: Link, data: bytes, max_pdu_bytes: int | Protection, stream
     return TxCount(link.count.bursts - base.bursts, link.count.samples - base.samples)
 
 
+def accept_message(got: Reassembly, msg: bytes, stream_id: int | None = None) -> tuple[LinkPdu, dict] | None:
+    """One message from the rx flowgraph into ``got``: the PDU and its metadata, or None for
+    anything malformed, corrupt, foreign (another stream), duplicated or replayed. The single
+    gate between the radio and the semantic decoder (and what tools/fuzz.py attacks)."""
+    try:
+        meta, payload = decode_pdu(msg)
+        pdu = LinkPdu.unpack(payload)
+    except (PmtError, FramingError):
+        return None
+    if stream_id is not None and pdu.stream_id != stream_id:
+        return None
+    return (pdu, meta) if got.add(pdu) else None
+
+
 def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 120.0,
                    check: Callable[[], None] | None = None,
-                   on_pdu: Callable[[LinkPdu], None] | None = None) -> ReceivedStream:
+                   on_pdu: Callable[[LinkPdu], None] | None = None,
+                   stop: threading.Event | None = None) -> ReceivedStream:
     """Collect one stream's PDUs: until complete, ``idle_timeout_s`` after the last arrival,
-    or ``deadline_s`` (waiting for the first PDU counts against the deadline only).
+    or ``deadline_s`` (waiting for the first PDU counts against the deadline only); a fault
+    (``check`` raising) or ``stop`` ends it early with what arrived and ``fault`` set.
     ``on_pdu`` sees each new PDU of the stream as it arrives (to decode while receiving)."""
     t0 = time.monotonic()
     got = Reassembly(None, 0, {})
     metas: list[dict] = []
     last = None
+    fault = None
     while not got.complete:
-        if check is not None:
-            check()
+        fault = _fault(check) or ("interrupted" if stop is not None and stop.is_set() else None)
+        if fault:
+            break
         now = time.monotonic()
         if now - t0 > deadline_s or (last is not None and now - last > idle_timeout_s):
             break
@@ -317,15 +346,11 @@ def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 
             msg = link.rx.recv()
         except zmq.Again:
             continue
-        try:
-            meta, payload = decode_pdu(msg)
-            pdu = LinkPdu.unpack(payload)
-        except (PmtError, FramingError):
-            continue
-        if got.add(pdu):
-            metas.append(meta)
+        accepted = accept_message(got, msg)
+        if accepted is not None:
+            metas.append(accepted[1])
             last = time.monotonic()
             if on_pdu is not None:
-                on_pdu(pdu)
+                on_pdu(accepted[0])
     data, _ = got.assemble()
-    return ReceivedStream(data, got.lost, len(got.received), got.total, time.monotonic() - t0, metas)
+    return ReceivedStream(data, got.lost, len(got.received), got.total, time.monotonic() - t0, metas, fault)

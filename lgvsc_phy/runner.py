@@ -120,6 +120,17 @@ class FlowgraphProcess:
     def crashed(self) -> bool:
         return self.proc is not None and self.proc.poll() is not None and not self.stopping
 
+    @property
+    def suspended(self) -> bool:
+        """Stopped by a signal (SIGSTOP, SIGTSTP, a debugger): alive but processing nothing."""
+        if self.proc is None or self.proc.poll() is not None:
+            return False
+        try:
+            stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
+        except OSError:
+            return False
+        return stat.rsplit(")", 1)[-1].split()[0] in ("T", "t")
+
     def describe_crash(self) -> str:
         rc = self.proc.returncode if self.proc else None
         how = f"signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
@@ -130,6 +141,8 @@ class FlowgraphProcess:
         if self.proc is None or self.proc.poll() is not None:
             return
         self.stopping = True
+        if self.suspended:  # cannot drain, and would sit on SIGTERM until continued
+            os.killpg(self.proc.pid, signal.SIGKILL)
         try:
             self.proc.stdin.write(b"\n")  # the generated main stops and waits on Enter
             self.proc.stdin.flush()
@@ -224,6 +237,8 @@ class FlowgraphRunner:
             if fg.crashed:
                 time.sleep(0.1)  # let the reader threads collect the last lines
                 raise FlowgraphError(fg.describe_crash(), "\n".join(fg.stderr_tail))
+            if fg.suspended:
+                raise FlowgraphError(f"{fg.name} flowgraph is stopped (pid {fg.proc.pid}, SIGSTOP?): the chain stalls")
 
     def stop(self) -> None:
         # Upstream first, so downstream never sees a half-closed input as data.

@@ -27,6 +27,10 @@ _HEADER = struct.Struct(">HHIIIH")
 _SEGMENT = struct.Struct(">2sBHH")
 SEGMENT_OVERHEAD = _SEGMENT.size + 4
 MAX_SEGMENT_PAYLOAD = 0xFFFF
+# What a stream header may claim; beyond these it is treated as damaged (documented in README).
+MAX_SIDE = 8192  # 8K UHD is 7680 x 4320
+MAX_FRAMES = 1 << 24  # 155 hours at 30 fps
+FPS_RANGE = (Fraction(1, 1000), Fraction(1000))
 
 
 class BitstreamError(ValueError):
@@ -74,7 +78,9 @@ class StreamHeader:
         tag_len = data[pos + 7 + _HEADER.size]
         tags = data[pos + 8 + _HEADER.size : pos + 8 + _HEADER.size + tag_len].decode("ascii", "replace")
         backends = dict(item.split("=", 1) for item in tags.split(";") if "=" in item)
-        if w == 0 or h == 0 or num == 0 or den == 0 or frames == 0:
+        if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE and 0 < frames <= MAX_FRAMES and num and den):
+            return None
+        if not FPS_RANGE[0] <= Fraction(num, den) <= FPS_RANGE[1]:
             return None
         return cls(w, h, Fraction(num, den), frames, keyframes, backends), end + 4
 

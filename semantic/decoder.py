@@ -29,7 +29,7 @@ from semantic.bitstream import (
     unpack_timing,
 )
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings, DiffusionTween, prompt_for
-from semantic.image_codec import decode_image
+from semantic.image_codec import MIN_SIDE, decode_image
 from semantic.keyframes import shot_ranges
 from semantic.text_codec import decompress_text
 
@@ -83,22 +83,31 @@ class DecodedVideo:
         return self._frames
 
 
+def keyframe_of(seg: Segment, header: StreamHeader) -> Keyframe | str:
+    """The keyframe a KEYFRAME_IMAGE segment carries, or why it is unusable. Its image is decoded
+    once here, at its small coded size, so a keyframe that passes cannot fail later."""
+    if len(seg.payload) < 8:
+        return f"keyframe segment {seg.index} too short"
+    frame, coded_w, coded_h = struct.unpack_from(">IHH", seg.payload)
+    if frame >= header.frames:
+        return f"keyframe segment {seg.index} points past the last frame"
+    if not (0 < coded_w <= max(header.width, MIN_SIDE) and 0 < coded_h <= max(header.height, MIN_SIDE)):
+        return f"keyframe segment {seg.index} claims {coded_w}x{coded_h} in a {header.width}x{header.height} video"
+    try:
+        decode_image(seg.payload[8:], coded_w, coded_h)
+    except ValueError as exc:
+        return f"keyframe segment {seg.index}: {exc}"
+    return Keyframe(frame, seg.payload[8:], header.width, header.height)
+
+
 def received_keyframes(parsed: ParsedStream, header: StreamHeader) -> tuple[list[Keyframe], list[str]]:
     keyframes, notes = [], []
     for seg in parsed.of_type(SegmentType.KEYFRAME_IMAGE):
-        if len(seg.payload) < 8:
-            notes.append(f"keyframe segment {seg.index} too short")
-            continue
-        frame, coded_w, coded_h = struct.unpack_from(">IHH", seg.payload)
-        if frame >= header.frames:
-            notes.append(f"keyframe segment {seg.index} points past the last frame")
-            continue
-        try:  # decodable? checked at its (small) coded size
-            decode_image(seg.payload[8:], max(1, coded_w), max(1, coded_h))
-        except ValueError as exc:
-            notes.append(f"keyframe segment {seg.index}: {exc}")
-            continue
-        keyframes.append(Keyframe(frame, seg.payload[8:], header.width, header.height))
+        keyframe = keyframe_of(seg, header)
+        if isinstance(keyframe, str):
+            notes.append(keyframe)
+        else:
+            keyframes.append(keyframe)
     keyframes.sort(key=lambda k: k.frame)
     return keyframes, notes
 

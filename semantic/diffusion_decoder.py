@@ -39,6 +39,7 @@ class DiffusionSettings:
     max_frames: int = 81  # frames per generated clip (what the model was trained on)
     seed: int = 0
     negative_prompt: str = "blurry, distorted, flickering, low quality, still picture"
+    trust_remote_code: bool = False  # a repository's own pipeline code runs only when the user asks
 
 
 def _round_down(value: int, multiple: int) -> int:
@@ -57,7 +58,8 @@ class DiffusionTween:
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         dtype = torch.bfloat16 if self.device.startswith("cuda") else torch.float32
         try:
-            pipe = DiffusionPipeline.from_pretrained(model_id, dtype=dtype)
+            pipe = DiffusionPipeline.from_pretrained(model_id, dtype=dtype,
+                                                     trust_remote_code=self.settings.trust_remote_code)
         except (OSError, ValueError) as exc:
             raise DiffusionDecoderError(f"cannot load diffusion pipeline {model_id!r}: {exc}") from None
         self.params = set(inspect.signature(pipe.__call__).parameters)

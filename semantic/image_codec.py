@@ -5,6 +5,7 @@ within the budget (tools/bench_codec.py measures the codecs against each other).
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass
 
 import cv2
@@ -106,7 +107,14 @@ def _encode_with(rgb: np.ndarray, max_bytes: int, min_quality: int, codec: str) 
 def decode_image(data: bytes, width: int, height: int) -> np.ndarray:
     """WebP bytes -> RGB at the stream's resolution. Raises ValueError on corrupt data."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
+        with warnings.catch_warnings():  # the size is checked just below, before any pixel is decoded
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            opened = Image.open(io.BytesIO(data))
+        with opened as img:
+            if img.width > max(width, MIN_SIDE) or img.height > max(height, MIN_SIDE):
+                # the encoder never codes a keyframe larger than the video: a lie, and a way to
+                # make the decoder allocate far more than the stream's size
+                raise ValueError(f"keyframe of {img.width}x{img.height} in a {width}x{height} video")
             img = img.convert("RGB")
             if img.size != (width, height):
                 img = img.resize((width, height), Image.BICUBIC)

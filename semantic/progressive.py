@@ -11,7 +11,6 @@ gap once the stream has ended (so the output equals decoding the finished stream
 
 from __future__ import annotations
 
-import struct
 import threading
 from collections.abc import Iterator
 
@@ -24,6 +23,7 @@ from semantic.decoder import (
     SideInfo,
     decode_bitstream,
     get_decoder_tween,
+    keyframe_of,
     render_planned,
     side_info,
 )
@@ -84,10 +84,10 @@ class ProgressiveStream:
                     self.plan = unpack_timing(seg.payload)[0]
                 except ValueError:
                     pass
-            elif seg.type == SegmentType.KEYFRAME_IMAGE and len(seg.payload) >= 8 and self.header:
-                frame = struct.unpack_from(">I", seg.payload)[0]
-                if frame < self.header.frames:
-                    self.images[frame] = Keyframe(frame, seg.payload[8:], self.header.width, self.header.height)
+            elif seg.type == SegmentType.KEYFRAME_IMAGE and self.header:
+                keyframe = keyframe_of(seg, self.header)
+                if isinstance(keyframe, Keyframe):
+                    self.images[keyframe.frame] = keyframe
 
     # -- writer side -------------------------------------------------------------------------
     def wait_ready(self) -> bool:

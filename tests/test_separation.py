@@ -51,10 +51,18 @@ def test_damaged_streams_give_exact_counts(clip, damage: str) -> None:  # noqa: 
         assert all(float(f.mean()) == 128.0 for f in out)  # nothing decodable: grey, as a player shows
 
 
+def test_tiny_budgets_keep_few_frames_instead_of_failing(clip) -> None:  # noqa: ANN001
+    """Down to a single coded frame held for the whole clip: what a player would show."""
+    source, frames = clip
+    coded = encode_to_budget(source, "h264", 150)
+    assert len(coded.data) <= 150 and coded.stride >= 8
+    assert len(list(decode(coded.data, coded))) == len(frames)
+
+
 def test_impossible_budgets_and_unknown_schemes_are_clear_errors(clip) -> None:  # noqa: ANN001
     source, _ = clip
     with pytest.raises(SeparationError, match="cannot fit"):
-        encode_to_budget(source, "h264", 50)
+        encode_to_budget(source, "h264", 30)
     with pytest.raises(SeparationError, match="unknown separation scheme"):
         encode_to_budget(source, "vp9", 5000)
 
@@ -65,7 +73,7 @@ def test_baseline_through_the_flowgraphs(bikes: Path, base_port: int) -> None:
 
     r = run_baseline_loopback(BaselineOptions(bikes, "h264", 10.0, cbr=1e-3, base_port=base_port, max_frames=60))
     assert r["frames_out"] == 60 and r["mcs"] == "16qam-1/2" and r["per"] == 0.0
-    assert 0.9e-3 <= r["cbr_on_air"] <= 1e-3 and r["stream_bytes"] <= r["stream_bytes_budget"]
+    assert 0.9e-3 <= r["cbr_on_air"] <= 1.1e-3 and r["stream_bytes"] <= r["stream_bytes_budget"]
     assert r["psnr_db"] > 18.0
 
 

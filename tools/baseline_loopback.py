@@ -21,8 +21,10 @@ from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames, ssim_frames
-from semantic.separation import SeparationError, decode, encode_to_budget
-from tools.rate_control import PROBE_MCS, adapt_link
+from semantic.separation import SCHEMES, SeparationError, decode, encode_to_budget
+from semantic.video_io import write_video
+from tools.loopback import semantic_similarity
+from tools.rate_control import PROBE_MCS, adapt_link, stream_bytes_near
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,13 @@ class BaselineOptions:
     seed: int = 1
     base_port: int = 52101
     max_frames: int | None = None
+    psss: str = "classical"
+    output: Path | None = None  # the video as a player shows it
+
+
+def backends(scheme: str, psss: str) -> dict[str, str]:
+    encoder, decoder = SCHEMES[scheme]
+    return {"source": f"{encoder} (PyAV)", "decoder": f"FFmpeg {decoder} + concealment", "psss": psss}
 
 
 def run_baseline_loopback(opts: BaselineOptions) -> dict:
@@ -47,7 +56,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
     with FlowgraphRunner(config) as runner, Link(LinkAddresses.from_base_port(opts.base_port)) as link:
         probe, mcs = adapt_link(link, runner.check)
         protection = Protection.uniform(mcs)
-        budget = protection.stream_bytes_for(opts.cbr * values)
+        budget = stream_bytes_near(protection, opts.cbr * values)
         try:
             coded = encode_to_budget(source, opts.scheme, budget)
             transfer = link.transfer(coded.data, protection, check=runner.check)
@@ -58,15 +67,19 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
         out = np.full_like(frames, 128)
     else:
         out = np.stack(list(decode(received, coded)))
+    if opts.output is not None:
+        write_video(opts.output, iter(out), source.fps)
     return {"input": str(opts.input), "scheme": opts.scheme, "snr_db": opts.snr_db, "channel": opts.channel,
             "cbr_target": opts.cbr, "mcs": mcs.name, "probe_esnr_db": probe.esnr_db, "stream_bytes_budget": budget,
             "stream_bytes": len(coded.data) if coded else 0,
             "coded": None if coded is None else {"size": f"{coded.width}x{coded.height}", "crf": coded.crf,
                                                  "stride": coded.stride},
-            "cbr_on_air": on_air / values, "pdus_received": pdus[0], "pdus_sent": pdus[1],
+            "on_air_symbols": on_air, "cbr_on_air": on_air / values, "frames_in": len(frames),
+            "pdus_received": pdus[0], "pdus_sent": pdus[1],
             "per": 1 - pdus[0] / pdus[1] if pdus[1] else None, "frames_out": len(out),
             "psnr_db": float(np.mean(psnr_frames(frames, out))), "ssim": float(np.mean(ssim_frames(frames, out))),
-            "wall_s": time.monotonic() - t0}
+            "psss": semantic_similarity(frames, out, opts.psss), "psss_backend": opts.psss,
+            "backends": backends(opts.scheme, opts.psss), "wall_s": time.monotonic() - t0}
 
 
 def main() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import struct
 import sys
 import threading
@@ -17,6 +18,7 @@ import numpy as np
 from lgvsc_phy import channel_profiles
 from lgvsc_phy.link import LinkError
 from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
+from lgvsc_phy.zmq_security import CurveClient, CurveServer, IqRelay, SecurityError, bind_warning, make_keys
 from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.describe import DescribeError, motion_phrase
@@ -27,6 +29,7 @@ from semantic.text_codec import decompress_text
 from semantic.video_io import VideoError, VideoInfo, write_video
 from tools.progress import Progress, progress_source
 
+EXIT_DEGRADED = 4  # the stream ended early (a fault, an interrupt, lost PDUs): what arrived was written
 EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, DescribeError, BitstreamError, FlowgraphError, LinkError,
                    FileNotFoundError, KeyError, ValueError, OSError)
 
@@ -70,11 +73,14 @@ def _decoder_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gen-side", type=int, default=d.max_side, help="diffusers: long side of the generated frames")
     p.add_argument("--gen-frames", type=int, default=d.max_frames, help="diffusers: frames per generated clip")
     p.add_argument("--gen-seed", type=int, default=d.seed, help="diffusers: noise seed")
+    p.add_argument("--trust-remote-code", action="store_true",
+                   help="diffusers: let the model repository run its own Python code (off by default)")
 
 
 def _diffusion(args: argparse.Namespace) -> DiffusionSettings:
     return DiffusionSettings(steps=args.steps, guidance=args.guidance, max_side=args.gen_side,
-                             max_frames=args.gen_frames, seed=args.gen_seed)
+                             max_frames=args.gen_frames, seed=args.gen_seed,
+                             trust_remote_code=args.trust_remote_code)
 
 
 def cmd_decode(args: argparse.Namespace) -> int:
@@ -153,6 +159,8 @@ def _print_inspection(info: dict) -> None:
 def cmd_inspect(args: argparse.Namespace) -> int:
     data = Path(args.input).read_bytes()
     info = inspect_stream(data)
+    if info.get("width") is None and not info["segments"]:
+        raise BitstreamError(f"{args.input} is not an LGVSC bitstream (no stream header, no segment)")
     if args.contact_sheet:
         from semantic.contact_sheet import contact_sheet
 
@@ -222,6 +230,10 @@ def cmd_loopback(args: argparse.Namespace) -> int:
           f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
           f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "
           f"[decoder {r['backends']['decoder']}]; {r['wall_s']:.1f} s")
+    if r["fault"]:
+        print(f"lgvsc: error: {r['fault']}; wrote a degraded video from {r['pdus_received']}/{r['pdus_sent']} "
+              f"PDUs to {args.output}", file=sys.stderr)
+        return EXIT_DEGRADED
     return 0
 
 
@@ -234,11 +246,33 @@ def _radio_specs(args: argparse.Namespace, role: str) -> list[tuple[str, str, li
         common = [f"--mcs={args.mcs}", f"--pdu-in={addr(0)}", f"--stats-out={addr(2)}"]
         if args.usrp is not None:
             return [("tx_usrp", "tx_usrp.grc", common + radio + [f"--amplitude={args.amplitude}"])]
-        return [("tx", "tx.grc", common + [f"--iq-out={args.iq_out or addr(1)}"])]
+        iq_out = addr(3) if args.curve_key else (args.iq_out or addr(1))  # with CURVE the relay faces out
+        return [("tx", "tx.grc", common + [f"--iq-out={iq_out}"])]
     common = [f"--pdu-out={addr(4)}", f"--stats-out={addr(5)}"]
     if args.usrp is not None:
         return [("rx_usrp", "rx_usrp.grc", common + radio)]
-    return [("rx", "rx.grc", common + [f"--iq-in={args.iq_in or addr(1)}"])]
+    iq_in = addr(3) if args.curve_key else (args.iq_in or addr(1))
+    return [("rx", "rx.grc", common + [f"--iq-in={iq_in}"])]
+
+
+def _iq_relay(args: argparse.Namespace, role: str) -> IqRelay | None:
+    """The CurveZMQ hop between hosts (``--curve-key``), or None; warns about exposed binds."""
+    local = f"tcp://127.0.0.1:{args.base_port + 3}"  # the flowgraph's end of the relay
+    if role == "tx":
+        if args.iq_out and (warning := bind_warning(args.iq_out, "the IQ stream", bool(args.curve_key))):
+            print(f"lgvsc send: {warning}", file=sys.stderr)
+        if not args.curve_key:
+            return None
+        if not args.iq_out or args.usrp is not None:
+            raise SecurityError("--curve-key encrypts the IQ hop between hosts: give --iq-out (and no --usrp)")
+        server = CurveServer(Path(args.curve_key), Path(args.curve_clients) if args.curve_clients else None)
+        return IqRelay(local, args.iq_out, outbound=True, server=server)
+    if not args.curve_key:
+        return None
+    if not args.iq_in or not args.curve_server_key or args.usrp is not None:
+        raise SecurityError("--curve-key on receive needs --iq-in and --curve-server-key (the sender's .key)")
+    client = CurveClient(Path(args.curve_key), Path(args.curve_server_key))
+    return IqRelay(local, args.iq_in, outbound=False, client=client)
 
 
 def _start_radio(runner: FlowgraphRunner, usrp: str | None) -> None:
@@ -257,8 +291,11 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     source = progress_source(args.input, args.max_frames)
     mcs = choose_mcs(args.mcs, args.snr_db if args.snr_db is not None else -99.0)
+    relay = _iq_relay(args, "tx")
     runner = FlowgraphRunner(specs=_radio_specs(args, "tx"))
     _start_radio(runner, args.usrp)  # first: a missing radio is reported before any encoding work
+    if relay is not None:
+        relay.start()
     try:
         config = EncoderConfig(describe=args.describe)
         if args.bytes is not None:
@@ -270,8 +307,12 @@ def cmd_send(args: argparse.Namespace) -> int:
         with Link(LinkAddresses.from_base_port(args.base_port)) as link:
             for _ in range(args.repeat):
                 count = send_stream(link, encoded.data, protection, check=runner.check)
+        if relay is not None:  # the last bursts are still in the relay's queue
+            time.sleep(0.5)
     finally:
         runner.stop()
+        if relay is not None:
+            relay.close()
     h = encoded.header
     cbr = count.samples / (h.width * h.height * 3 * h.frames)
     print(f"sent {len(encoded.data)} bytes ({len(encoded.plan.frames)} keyframes) as {count.bursts} bursts, "
@@ -296,35 +337,57 @@ def cmd_receive(args: argparse.Namespace) -> int:
         except Exception as exc:  # reported by the main thread, after the link is closed  # noqa: BLE001
             outcome["error"] = exc
 
+    relay = _iq_relay(args, "rx")
     runner = FlowgraphRunner(specs=_radio_specs(args, "rx"))
     _start_radio(runner, args.usrp)
+    if relay is not None:
+        relay.start()
     writer = threading.Thread(target=write, name="lgvsc-writer", daemon=True)
     writer.start()
+    stop = threading.Event()  # SIGTERM / Ctrl-C: stop receiving, keep and write what arrived
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         with Link(LinkAddresses.from_base_port(args.base_port)) as link:
-            got = receive_stream(link, args.idle, args.deadline, check=runner.check,
+            got = receive_stream(link, args.idle, args.deadline, check=runner.check, stop=stop,
                                  on_pdu=lambda pdu: stream.add(pdu.offset, pdu.payload))
+        if got.fault:  # said at once; writing the rest of the video may take a while
+            print(f"lgvsc receive: {got.fault} after {got.pdus_received}/{got.pdus_total or '?'} PDUs; "
+                  "writing what arrived", file=sys.stderr, flush=True)
     finally:
         stream.finish()
         runner.stop()
+        if relay is not None:
+            relay.close()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     writer.join()
     if not got.pdus_received:
-        raise LinkError(f"no PDU arrived within {args.deadline:.0f} s")
-    if got.pdus_received < got.pdus_total:
+        raise LinkError(got.fault or f"no PDU arrived within {args.deadline:.0f} s")
+    if "error" in outcome:
+        if got.fault:
+            raise DecoderError(f"{got.fault}; {outcome['error']}") from None
+        raise outcome["error"]
+    degraded = bool(got.fault) or got.pdus_received < got.pdus_total
+    if degraded and not got.fault:
         print(f"receive: no data for {args.idle:g} s, ended with {got.pdus_received}/{got.pdus_total} PDUs "
               f"(lost {len(got.lost_pdus)}); wrote what arrived", file=sys.stderr)
-    if "error" in outcome:
-        raise outcome["error"]
     decoded, count = outcome["decoded"], outcome["count"]
     decoded.keyframes_received = sorted(stream.images) if stream.plan is not None else decoded.keyframes_received
     report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
               "frames_out": count, "keyframes_received": decoded.keyframes_received,
               "snr_estimate_db": float(np.mean([m["snr_db"] for m in got.meta])) if got.meta else None,
-              "backends": {**decoded.header.backends, "decoder": decoded.backend}, "wall_s": got.wall_s}
+              "backends": {**decoded.header.backends, "decoder": decoded.backend}, "wall_s": got.wall_s,
+              "fault": got.fault}
     if args.report:
         Path(args.report).write_text(json.dumps(report, indent=2))
     print(f"{args.output}: {count} frames from {got.pdus_received}/{got.pdus_total} PDUs "
           f"(keyframes {len(decoded.keyframes_received)}/{len(decoded.keyframes_expected) or '?'})")
+    return EXIT_DEGRADED if degraded else 0
+
+
+def cmd_keys(args: argparse.Namespace) -> int:
+    public, secret = make_keys(args.directory, args.name)
+    print(f"{public} (give this to the other host), {secret} (keep it here, mode 600)")
     return 0
 
 
@@ -334,6 +397,8 @@ def _radio_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gain", type=float, default=30.0, help="gain in dB")
     p.add_argument("--rate", type=float, default=1e6, help="sample rate in S/s")
     p.add_argument("--base-port", type=int, default=52001, help="first of the local ZMQ ports")
+    p.add_argument("--curve-key", metavar="FILE.key_secret",
+                   help="CurveZMQ: this host's secret key; encrypts the IQ hop between hosts (lgvsc keys)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -419,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--amplitude", type=float, default=0.25, help="digital back-off for the USRP")
     snd.add_argument("--repeat", type=int, default=1, help="send the stream this many times")
     snd.add_argument("--max-frames", type=int)
+    snd.add_argument("--curve-clients", metavar="DIR", help="with --curve-key: only receivers whose public "
+                     "key (.key) is in DIR may connect")
     _radio_args(snd)
     snd.set_defaults(func=cmd_send)
 
@@ -430,8 +497,14 @@ def build_parser() -> argparse.ArgumentParser:
     rcv.add_argument("--deadline", type=float, default=120.0, help="give up after this many seconds")
     _decoder_args(rcv)
     rcv.add_argument("--report", help="write a JSON report here")
+    rcv.add_argument("--curve-server-key", metavar="FILE.key", help="with --curve-key: the sender's public key")
     _radio_args(rcv)
     rcv.set_defaults(func=cmd_receive)
+
+    k = sub.add_parser("keys", help="make a CurveZMQ key pair for send/receive across hosts")
+    k.add_argument("directory")
+    k.add_argument("name", help="e.g. the host's name: writes NAME.key (public) and NAME.key_secret")
+    k.set_defaults(func=cmd_keys)
     return p
 
 

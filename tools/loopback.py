@@ -5,6 +5,7 @@ This is the only place (with the CLI) that wires semantic/ and lgvsc_phy/ togeth
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -100,11 +101,13 @@ class _Comparison:
 
 
 def semantic_similarity(source: np.ndarray, output: np.ndarray, backend: str, samples: int = 24) -> float | None:
-    """Mean PSSS P(Yes) between source and reconstructed frames at evenly spaced instants."""
+    """Mean PSSS P(Yes) between source and reconstructed frames at the instants and size
+    ``_Comparison`` uses, so that LGVSC and the baselines are scored alike."""
     if backend == "none" or len(source) == 0:
         return None
     picks = np.unique(np.linspace(0, len(source) - 1, min(samples, len(source))).round().astype(int))
-    return float(np.mean(get_psss(backend).score([(source[t], output[t]) for t in picks])))
+    pairs = [(FrameSource.shrink(source[t], PSSS_WIDTH), FrameSource.shrink(output[t], PSSS_WIDTH)) for t in picks]
+    return float(np.mean(get_psss(backend).score(pairs)))
 
 
 def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
@@ -142,10 +145,14 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     timings["link_s"] = transfer.wall_s
 
     t = time.monotonic()
+    if transfer.fault:  # said now; decoding what arrived may take a while
+        print(f"loopback: {transfer.fault}; decoding the {transfer.pdus_received}/{transfer.pdus_sent} PDUs "
+              "that arrived", file=sys.stderr, flush=True)
     try:
         decoded = decode_bitstream(transfer.data, opts.decoder, opts.diffusion)
     except DecoderError as exc:
-        raise DecoderError(f"{transfer.pdus_received}/{transfer.pdus_sent} PDUs arrived ({mcs.name} at "
+        why = f"{transfer.fault}; " if transfer.fault else ""
+        raise DecoderError(f"{why}{transfer.pdus_received}/{transfer.pdus_sent} PDUs arrived ({mcs.name} at "
                            f"{opts.snr_db:g} dB, {opts.channel}); {exc}") from None
     compared = _Comparison(source, decoded, opts.psss, set(decoded.keyframes_received))
     frames_out = write_video(opts.output, compared.frames(), decoded.fps)
@@ -201,6 +208,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "ber": raw_errors / raw_bits if raw_bits else None,  # channel (pre-FEC) BER on decoded PDUs
         "stream_ber": stream_bit_errors / max(1, 8 * len(encoded.data)),  # after the link, lost = errors
         "per": 1 - transfer.pdus_received / max(1, transfer.pdus_sent),
+        "fault": transfer.fault,  # a flowgraph died or stalled mid-stream (the video is what arrived)
         "keyframes_sent": encoded.plan.frames,
         "keyframes_received": decoded.keyframes_received,
         "shot_cuts": encoded.plan.cuts,

@@ -21,8 +21,8 @@ T = TypeVar("T")
 
 class Progress:
     def __init__(self, label: str, total: int | None = None, stream: TextIO | None = None,
-                 enabled: bool | None = None, interval_s: float = 0.25) -> None:
-        self.label, self.total, self.interval_s = label, total, interval_s
+                 enabled: bool | None = None, interval_s: float = 0.25, unit: str = "frames") -> None:
+        self.label, self.total, self.interval_s, self.unit = label, total, interval_s, unit
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
 
@@ -33,8 +33,8 @@ class Progress:
             filled = int(width * min(done, self.total) / self.total)
             bar = "#" * filled + "-" * (width - filled)
             eta = (self.total - done) / rate if rate > 0 else 0.0
-            return f"{self.label} [{bar}] {done}/{self.total} frames, {rate:.1f}/s, {eta:.0f} s left"
-        return f"{self.label}: {done} frames, {rate:.1f}/s"
+            return f"{self.label} [{bar}] {done}/{self.total} {self.unit}, {rate:.1f}/s, {eta:.0f} s left"
+        return f"{self.label}: {done} {self.unit}, {rate:.1f}/s"
 
     def wrap(self, items: Iterable[T]) -> Iterator[T]:
         if not self.enabled:

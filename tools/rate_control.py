@@ -20,6 +20,7 @@ import numpy as np
 from lgvsc_phy.link import Link
 from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
 from lgvsc_phy.protection import Protection
+from lgvsc_phy.runner import FlowgraphError
 from semantic.analysis import Analysis, analyse
 from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
 
@@ -61,6 +62,8 @@ def probe_link(link: Link, check: Callable[[], None] | None = None) -> Probe:
     data = os.urandom(mcs.max_stream_bytes_per_pdu)
     res = link.transfer(data, Protection.uniform(mcs), stream_id=PROBE_STREAM_ID, idle_timeout_s=1.0,
                         deadline_s=15.0, check=check)
+    if res.fault:  # nothing of the video was sent yet: nothing to keep
+        raise FlowgraphError(res.fault)
     esnr = [float(m["esnr_db"]) for m in res.meta if "esnr_db" in m]
     snr = [float(m["snr_db"]) for m in res.meta if "snr_db" in m]
     return Probe(float(np.median(esnr)) if esnr else None, float(np.median(snr)) if snr else None, res.tx_samples)
@@ -70,6 +73,16 @@ def adapt_link(link: Link, check: Callable[[], None] | None = None) -> tuple[Pro
     """Probe, then the fastest MCS the measured effective SNR allows (the most robust if lost)."""
     probe = probe_link(link, check)
     return probe, auto_mcs(probe.esnr_db if probe.esnr_db is not None else float("-inf"))
+
+
+def stream_bytes_near(protection: Protection, on_air_target: float) -> int:
+    """The byte budget a non-adaptive stream (the separation baselines) gets under the rule
+    ``plan_stream`` follows: on air at most the target, unless whole bursts leave that below
+    LOW x target, then up to HIGH x target."""
+    below = protection.stream_bytes_for(on_air_target)
+    if protection.cost(below)[2] >= LOW * on_air_target:
+        return below
+    return max(below, protection.stream_bytes_for(HIGH * on_air_target))
 
 
 def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig | None = None,

@@ -1,0 +1,264 @@
+"""Sweep LGVSC and the H.264/H.265 separation baselines over videos x SNR x CBR x channel, each
+point a Ray task running the real tx/channel/rx flowgraphs, into ``DIR/results.csv``.
+
+    python -m tools.sweep --videos bikes bigbuckbunny --schemes lgvsc,h264,h265 \\
+        --snr-db 0,5,10,20 --cbr 1e-3,1e-4 --channel awgn,multipath --out out/sweep
+
+Every scheme at a point gets the same on-air symbol budget (``cbr x source values``, every
+sample the tx emits counted) at the MCS its own probe burst chose, so the comparison is at equal
+bandwidth. Resumable: points already in ``results.csv`` with status ``ok`` are skipped; failed
+points are rerun. Ray runs locally (``ray.init()``) unless ``--address`` names a cluster, whose
+nodes need this package installed (``pip install -e .``) and GNU Radio.
+
+Each point starts three flowgraph processes, so a point asks Ray for ``--cpus-per-point`` CPUs
+(2 by default): on a 2-core machine points run one at a time, as timing-sensitive DSP should.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import hashlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tools.progress import Progress
+from tools.sample_videos import NAMES, sample_video
+
+SCHEMES = ("lgvsc", "h264", "h265")
+COLUMNS = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
+           "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes", "on_air_symbols", "psss_backend",
+           "seed", "status", "key", "input"]
+PORT_BASE, PORT_STRIDE = 40000, 10  # each point's flowgraphs use ports base .. base+9
+
+
+class SweepError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Point:
+    input: str  # absolute path
+    scheme: str
+    snr_db: float
+    cbr: float
+    channel: str
+    seed: int = 1
+
+    @property
+    def video(self) -> str:
+        return Path(self.input).stem
+
+    @property
+    def key(self) -> str:
+        """Stable across runs and machines for the same grid point (resume matches on it)."""
+        digest = hashlib.sha1(str(Path(self.input).resolve()).encode()).hexdigest()[:6]
+        return f"{self.video}-{digest}_{self.scheme}_{self.channel}_snr{self.snr_db:g}_cbr{self.cbr:g}_s{self.seed}"
+
+
+@dataclass(frozen=True)
+class PointSettings:
+    """What every point shares."""
+
+    out_dir: str
+    decoder: str = "interp"
+    psss: str = "classical"
+    max_frames: int | None = None
+    keep_videos: bool = True
+
+
+@dataclass
+class Grid:
+    videos: list[str]
+    schemes: list[str]
+    snr_db: list[float]
+    cbr: list[float]
+    channels: list[str]
+    seeds: list[int] = field(default_factory=lambda: [1])
+
+    def points(self) -> list[Point]:
+        return [Point(v, s, snr, c, ch, seed) for v in self.videos for ch in self.channels for c in self.cbr
+                for snr in self.snr_db for seed in self.seeds for s in self.schemes]
+
+
+def resolve_video(name: str) -> str:
+    """A bundled sample by name (``bikes``) or any video file."""
+    if name in NAMES:
+        return str(sample_video(name).resolve())
+    path = Path(name)
+    if not path.is_file():
+        raise SweepError(f"no such video: {name} (bundled samples: {', '.join(NAMES)})")
+    return str(path.resolve())
+
+
+def _backends_text(backends: dict) -> str:
+    return ";".join(f"{k}={v}" for k, v in backends.items())
+
+
+def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
+    """One grid point through the flowgraphs; a failure is a row with its reason, not an exception,
+    so one bad point does not end a sweep."""
+    t0 = time.monotonic()
+    row = {"video": point.video, "scheme": point.scheme, "snr_db": point.snr_db, "channel": point.channel,
+           "cbr_target": point.cbr, "seed": point.seed, "key": point.key, "input": point.input,
+           "psss_backend": settings.psss}
+    output = Path(settings.out_dir) / "videos" / f"{point.key}.mp4" if settings.keep_videos else None
+    try:
+        report = _run(point, settings, base_port, output)
+    except Exception as exc:  # noqa: BLE001 - recorded in the row; the sweep goes on
+        return {**row, "status": f"error: {type(exc).__name__}: {exc}".replace("\n", " "),
+                "wall_s": time.monotonic() - t0}
+    return {**row, "backends": _backends_text(report["backends"]), "cbr_on_air": report["cbr_on_air"],
+            "per": report["per"], "psnr_db": report["psnr_db"], "ssim": report["ssim"], "psss": report["psss"],
+            "frames_out": report["frames_out"], "frames_in": report["frames_in"], "mcs": report["mcs"],
+            "stream_bytes": report["stream_bytes"], "on_air_symbols": report["on_air_symbols"],
+            "status": "ok", "wall_s": time.monotonic() - t0}
+
+
+def _run(point: Point, settings: PointSettings, base_port: int, output: Path | None) -> dict:
+    if point.scheme == "lgvsc":
+        from tools.loopback import LoopbackOptions, run_loopback
+
+        target = output or Path(settings.out_dir) / "videos" / "scratch" / f"{point.key}.mp4"
+        opts = LoopbackOptions(Path(point.input), target, point.snr_db, point.cbr, point.channel, seed=point.seed,
+                               decoder=settings.decoder, psss=settings.psss, base_port=base_port,
+                               max_frames=settings.max_frames)
+        report = run_loopback(opts).report
+        if output is None:
+            target.unlink(missing_ok=True)
+        return report
+    from tools.baseline_loopback import BaselineOptions, run_baseline_loopback
+
+    return run_baseline_loopback(BaselineOptions(Path(point.input), point.scheme, point.snr_db, point.cbr,
+                                                 point.channel, point.seed, base_port, settings.max_frames,
+                                                 settings.psss, output))
+
+
+def read_results(path: Path) -> dict[str, dict]:
+    if not path.is_file():
+        return {}
+    with path.open(newline="") as f:
+        return {row["key"]: row for row in csv.DictReader(f)}
+
+
+def write_results(path: Path, rows: dict[str, dict]) -> None:
+    """Atomically (a sweep killed mid-write leaves the previous file)."""
+    tmp = path.with_suffix(".csv.tmp")
+    with tmp.open("w", newline="") as f:
+        writer = csv.DictWriter(f, COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for row in sorted(rows.values(), key=lambda r: (r["video"], r["channel"], float(r["cbr_target"]),
+                                                         float(r["snr_db"]), r["scheme"])):
+            writer.writerow({k: _cell(row.get(k)) for k in COLUMNS})
+    os.replace(tmp, path)
+
+
+def _cell(value: object) -> object:
+    if value is None:
+        return ""
+    return f"{value:.6g}" if isinstance(value, float) else value
+
+
+def sweep(grid: Grid, settings: PointSettings, address: str | None = None, cpus_per_point: float = 2.0,
+          progress: bool | None = None, port_base: int = PORT_BASE) -> Path:
+    """Run the grid's missing points on Ray, writing ``results.csv`` as each one finishes."""
+    import ray
+
+    out = Path(settings.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    results = out / "results.csv"
+    rows = read_results(results)
+    todo = [p for p in grid.points() if rows.get(p.key, {}).get("status") != "ok"]
+    skipped = len(grid.points()) - len(todo)
+    if skipped:
+        print(f"sweep: {skipped} points already done in {results}, {len(todo)} to run", file=sys.stderr)
+    if not todo:
+        return results
+    _init_ray(ray, address)
+    try:
+        task = ray.remote(num_cpus=cpus_per_point)(run_point)
+        pending = [task.remote(p, settings, port_base + PORT_STRIDE * i) for i, p in enumerate(todo)]
+        for row in Progress("sweep", len(todo), enabled=progress, unit="points").wrap(_as_done(ray, pending)):
+            rows[row["key"]] = row
+            write_results(results, rows)
+            if row["status"] != "ok":
+                print(f"\nsweep: {row['key']}: {row['status']}", file=sys.stderr)
+    finally:
+        ray.shutdown()
+    return results
+
+
+def _init_ray(ray: object, address: str | None) -> None:
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    kwargs = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+    if address:
+        ray.init(address=address, **kwargs)
+    else:  # a small object store: rows are tiny, and /dev/shm in containers is small
+        ray.init(object_store_memory=128 * 2**20, **kwargs)
+
+
+def _as_done(ray: object, pending: list) -> Iterator[dict]:
+    while pending:
+        done, pending = ray.wait(pending, num_returns=1)
+        yield ray.get(done[0])
+
+
+def _floats(text: str) -> list[float]:
+    return [float(v) for v in text.split(",") if v]
+
+
+def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
+    names = [v for v in text.split(",") if v]
+    bad = [n for n in names if n not in allowed]
+    if bad or not names:
+        raise SweepError(f"unknown {what} {', '.join(bad) or '(none)'}; known: {', '.join(allowed)}")
+    return names
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--videos", nargs="+", required=True, help=f"files, or bundled samples: {', '.join(NAMES)}")
+    ap.add_argument("--schemes", default="lgvsc,h264,h265")
+    ap.add_argument("--snr-db", default="0,5,10,20")
+    ap.add_argument("--cbr", default="1e-3,1e-4")
+    ap.add_argument("--channel", default="awgn,multipath")
+    ap.add_argument("--seeds", default="1", help="channel seeds (repeats of each point)")
+    ap.add_argument("--out", required=True, help="results directory (resumed when it exists)")
+    ap.add_argument("--address", help="an existing Ray cluster (default: a local one)")
+    ap.add_argument("--cpus-per-point", type=float, default=2.0)
+    ap.add_argument("--decoder", default="interp")
+    ap.add_argument("--psss", default="classical")
+    ap.add_argument("--max-frames", type=int)
+    ap.add_argument("--no-videos", action="store_true", help="do not keep the output videos")
+    ap.add_argument("--port-base", type=int, default=PORT_BASE,
+                    help=f"point i's flowgraphs use ports base+{PORT_STRIDE}i .. base+{PORT_STRIDE}i+{PORT_STRIDE - 1}")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from lgvsc_phy.channel_profiles import names as channel_names
+
+    try:
+        grid = Grid([resolve_video(v) for v in args.videos], _names(args.schemes, SCHEMES, "scheme"),
+                    _floats(args.snr_db), _floats(args.cbr), _names(args.channel, channel_names(), "channel"),
+                    [int(s) for s in args.seeds.split(",") if s])
+    except (SweepError, ValueError) as exc:
+        print(f"sweep: {exc}", file=sys.stderr)
+        return 2
+    settings = PointSettings(str(Path(args.out).resolve()), args.decoder, args.psss, args.max_frames,
+                             not args.no_videos)
+    results = sweep(grid, settings, args.address, args.cpus_per_point, port_base=args.port_base)
+    rows = read_results(results)
+    failed = [r for r in rows.values() if r["status"] != "ok"]
+    print(f"sweep: {len(rows)} points in {results}, {len(failed)} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+
