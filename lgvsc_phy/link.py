@@ -184,6 +184,18 @@ class Link:
         return news
 
     # -- one stream --------------------------------------------------------------------------
+    def _collect(self, got: Reassembly, stream_id: int) -> list[dict]:
+        """The PDUs waiting on the rx socket, until one poll comes back empty."""
+        metas = []
+        while True:
+            try:
+                msg = self.rx.recv()
+            except zmq.Again:
+                return metas
+            accepted = accept_message(got, msg, stream_id)
+            if accepted is not None:
+                metas.append(accepted[1])
+
     def transfer(
         self,
         data: bytes,
@@ -238,6 +250,8 @@ class Link:
                 rejected += 1
             else:
                 metas.append(accepted[1])
+        if fault:  # what the rx already decoded is still on its way: keep it
+            metas += self._collect(got, stream_id)
         self._drain_stats()
         if got.stream_id is None:
             got = Reassembly(stream_id, len(pdus), {})

@@ -71,3 +71,14 @@ def test_tiniest_budget_sends_one_typical_keyframe(bikes: Path) -> None:
     # Whole bursts: at this MCS one burst is 29 % of the budget, so 3 of them is the closest below.
     assert plan.on_air_planned >= 0.85 * plan.on_air_target
     assert len(decode_bitstream(plan.encoded.data).frames) == 250
+
+
+@pytest.mark.parametrize("cbr,protected", [(1e-3, True), (1e-4, False)])
+def test_protection_only_where_it_costs_little(bikes: Path, cbr: float, protected: bool) -> None:
+    """qpsk-2/3: at CBR 1e-3 the bpsk-2/3 prefix costs under 10 % of the video's bytes and is
+    kept; at 1e-4 its bursts would take 40 % (2.9 dB measured), so the prefix rides the rate MCS."""
+    mcs = get_mcs("qpsk-2/3")
+    plan = plan_stream(FrameSource.of_file(bikes), cbr, mcs, EncoderConfig(psss="none"))
+    assert (plan.protection.robust != mcs) == protected
+    share = len(plan.encoded.data) / Protection.uniform(mcs).stream_bytes_for(plan.on_air_target)
+    assert share >= 0.9 or not protected

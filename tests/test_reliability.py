@@ -123,7 +123,8 @@ def test_receive_reports_its_dead_rx_flowgraph_within_2s_and_writes_what_arrived
 
 def test_sigterm_keeps_what_arrived_and_a_restarted_receiver_gets_the_stream(tmp_path: Path,
                                                                            long_stream_args) -> None:  # noqa: ANN001
-    receiver, out, sender = _pair(tmp_path, [*long_stream_args, "--repeat", 4], "--timeout", 5)
+    # many copies: the sender must still be sending when the second receiver's flowgraph is up
+    receiver, out, sender = _pair(tmp_path, [*long_stream_args, "--repeat", 60], "--timeout", 5)
     try:
         wait_for_file(out, receiver)
         receiver.send_signal(signal.SIGTERM)

@@ -27,6 +27,7 @@ from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSou
 MAX_ATTEMPTS = 4
 LOW, HIGH = 0.9, 1.1  # the on-air cost must land in [LOW, HIGH] x target; at most the target if it can
 CRITICAL_GUESS = 200  # bytes of the critical prefix before the first encode tells
+MAX_PROTECTION_SHARE = 0.1  # protect the prefix only while that leaves the video >= 90 % of its bytes
 
 
 @dataclass
@@ -90,15 +91,21 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
     """Encode ``source`` so that its on-air cost (with protection) lands in [LOW, 1] x target,
     or (LOW, HIGH] x target where whole bursts allow nothing closer below.
 
-    When the budget is too small to protect the prefix and still carry the video, the prefix
-    goes unprotected (a video at all beats a well-protected header of nothing)."""
+    When the budget is too small to protect the prefix and still carry the video, or protecting
+    it would cost the video more than ``MAX_PROTECTION_SHARE`` of its bytes (the robust MCS needs
+    bursts of its own, a large share of a tiny budget), the prefix goes unprotected: the rate MCS
+    already has a margin over the measured SNR. Measured on bikes at CBR 1e-4 and qpsk-2/3,
+    protection left 590 of 990 bytes and cost 2.9 dB; at 1e-3 it costs 9 % and 0.24 dB."""
     config = config or EncoderConfig()
     analysis = analyse(source.open(), source.fps)
     if protect:
         try:
-            return _plan(source, analysis, cbr, mcs, config, protect=True)
+            plan = _plan(source, analysis, cbr, mcs, config, protect=True)
         except EncoderError:
-            pass
+            plan = None
+        unprotected = Protection.uniform(mcs).stream_bytes_for(plan.on_air_target) if plan else 0
+        if plan is not None and len(plan.encoded.data) >= (1 - MAX_PROTECTION_SHARE) * unprotected:
+            return plan
     return _plan(source, analysis, cbr, mcs, config, protect=False)
 
 
