@@ -108,7 +108,6 @@ class IqRelay:
             self.pull = self._curve(zmq.PULL, outer, client=client)
             self.push = self._plain(zmq.PUSH, inner, bind=True)
         self.pull.setsockopt(zmq.MAXMSGSIZE, MAX_IQ_MESSAGE_BYTES)
-        self.forwarded = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lgvsc-iq-relay", daemon=True)
 
@@ -155,7 +154,6 @@ class IqRelay:
             try:
                 parts = self.pull.recv_multipart(zmq.NOBLOCK, copy=False)
                 self.push.send_multipart(parts, copy=False)
-                self.forwarded += 1
             except zmq.Again:
                 continue
             except zmq.ZMQError:

@@ -246,18 +246,23 @@ def _radio_specs(args: argparse.Namespace, role: str) -> list[tuple[str, str, li
         common = [f"--mcs={args.mcs}", f"--pdu-in={addr(0)}", f"--stats-out={addr(2)}"]
         if args.usrp is not None:
             return [("tx_usrp", "tx_usrp.grc", common + radio + [f"--amplitude={args.amplitude}"])]
-        iq_out = addr(3) if args.curve_key else (args.iq_out or addr(1))  # with CURVE the relay faces out
+        iq_out = _relay_inner(args) if args.curve_key else (args.iq_out or addr(1))  # the relay faces out
         return [("tx", "tx.grc", common + [f"--iq-out={iq_out}"])]
     common = [f"--pdu-out={addr(4)}", f"--stats-out={addr(5)}"]
     if args.usrp is not None:
         return [("rx_usrp", "rx_usrp.grc", common + radio)]
-    iq_in = addr(3) if args.curve_key else (args.iq_in or addr(1))
+    iq_in = _relay_inner(args) if args.curve_key else (args.iq_in or addr(1))
     return [("rx", "rx.grc", common + [f"--iq-in={iq_in}"])]
+
+
+def _relay_inner(args: argparse.Namespace) -> str:
+    """Where the flowgraph meets the CurveZMQ relay (base port + 3, unused by send and receive)."""
+    return f"tcp://127.0.0.1:{args.base_port + 3}"
 
 
 def _iq_relay(args: argparse.Namespace, role: str) -> IqRelay | None:
     """The CurveZMQ hop between hosts (``--curve-key``), or None; warns about exposed binds."""
-    local = f"tcp://127.0.0.1:{args.base_port + 3}"  # the flowgraph's end of the relay
+    local = _relay_inner(args)
     if role == "tx":
         if args.iq_out and (warning := bind_warning(args.iq_out, "the IQ stream", bool(args.curve_key))):
             print(f"lgvsc send: {warning}", file=sys.stderr)

@@ -101,11 +101,11 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
     if protect:
         try:
             plan = _plan(source, analysis, cbr, mcs, config, protect=True)
+            unprotected = Protection.uniform(mcs).stream_bytes_for(plan.on_air_target)
+            if len(plan.encoded.data) >= (1 - MAX_PROTECTION_SHARE) * unprotected:
+                return plan
         except EncoderError:
-            plan = None
-        unprotected = Protection.uniform(mcs).stream_bytes_for(plan.on_air_target) if plan else 0
-        if plan is not None and len(plan.encoded.data) >= (1 - MAX_PROTECTION_SHARE) * unprotected:
-            return plan
+            pass
     return _plan(source, analysis, cbr, mcs, config, protect=False)
 
 

@@ -22,12 +22,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from tools.sweep import read_results
+from tools.sweep import SCHEMES, read_results
 
 BEGIN, END = "<!-- results:begin (tools/report.py) -->", "<!-- results:end -->"
 EQUAL_ON_AIR = 0.10  # schemes at a point must agree on on-air symbols within this
 METRICS = (("psnr_db", "PSNR (dB)"), ("ssim", "SSIM"), ("psss", "PSSS"))
-SCHEME_ORDER = ("lgvsc", "h264", "h265")
 TIE = {"psnr_db": 0.1, "ssim": 0.005, "psss": 0.01}  # differences smaller than these are ties
 
 
@@ -91,10 +90,6 @@ class Comparison:
         values = [r.cbr_on_air for r in self.rows.values()]
         return math.inf if min(values) <= 0 else max(values) / min(values) - 1
 
-    def best(self, metric: str) -> str | None:
-        scored = {s: getattr(r, metric) for s, r in self.rows.items() if not math.isnan(getattr(r, metric))}
-        return max(scored, key=scored.get) if len(scored) > 1 else None
-
     def margin(self, metric: str) -> float | None:
         """LGVSC minus the best baseline."""
         if "lgvsc" not in self.rows:
@@ -113,7 +108,7 @@ def compare(rows: list[Row]) -> list[Comparison]:
 
 def schemes_of(rows: list[Row]) -> list[str]:
     present = {r.scheme for r in rows}
-    return [s for s in SCHEME_ORDER if s in present] + sorted(present - set(SCHEME_ORDER))
+    return [s for s in SCHEMES if s in present] + sorted(present - set(SCHEMES))
 
 
 def backend_legend(rows: list[Row]) -> str:

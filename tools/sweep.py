@@ -172,8 +172,9 @@ def sweep(grid: Grid, settings: PointSettings, address: str | None = None, cpus_
     out.mkdir(parents=True, exist_ok=True)
     results = out / "results.csv"
     rows = read_results(results)
-    todo = [p for p in grid.points() if rows.get(p.key, {}).get("status") != "ok"]
-    skipped = len(grid.points()) - len(todo)
+    points = grid.points()
+    todo = [p for p in points if rows.get(p.key, {}).get("status") != "ok"]
+    skipped = len(points) - len(todo)
     if skipped:
         print(f"sweep: {skipped} points already done in {results}, {len(todo)} to run", file=sys.stderr)
     if not todo:
