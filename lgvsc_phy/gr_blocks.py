@@ -87,6 +87,43 @@ class BurstMapper(gr.basic_block):
         self.message_port_pub(OUT, pmt.cons(pmt.car(msg), pmt.cdr(vec)))
 
 
+class FrameDecoding:
+    """Soft demap -> LDPC -> CRC of one burst's equalized symbols, with the counters (and the
+    occasional constellation snapshot) a decoder publishes. Shared by ``PhyFrameDecoder`` and
+    ``OfdmReceiver(decode=True)``."""
+
+    def __init__(self, max_iter: int = 50) -> None:
+        self.max_iter = max_iter
+        self.codecs: dict[str, PhyFrameCodec] = {}
+        # Load the compiled LDPC kernels now, not on the first burst (that would stall the stream).
+        codec = get_mcs("qpsk-1/2").codec()
+        for codewords in (2, 40):  # the one-by-one and the side-by-side kernels
+            codec.decode_symbols(np.ones(972 * codewords, dtype=np.complex64))
+        self.good = self.bad = 0
+
+    def decode(self, meta: dict, symbols: np.ndarray) -> tuple[bytes | None, dict]:
+        """(payload or None, stats); ``meta`` (with ``mcs`` and ``csi``) becomes the PDU's metadata."""
+        csi = meta.pop("csi", None)
+        name = meta.get("mcs")
+        try:
+            codec = self.codecs.get(name) or self.codecs.setdefault(
+                name, PhyFrameCodec(get_mcs(name).code, get_mcs(name).constellation, self.max_iter))
+        except (KeyError, TypeError):
+            return None, {}
+        frame = codec.decode_symbols(symbols, csi if isinstance(csi, np.ndarray) else None)
+        if frame.payload is None:
+            self.bad += 1
+        else:
+            self.good += 1
+            meta.update(ldpc_iterations=frame.ldpc_iterations, raw_bit_errors=frame.raw_bit_errors,
+                        raw_bits=frame.raw_bits)
+            meta.setdefault("snr_db", frame.snr_db)
+        stats: dict = {"crc_fail": self.bad, "crc_ok": self.good}
+        if (self.good + self.bad) % SNAPSHOT_EVERY == 1:  # a constellation snapshot for reports
+            stats.update(constellation=symbols[:SNAPSHOT_SYMBOLS].astype(np.complex64), constellation_mcs=name)
+        return frame.payload, stats
+
+
 class PhyFrameDecoder(gr.basic_block):
     """Equalized QAM symbols (c32 PDU, MCS and CSI in its metadata) -> soft demap -> LDPC -> CRC.
 
@@ -96,13 +133,7 @@ class PhyFrameDecoder(gr.basic_block):
 
     def __init__(self, max_iter: int = 50) -> None:
         gr.basic_block.__init__(self, name="lgvsc_phy_frame_decoder", in_sig=None, out_sig=None)
-        self.max_iter = max_iter
-        self.codecs: dict[str, PhyFrameCodec] = {}
-        # Load the compiled LDPC kernels now, not on the first burst (that would stall the stream).
-        codec = get_mcs("qpsk-1/2").codec()
-        for codewords in (2, 40):  # the one-by-one and the side-by-side kernels
-            codec.decode_symbols(np.ones(972 * codewords, dtype=np.complex64))
-        self.good = self.bad = 0
+        self.decoding = FrameDecoding(max_iter)
         self.message_port_register_in(IN)
         self.message_port_register_out(OUT)
         self.message_port_register_out(STATS)
@@ -113,28 +144,11 @@ class PhyFrameDecoder(gr.basic_block):
         if pair is None or not isinstance(pair[1], np.ndarray) or pair[1].dtype != np.complex64:
             return
         meta, symbols = pair
-        csi = meta.pop("csi", None)
-        name = meta.get("mcs")
-        if not isinstance(name, str):
-            return
-        try:
-            codec = self.codecs.get(name) or self.codecs.setdefault(
-                name, PhyFrameCodec(get_mcs(name).code, get_mcs(name).constellation, self.max_iter))
-        except KeyError:
-            return
-        frame = codec.decode_symbols(symbols, csi if isinstance(csi, np.ndarray) else None)
-        if frame.payload is None:
-            self.bad += 1
-        else:
-            self.good += 1
-            meta.update(ldpc_iterations=frame.ldpc_iterations, raw_bit_errors=frame.raw_bit_errors,
-                        raw_bits=frame.raw_bits)
-            meta.setdefault("snr_db", frame.snr_db)
-            self.message_port_pub(OUT, _to_pmt(meta, frame.payload))
-        stats: dict = {"crc_fail": self.bad, "crc_ok": self.good}
-        if (self.good + self.bad) % SNAPSHOT_EVERY == 1:  # a constellation snapshot for reports
-            stats.update(constellation=symbols[:SNAPSHOT_SYMBOLS].astype(np.complex64), constellation_mcs=name)
-        self.message_port_pub(STATS, _to_pmt(stats, b""))
+        payload, stats = self.decoding.decode(meta, symbols)
+        if payload is not None:
+            self.message_port_pub(OUT, _to_pmt(meta, payload))
+        if stats:
+            self.message_port_pub(STATS, _to_pmt(stats, b""))
 
 
 class BurstCounter(gr.sync_block):
@@ -165,11 +179,16 @@ class OfdmReceiver(gr.sync_block):
     Wraps ``OfdmBurstReceiver``. PDU metadata: ``csi`` (f32vector, per symbol 1 / noise variance),
     ``mcs``, ``seq``, ``snr_db``, ``esnr_db`` (effective SNR over the data carriers), ``cfo``, ``start``;
     ``stats`` reports detections and header failures.
+
+    With ``decode`` it also runs the PHY frame decoder (``FrameDecoding``) on its own thread and
+    emits CRC-checked payload PDUs, as ``PhyFrameDecoder`` would: two Python blocks in one
+    process contend for the GIL at every numpy call, which cost the rx 35 % of its CPU.
     """
 
-    def __init__(self, threshold: float = 0.06) -> None:
+    def __init__(self, threshold: float = 0.06, decode: bool = False, max_iter: int = 50) -> None:
         gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
         self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold)
+        self.decoding = FrameDecoding(max_iter) if decode else None
         # The receiver and the decoder are Python blocks on their own scheduler threads; with
         # the default 5 ms GIL switch interval a waiting thread can lose 5 ms per burst, which
         # intermittently slowed the chain tenfold. Hand over the GIL sooner in this process.
@@ -184,10 +203,15 @@ class OfdmReceiver(gr.sync_block):
             self.detected += 1
             meta = {"start": burst.start, "seq": burst.seq, "mcs": burst.mcs, "cfo": burst.cfo,
                     "snr_db": burst.snr_db, "esnr_db": burst.esnr_db, "csi": burst.csi.astype(np.float32)}
-            self.message_port_pub(OUT, _to_pmt(meta, burst.symbols.astype(np.complex64)))
-            self.message_port_pub(
-                STATS, _stats_pdu(bursts=self.detected, header_fail=self.receiver.headers_failed)
-            )
+            stats = {"bursts": self.detected, "header_fail": self.receiver.headers_failed}
+            if self.decoding is None:
+                self.message_port_pub(OUT, _to_pmt(meta, burst.symbols.astype(np.complex64)))
+            else:
+                payload, decoded = self.decoding.decode(meta, burst.symbols)
+                if payload is not None:
+                    self.message_port_pub(OUT, _to_pmt(meta, payload))
+                stats.update(decoded)
+            self.message_port_pub(STATS, _to_pmt(stats, b""))
         return len(input_items[0])
 
 

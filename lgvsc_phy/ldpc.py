@@ -127,7 +127,12 @@ class LdpcCode:
         h[rows, cols] = 1
         self.h = h
         self.parity_map = _gf2_solve_parity(h, self.k)  # (m, k)
-        self._parity_map_t = np.ascontiguousarray(self.parity_map.T, dtype=np.float32)
+        # Column j of P as packed 64-bit words: encoding XORs the columns of the info bits set,
+        # ~15 us a codeword from 120 KB, where a float matrix product streamed 3.8 MB.
+        words = -(-self.m // 64)
+        columns = np.zeros((self.k, words * 64), dtype=np.uint8)
+        columns[:, : self.m] = self.parity_map.T
+        self._parity_columns = np.packbits(columns, axis=1, bitorder="little").view(np.uint64)
         i = np.arange(z)
         # Layer r: variable index of check (r, i) on its j-th block is c_j * Z + (i + s_j) mod Z.
         self.layers = [
@@ -151,9 +156,11 @@ class LdpcCode:
     def encode(self, info: np.ndarray) -> np.ndarray:
         """(batch, k) bits -> (batch, n) systematic codewords."""
         info = np.atleast_2d(info).astype(np.uint8)
-        # GF(2) product through float32 BLAS: sums of at most k ones are exact in float32.
-        parity = (info.astype(np.float32) @ self._parity_map_t).astype(np.int64) & 1
-        return np.concatenate([info, parity.astype(np.uint8)], axis=1)
+        parity = np.zeros((info.shape[0], self._parity_columns.shape[1]), dtype=np.uint64)
+        for row, bits in zip(parity, info, strict=True):
+            np.bitwise_xor.reduce(self._parity_columns[bits.astype(bool)], axis=0, out=row)
+        unpacked = np.unpackbits(parity.view(np.uint8), axis=1, bitorder="little")[:, : self.m]
+        return np.concatenate([info, unpacked], axis=1)
 
     def syndrome_ok(self, codewords: np.ndarray) -> np.ndarray:
         bits = np.atleast_2d(codewords).astype(np.uint8)

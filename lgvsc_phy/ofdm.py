@@ -20,14 +20,8 @@ import numpy as np
 from lgvsc_phy.constellation import BPSK
 from lgvsc_phy.header import PhyHeader, conv_decode, conv_encode, decode_header, encode_header
 from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs
+from lgvsc_phy.ofdm_kernels import derotated_windows, moving_average, pilot_phase, schmidl_cox
 from lgvsc_phy.ofdm_params import OfdmParams
-
-
-def _moving_average(x: np.ndarray, width: int) -> np.ndarray:
-    if x.size < width:
-        return np.zeros(0)
-    c = np.concatenate([[0.0], np.cumsum(x)])
-    return (c[width:] - c[:-width]) / width
 
 
 class OfdmModulator:
@@ -125,24 +119,27 @@ class SparseTapFit:
     def __call__(self, y: np.ndarray) -> tuple[np.ndarray, float]:
         """Taps (one per design column, mostly zero) and the noise variance of the residual."""
         corr = self.design_h @ y
-        energy = float(np.real(np.vdot(y, y)))
+        energy = float(np.vdot(y, y).real)
         # ||y - P y||^2 = ||y||^2 - y^H P y for the orthogonal projector P onto the design.
-        full_noise = max((energy - float(np.real(np.vdot(corr, self.pinv @ y)))) / self.full_dof, 1e-12)
+        full_noise = max((energy - float(np.vdot(corr, self.pinv @ y).real)) / self.full_dof, 1e-12)
         chosen: list[int] = []
         coef = np.zeros(0, dtype=complex)
         resid_corr = corr
         for _ in range(self.max_taps):
-            score = np.abs(resid_corr) ** 2 / self.energy
+            score = (resid_corr.real**2 + resid_corr.imag**2) / self.energy
             score[chosen] = 0
             best = int(np.argmax(score))
             if chosen and score[best] < self.significant * full_noise:
                 break
             chosen.append(best)
-            coef = np.linalg.solve(self.gram[np.ix_(chosen, chosen)], corr[chosen])
+            if len(chosen) == 1:  # the usual case on a flat channel: no solver call
+                coef = corr[chosen] / self.gram[best, best]
+            else:
+                coef = np.linalg.solve(self.gram[np.ix_(chosen, chosen)], corr[chosen])
             resid_corr = corr - self.gram[:, chosen] @ coef
         taps = np.zeros(self.energy.size, dtype=complex)
         taps[chosen] = coef
-        resid = energy - float(np.real(np.vdot(coef, corr[chosen])))
+        resid = energy - float(np.vdot(coef, corr[chosen]).real)
         return taps, max(resid / max(self.rows - len(chosen), 1), 1e-12)
 
 
@@ -164,7 +161,6 @@ class OfdmBurstReceiver:
         self.pos = 0  # absolute index where the search resumes
         self.headers_failed = 0
         self.false_alarms = 0
-        self._window = np.arange(params.fft_len)[None, :]
         self._centred = np.fft.fftshift(np.arange(params.fft_len))  # FFT bins in centred order
         self.pending: _Pending | None = None
         w1, w2 = (np.asarray(w) for w in params.sync_words())
@@ -206,8 +202,8 @@ class OfdmBurstReceiver:
             bursts.append(self._finish(self.pending))
             self.pos, self.pending = self.pending.end, None
         sym = self.p.symbol_len
-        metric, phase_ref = self._schmidl_cox(self.buf)
-        smooth = _moving_average(metric, self.SMOOTH)
+        metric, phase_ref = schmidl_cox(self.buf, self.p.fft_len // 2)
+        smooth = moving_average(metric, self.SMOOTH)
         while True:
             rel = self.pos - self.base
             candidates = np.flatnonzero(smooth[rel:] > self.threshold)
@@ -251,20 +247,6 @@ class OfdmBurstReceiver:
             drop = self.buf.size - self.MAX_BUFFER
             self.buf, self.base = self.buf[drop:], self.base + drop
             self.pos = max(self.pos, self.base)
-
-    def _schmidl_cox(self, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        half = self.p.fft_len // 2
-        if r.size < 2 * half + 1:
-            return np.zeros(0), np.zeros(0, dtype=complex)
-        prod = np.conj(r[:-half]) * r[half:]
-        energy = np.abs(r) ** 2
-        c_p = np.concatenate([[0], np.cumsum(prod)])
-        c_e = np.concatenate([[0], np.cumsum(energy)])
-        m = r.size - 2 * half
-        p = c_p[half : half + m] - c_p[:m]
-        e = 0.5 * (c_e[2 * half : 2 * half + m] - c_e[:m])
-        metric = np.abs(p) ** 2 / np.maximum(e, 1e-12) ** 2
-        return metric, p
 
     def _analyse(self, d: int, metric: np.ndarray, phase_ref: np.ndarray) -> _Pending | None | str:
         """Timing, CFO, channel and header of a burst detected near ``d`` (buffer index)."""
@@ -364,7 +346,7 @@ class OfdmBurstReceiver:
         payload's pilot tracking is anchored to.
         """
         known = np.empty((self.p.header_symbols, self.p.fft_len))
-        known[:, self.data_idx] = BPSK.map(encode_header(header)).real.reshape(self.p.header_symbols, -1)
+        known[:, self.data_idx] = (1.0 - 2.0 * encode_header(header)).reshape(self.p.header_symbols, -1)  # BPSK
         known[:, self.pilot_idx] = self.pilot_vals.real
         # BPSK and pilots are +-1: multiplying by them turns each carrier into a plain channel
         # observation with unchanged noise, so the fit's design stays fixed (precomputed).
@@ -379,34 +361,11 @@ class OfdmBurstReceiver:
         channel fit's delay grid accounts for that shift)."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
         starts = start + (first + np.arange(count)) * sym + cp - self.TIMING_BACKOFF
-        idx = starts[:, None] + self._window
-        # The CFO ramp factors into a per-symbol phase times one within-symbol ramp.
-        rotation = np.exp(-2j * np.pi * cfo * starts / n)[:, None] * np.exp(-2j * np.pi * cfo * self._window / n)
-        return np.fft.fft(self.buf[idx] * rotation, axis=1)[:, self._centred]
+        return np.fft.fft(derotated_windows(self.buf, starts, n, cfo), axis=1)[:, self._centred]
 
     def _equalize(self, spectra: np.ndarray, chan: np.ndarray, first: int) -> np.ndarray:
-        """Common phase from the pilots, then zero-forcing on the data carriers.
-
-        What drifts over a burst is residual CFO: a phase line in the symbol index. The slope is
-        found coarse to fine from the pilots' lag-1, 4 and 16 correlations (each removing the
-        ambiguity of the next), the offset from the de-rotated pilot sum, then both are refined
-        by a weighted line fit of the now small residual phases. Nothing noisy is ever
-        unwrapped: one bad unwrap at 0 dB flips half a burst. The header (a few symbols) takes
-        no slope and leans on the preamble, where the channel was measured, as an extra pilot.
-        """
+        """Common phase per symbol from the pilots (``pilot_phase``), then zero-forcing on the
+        data carriers."""
         pil = (spectra[:, self.pilot_idx] * np.conj(chan[self.pilot_idx] * self.pilot_vals)).sum(axis=1)
-        t = np.arange(len(pil), dtype=float)
-        if len(pil) < 4:
-            anchor = float(np.mean(np.abs(pil))) * self.ANCHOR_WEIGHT
-            phase = np.full(len(pil), np.angle(np.sum(pil) + anchor))
-        else:
-            slope = float(np.angle(np.sum(pil[1:] * np.conj(pil[:-1]))))
-            for lag in (4, 16):
-                if len(pil) > 2 * lag:
-                    z = np.sum(pil[lag:] * np.conj(pil[:-lag])) * np.exp(-1j * lag * slope)
-                    slope += float(np.angle(z)) / lag
-            offset = float(np.angle(np.sum(pil * np.exp(-1j * slope * t))))
-            residual = np.angle(pil * np.exp(-1j * (offset + slope * t)))
-            fine_slope, fine_offset = np.polyfit(t, residual, 1, w=np.sqrt(np.abs(pil) + 1e-12))
-            phase = offset + fine_offset + (slope + fine_slope) * t
+        phase = pilot_phase(pil, self.ANCHOR_WEIGHT)
         return spectra[:, self.data_idx] * np.exp(-1j * phase)[:, None] / chan[self.data_idx]

@@ -114,6 +114,10 @@ def _encode_dict(meta: dict[str, Any]) -> bytes:
     return out + bytes([PST_NULL])
 
 
+# The link decodes several messages per burst: precompiled layouts, not struct's format cache.
+_STRUCTS = {fmt: struct.Struct(">" + fmt) for fmt in ("H", "I", "i", "Q", "q", "d", "dd")}
+
+
 class _Reader:
     def __init__(self, data: bytes) -> None:
         self.data = data
@@ -127,10 +131,17 @@ class _Reader:
         return chunk
 
     def u8(self) -> int:
-        return self.take(1)[0]
+        if self.pos >= len(self.data):
+            raise PmtError(f"truncated PMT: need 1 byte at offset {self.pos}")
+        self.pos += 1
+        return self.data[self.pos - 1]
 
     def unpack(self, fmt: str) -> Any:
-        return struct.unpack(">" + fmt, self.take(struct.calcsize(">" + fmt)))
+        layout = _STRUCTS.get(fmt) or struct.Struct(">" + fmt)
+        if self.pos + layout.size > len(self.data):
+            raise PmtError(f"truncated PMT: need {layout.size} bytes at offset {self.pos}")
+        self.pos += layout.size
+        return layout.unpack_from(self.data, self.pos - layout.size)
 
     def read_pair_pdu(self) -> tuple[tuple[dict[str, Any], bytes], int]:
         if self.u8() != PST_PAIR:

@@ -195,6 +195,7 @@ class FlowgraphRunner:
                  cache_dir: Path | None = None, specs: list[tuple[str, str, list[str]]] | None = None) -> None:
         self.config, self.python, self.cache_dir, self.specs = config or LoopbackConfig(), python, cache_dir, specs
         self.flowgraphs: list[FlowgraphProcess] = []
+        self._state_read_at = -float("inf")
 
     def _argv(self, grc: str, *args: str) -> list[str]:
         script = compile_flowgraph(GRC_DIR / grc, self.cache_dir)
@@ -232,11 +233,18 @@ class FlowgraphRunner:
             self.stop()
             raise
 
+    SUSPEND_POLL_S = 0.1  # the link calls check() per message: /proc reads cost more than a burst
+
     def check(self) -> None:
         for fg in self.flowgraphs:
             if fg.crashed:
                 time.sleep(0.1)  # let the reader threads collect the last lines
                 raise FlowgraphError(fg.describe_crash(), "\n".join(fg.stderr_tail))
+        now = time.monotonic()
+        if now - self._state_read_at < self.SUSPEND_POLL_S:
+            return
+        self._state_read_at = now
+        for fg in self.flowgraphs:
             if fg.suspended:
                 raise FlowgraphError(f"{fg.name} flowgraph is stopped (pid {fg.proc.pid}, SIGSTOP?): the chain stalls")
 

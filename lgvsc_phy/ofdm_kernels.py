@@ -1,0 +1,184 @@
+"""Compiled (numba) inner loops of the OFDM receiver, with the numpy versions they must match.
+
+The receiver is a Python block sharing its process's GIL with the LDPC decoder: every
+microsecond of numpy call overhead per burst is throughput lost by the whole chain. These
+loops run once per sample or per OFDM symbol, release the GIL, and are held to the numpy
+reference in tests/test_ofdm_kernels.py.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+try:
+    from numba import njit
+except ImportError:  # GNU Radio Companion's system Python may lack numba: numpy below
+    njit = None
+
+
+def schmidl_cox_numpy(r: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """Timing metric |P|^2 / E^2 and the half-symbol correlation P at every start d, with
+    P(d) = sum_{i<half} conj(r[d+i]) r[d+i+half] and E(d) = 1/2 sum_{i<2 half} |r[d+i]|^2."""
+    if r.size < 2 * half + 1:
+        return np.zeros(0), np.zeros(0, dtype=complex)
+    r = r.astype(np.complex128)
+    c_p = np.concatenate([[0], np.cumsum(np.conj(r[:-half]) * r[half:])])
+    c_e = np.concatenate([[0], np.cumsum(np.abs(r) ** 2)])
+    m = r.size - 2 * half
+    p = c_p[half : half + m] - c_p[:m]
+    e = 0.5 * (c_e[2 * half : 2 * half + m] - c_e[:m])
+    return np.abs(p) ** 2 / np.maximum(e, 1e-12) ** 2, p
+
+
+def _schmidl_cox_loop(r: np.ndarray, half: int) -> tuple[np.ndarray, np.ndarray]:
+    """The same sums, slid one sample at a time (float64 running sums)."""
+    m = r.size - 2 * half
+    if m <= 0:
+        return np.zeros(0), np.zeros(0, dtype=np.complex128)
+    metric = np.empty(m)
+    corr = np.empty(m, dtype=np.complex128)
+    p = 0j
+    e = 0.0
+    for i in range(half):
+        p += np.conj(np.complex128(r[i])) * r[i + half]
+    for i in range(2 * half):
+        e += r[i].real * r[i].real + r[i].imag * r[i].imag
+    for d in range(m):
+        corr[d] = p
+        ee = max(0.5 * e, 1e-12)
+        metric[d] = (p.real * p.real + p.imag * p.imag) / (ee * ee)
+        if d + 1 < m:
+            a, b, c = np.complex128(r[d]), np.complex128(r[d + half]), np.complex128(r[d + 2 * half])
+            p += np.conj(b) * c - np.conj(a) * b
+            e += c.real * c.real + c.imag * c.imag - a.real * a.real - a.imag * a.imag
+    return metric, corr
+
+
+def moving_average_numpy(x: np.ndarray, width: int) -> np.ndarray:
+    if x.size < width:
+        return np.zeros(0)
+    c = np.concatenate([[0.0], np.cumsum(x)])
+    return (c[width:] - c[:-width]) / width
+
+
+def _moving_average_loop(x: np.ndarray, width: int) -> np.ndarray:
+    if x.size < width:
+        return np.zeros(0)
+    out = np.empty(x.size - width + 1)
+    s = 0.0
+    for i in range(width):
+        s += x[i]
+    for j in range(out.size):
+        out[j] = s / width
+        if j + width < x.size:
+            s += x[j + width] - x[j]
+    return out
+
+
+def derotated_windows_numpy(buf: np.ndarray, starts: np.ndarray, n: int, cfo: float) -> np.ndarray:
+    """(len(starts), n) FFT windows ``buf[s : s + n]``, each sample i times exp(-2 pi j cfo i / n)
+    (i absolute in ``buf``): the carrier offset removed before the FFT."""
+    idx = starts[:, None] + np.arange(n)[None, :]
+    return buf[idx] * np.exp(-2j * np.pi * cfo * idx / n)
+
+
+def _derotated_windows_loop(buf: np.ndarray, starts: np.ndarray, n: int, cfo: float) -> np.ndarray:
+    out = np.empty((starts.size, n), dtype=np.complex128)
+    w = -2.0 * np.pi * cfo / n
+    step = np.complex128(np.cos(w) + 1j * np.sin(w))
+    for row in range(starts.size):
+        s = starts[row]
+        rot = np.complex128(np.cos(w * s) + 1j * np.sin(w * s))  # exact at each window start
+        for k in range(n):
+            out[row, k] = buf[s + k] * rot
+            rot *= step
+    return out
+
+
+def pilot_phase_numpy(pil: np.ndarray, anchor_weight: float) -> np.ndarray:
+    """Per-symbol common phase from the pilot sums ``pil`` (one complex per OFDM symbol).
+
+    What drifts over a burst is residual CFO: a phase line in the symbol index. The slope is
+    found coarse to fine from the pilots' lag-1, 4 and 16 correlations (each removing the
+    ambiguity of the next), the offset from the de-rotated pilot sum, then both are refined by
+    a weighted line fit of the now small residual phases. Nothing noisy is ever unwrapped: one
+    bad unwrap at 0 dB flips half a burst. Under 4 symbols (the header) there is no slope: one
+    phase, with the preamble (where the channel was measured) as ``anchor_weight`` symbols of
+    extra pilot.
+    """
+    t = np.arange(len(pil), dtype=float)
+    if len(pil) < 4:
+        anchor = float(np.mean(np.abs(pil))) * anchor_weight
+        return np.full(len(pil), np.angle(np.sum(pil) + anchor))
+    slope = float(np.angle(np.sum(pil[1:] * np.conj(pil[:-1]))))
+    for lag in (4, 16):
+        if len(pil) > 2 * lag:
+            z = np.sum(pil[lag:] * np.conj(pil[:-lag])) * np.exp(-1j * lag * slope)
+            slope += float(np.angle(z)) / lag
+    offset = float(np.angle(np.sum(pil * np.exp(-1j * slope * t))))
+    residual = np.angle(pil * np.exp(-1j * (offset + slope * t)))
+    # Weighted least-squares line through the residual phases, weights |pilot sum|.
+    w = np.abs(pil) + 1e-12
+    w = w / w.sum()
+    mx, my = float(w @ t), float(w @ residual)
+    var = float(w @ (t - mx) ** 2)
+    fine_slope = float(w @ ((t - mx) * (residual - my))) / var if var > 0 else 0.0
+    return offset + my - fine_slope * mx + (slope + fine_slope) * t
+
+
+def _lag_sum_loop(pil: np.ndarray, lag: int) -> complex:
+    z = 0j
+    for i in range(lag, pil.size):
+        z += pil[i] * np.conj(pil[i - lag])
+    return z
+
+
+_lag_sum = njit(cache=True, nogil=True)(_lag_sum_loop) if njit is not None else _lag_sum_loop
+
+
+def _pilot_phase_loop(pil: np.ndarray, anchor_weight: float) -> np.ndarray:
+    count = pil.size
+    out = np.empty(count)
+    if count < 4:
+        total, mag = 0j, 0.0
+        for i in range(count):
+            total += pil[i]
+            mag += abs(pil[i])
+        out[:] = np.angle(total + mag / max(count, 1) * anchor_weight)
+        return out
+    slope = np.angle(_lag_sum(pil, 1))
+    for lag in (4, 16):
+        if count > 2 * lag:
+            slope += np.angle(_lag_sum(pil, lag) * np.exp(-1j * lag * slope)) / lag
+    z = 0j
+    for i in range(count):
+        z += pil[i] * np.exp(-1j * slope * i)
+    offset = np.angle(z)
+    wsum, mx, my = 0.0, 0.0, 0.0
+    residual = np.empty(count)
+    weight = np.empty(count)
+    for i in range(count):
+        residual[i] = np.angle(pil[i] * np.exp(-1j * (offset + slope * i)))
+        weight[i] = abs(pil[i]) + 1e-12
+        wsum += weight[i]
+    for i in range(count):
+        mx += weight[i] / wsum * i
+        my += weight[i] / wsum * residual[i]
+    var, cov = 0.0, 0.0
+    for i in range(count):
+        var += weight[i] / wsum * (i - mx) ** 2
+        cov += weight[i] / wsum * (i - mx) * (residual[i] - my)
+    fine_slope = cov / var if var > 0 else 0.0
+    for i in range(count):
+        out[i] = offset + my - fine_slope * mx + (slope + fine_slope) * i
+    return out
+
+
+if njit is not None:
+    schmidl_cox = njit(cache=True, nogil=True)(_schmidl_cox_loop)
+    moving_average = njit(cache=True, nogil=True)(_moving_average_loop)
+    derotated_windows = njit(cache=True, nogil=True)(_derotated_windows_loop)
+    pilot_phase = njit(cache=True, nogil=True)(_pilot_phase_loop)
+else:
+    schmidl_cox, moving_average = schmidl_cox_numpy, moving_average_numpy
+    derotated_windows, pilot_phase = derotated_windows_numpy, pilot_phase_numpy

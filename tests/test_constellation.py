@@ -1,0 +1,42 @@
+"""Constellations: unit energy, Gray labelling, and the soft demapper against brute force."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lgvsc_phy.constellation import CONSTELLATIONS, Constellation
+
+
+@pytest.mark.parametrize("name", sorted(CONSTELLATIONS))
+def test_unit_energy_and_gray_neighbours(name: str) -> None:
+    c = CONSTELLATIONS[name]
+    pts = np.asarray(c.points)
+    assert np.mean(np.abs(pts) ** 2) == pytest.approx(1.0)
+    nearest = np.min(np.abs(pts[:, None] - pts[None, :]) + np.eye(len(pts)) * 9, axis=1)
+    for v, p in enumerate(pts):  # every nearest neighbour differs in exactly one bit
+        for u in np.flatnonzero(np.isclose(np.abs(pts - p), nearest[v])):
+            assert bin(u ^ v).count("1") == 1
+
+
+@pytest.mark.parametrize("name", sorted(CONSTELLATIONS))
+def test_llr_is_the_two_dimensional_max_log(name: str) -> None:
+    """The per-axis demapper of square constellations equals the max-log over all M points."""
+    c = CONSTELLATIONS[name]
+    assert c.axes is not None
+    rng = np.random.default_rng(7)
+    y = (rng.standard_normal(500) + 1j * rng.standard_normal(500)).astype(np.complex64)
+    nv = (rng.random(500) + 0.05).astype(np.float32)
+    pts = np.asarray(c.points)
+    dist = np.abs(y[:, None] - pts[None, :]) ** 2
+    values = np.arange(len(pts))
+    brute = np.stack([(dist[:, (values >> i) & 1 == 1].min(axis=1) - dist[:, (values >> i) & 1 == 0].min(axis=1)) / nv
+                      for i in range(c.bits_per_symbol)], axis=1).reshape(-1)
+    np.testing.assert_allclose(c.llr(y, nv), brute, rtol=1e-4, atol=1e-4)
+
+
+def test_non_separable_constellation_uses_all_points() -> None:
+    psk8 = Constellation("8psk", tuple(np.exp(2j * np.pi * np.arange(8) / 8)))
+    assert psk8.axes is None
+    llr = psk8.llr(np.array([1.0 + 0j], dtype=np.complex64), 0.1)
+    assert llr.shape == (3,) and np.all(llr > 0)  # the point for value 0 is sent: all bits 0
