@@ -182,3 +182,14 @@ if njit is not None:
 else:
     schmidl_cox, moving_average = schmidl_cox_numpy, moving_average_numpy
     derotated_windows, pilot_phase = derotated_windows_numpy, pilot_phase_numpy
+
+
+def warm_up() -> None:
+    """Compile (or load from numba's cache) every kernel for the types the receiver passes, so
+    the first burst of a stream is not held up by the compiler."""
+    buf = np.zeros(256, dtype=np.complex64)
+    metric, _ = schmidl_cox(buf, 32)
+    moving_average(metric, 8)
+    derotated_windows(buf, np.arange(2, dtype=np.int64) * 80, 64, 0.1)
+    pilot_phase(np.ones(8, dtype=np.complex128), 1.0)
+    pilot_phase(np.ones(3, dtype=np.complex128), 1.0)

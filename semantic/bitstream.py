@@ -38,7 +38,7 @@ class BitstreamError(ValueError):
 
 
 class SegmentType(IntEnum):
-    KEYFRAME_IMAGE = 1  # payload: frame index u32 | coded width u16 | height u16 | image bytes (WebP)
+    KEYFRAME_IMAGE = 1  # payload: frame index u32 | coded width u16 | height u16 | image (bare VP8, WebP or AVIF)
     KEYFRAME_TIMING = 2  # payload: keyframe count u16 | keyframe frame indices | shot cut frames, u32 each
     TEXT = 3  # payload: description of keyframe interval ``index``, UTF-8 in raw DEFLATE (semantic.text_codec)
     MOTION = 4  # payload: per keyframe interval, mean motion in pixels/frame, float16 each

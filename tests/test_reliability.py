@@ -84,8 +84,9 @@ def wait_for_file(path: Path, proc: subprocess.Popen, timeout_s: float = 60) -> 
 
 @pytest.fixture(scope="module")
 def long_stream_args(bikes: Path) -> list[object]:
-    """A stream of ~500 bpsk-1/2 PDUs (a second or more on the air): time to hit it mid-way."""
-    return [bikes, "--bytes", 45000, "--mcs", "bpsk-1/2", "--max-frames", 100]
+    """A stream of ~780 bpsk-1/2 PDUs (over a second through a 2.3 Msps chain): time to hit it
+    mid-way (half of it was not: the stream could finish before the kill)."""
+    return [bikes, "--bytes", 90000, "--mcs", "bpsk-1/2", "--max-frames", 100]
 
 
 def _pair(tmp_path: Path, send_args: list[object],
