@@ -112,21 +112,21 @@ SHOT_KEYFRAME_BYTES = 150  # a keyframe per shot pays from this many bytes each
 
 
 def keyframe_count(info: VideoInfo, config: EncoderConfig, change: float = CALM_CHANGE, shots: int = 1) -> int:
-    """How many keyframes a budget buys: measured on the bundled clips (tools/bench_codec.py),
-    calm content wants few sharp keyframes (~900 B at 640x272 and above), busy content with
-    cuts many small ones (bikes, 5 times the change: ~250-400 B), and both smaller ones at
-    smaller budgets; every shot wants its own."""
+    """How many keyframes a budget buys: the bytes per keyframe grow with the square root of the
+    bytes per second and fall with content change to the power 0.6. Fitted to keyframe-count
+    scans on the bundled clips (2026-11-26, PSNR after `interp`): calm bigbuckbunny peaks at
+    ~280 B a keyframe at 160 B/s and ~2.1 kB at 8 kB/s; busy bikes (5 times the change, 6 shots)
+    at ~160 B at 310 B/s and ~580 B at 3.9 kB/s. Every shot wants its own."""
     by_time = max(2, math.floor(info.duration_s / KEYFRAME_SPACING_S) + 1)
     ceiling = min(info.frames, by_time)
     if config.keyframes is not None:
         return int(np.clip(config.keyframes, min(2, info.frames), info.frames))
     if config.byte_budget is None:
         return min(ceiling, max(2, round(info.duration_s)))  # about one per second
-    # Small budgets favour smaller keyframes still (bikes: ~200 B at 150 B/s, ~400 B at 1.5 kB/s).
     per_second = config.byte_budget / max(info.duration_s, 1e-3)
-    target = config.bytes_per_keyframe * math.sqrt(CALM_CHANGE / max(change, CALM_CHANGE))
-    target = float(np.clip(target * (per_second / 1500) ** 0.3, MIN_IMAGE_BYTES, 6000))
-    count = max(config.byte_budget // target, min(shots, config.byte_budget // SHOT_KEYFRAME_BYTES))
+    target = config.bytes_per_keyframe * (CALM_CHANGE / max(change, CALM_CHANGE)) ** 0.6
+    target = float(np.clip(target * math.sqrt(per_second / 1500), MIN_IMAGE_BYTES, 6000))
+    count = max(round(config.byte_budget / target), min(shots, config.byte_budget // SHOT_KEYFRAME_BYTES))
     return int(np.clip(count, min(2, info.frames), ceiling))
 
 

@@ -62,14 +62,15 @@ def test_rate_control_lands_within_ten_percent(bikes: Path, cbr: float, mcs: str
     assert not head.of_type(SegmentType.KEYFRAME_IMAGE)
 
 
-def test_tiniest_budget_sends_one_typical_keyframe(bikes: Path) -> None:
-    """CBR 1e-4 at bpsk-1/2 (0 dB): room for one keyframe, held for the whole video."""
+def test_tiniest_budget_still_sends_keyframes(bikes: Path) -> None:
+    """CBR 1e-4 at bpsk-1/2 (0 dB): 13056 on-air samples. Two full two-codeword bursts (14080,
+    within +10 %) carry a couple of small keyframes (one-codeword bursts fit one keyframe), held
+    and interpolated over the whole video."""
     from semantic.decoder import decode_bitstream
 
     plan = plan_stream(FrameSource.of_file(bikes), 1e-4, get_mcs("bpsk-1/2"), EncoderConfig(psss="none"))
-    assert len(plan.encoded.plan.frames) == 1 and plan.on_air_planned <= HIGH * plan.on_air_target
-    # Whole bursts: at this MCS one burst is 29 % of the budget, so 3 of them is the closest below.
-    assert plan.on_air_planned >= 0.85 * plan.on_air_target
+    assert 1 <= len(plan.encoded.plan.frames) <= 3
+    assert LOW * plan.on_air_target <= plan.on_air_planned <= HIGH * plan.on_air_target
     assert len(decode_bitstream(plan.encoded.data).frames) == 250
 
 

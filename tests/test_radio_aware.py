@@ -39,7 +39,7 @@ def test_grid_point(snr: float, channel: str, cbr: float, out_dir: str) -> None:
     assert r["frames_out"] == r["frames_in"] == 250
     if cbr == 1e-3:  # the on-air target: every sample the tx emitted for the video
         assert 0.9 * cbr <= r["cbr_on_air"] <= 1.1 * cbr, r["cbr_on_air"]
-    else:  # one bpsk-1/2 burst is 29 % of this budget: whole bursts land within 15 %
+    else:  # a one-codeword bpsk-1/2 burst is 29 % of this budget: whole bursts land within 15 %
         assert 0.85 * cbr <= r["cbr_on_air"] <= 1.1 * cbr, r["cbr_on_air"]
     assert r["psnr_db"] > 11.0  # a recognisable picture even at CBR 1e-4 and 0 dB
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from lgvsc_phy.framing import OVERHEAD_BYTES
 from lgvsc_phy.link import Link
 from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
 from lgvsc_phy.protection import Protection
@@ -60,7 +61,7 @@ def probe_link(link: Link, check: Callable[[], None] | None = None) -> Probe:
     selective fading, unlike a plain SNR: 64qam-5/6 fails at 20 dB on our multipath profile
     (effective SNR 18.6 dB) where 64qam-3/4 gets through."""
     mcs = get_mcs(PROBE_MCS)
-    data = os.urandom(mcs.max_stream_bytes_per_pdu)
+    data = os.urandom(mcs.codec().max_payload(1) - OVERHEAD_BYTES)  # one codeword is enough to measure
     res = link.transfer(data, Protection.uniform(mcs), stream_id=PROBE_STREAM_ID, idle_timeout_s=1.0,
                         deadline_s=15.0, check=check)
     if res.fault:  # nothing of the video was sent yet: nothing to keep
