@@ -19,11 +19,17 @@ class Constellation:
     def bits_per_symbol(self) -> int:
         return int(np.log2(len(self.points)))
 
+    @cached_property
+    def _points64(self) -> np.ndarray:
+        return np.asarray(self.points, dtype=np.complex64)
+
     def map(self, bits: np.ndarray) -> np.ndarray:
         """Bits (LSB-first groups) -> complex symbols."""
-        groups = np.asarray(bits, dtype=np.int64).reshape(-1, self.bits_per_symbol)
-        values = groups @ (1 << np.arange(self.bits_per_symbol))
-        return np.asarray(self.points, dtype=np.complex64)[values]
+        groups = np.asarray(bits, dtype=np.uint8).reshape(-1, self.bits_per_symbol)
+        values = groups[:, 0].copy()
+        for i in range(1, self.bits_per_symbol):  # at most 6: cheaper than an integer matmul
+            values |= groups[:, i] << i
+        return self._points64[values]
 
     @cached_property
     def axes(self) -> tuple[int, np.ndarray, np.ndarray] | None:

@@ -92,7 +92,7 @@ class Mcs:
 # tools/bench_phy.py (600 PDUs a point, 2026-11-26; refresh from its JSON). `auto` picks the
 # fastest MCS whose threshold plus AUTO_MARGIN_DB the channel meets.
 THRESHOLD_DB = {
-    "bpsk-1/2": -1.1, "bpsk-2/3": 0.6, "bpsk-3/4": 1.5, "bpsk-5/6": 2.7,
+    "bpsk-1/2": -1.0, "bpsk-2/3": 0.6, "bpsk-3/4": 1.6, "bpsk-5/6": 2.9,  # two codewords a PDU
     "qpsk-1/2": 1.7, "qpsk-2/3": 3.6, "qpsk-3/4": 4.7, "qpsk-5/6": 5.8,
     "16qam-1/2": 7.0, "16qam-2/3": 9.6, "16qam-3/4": 10.8, "16qam-5/6": 12.2,
     "64qam-1/2": 11.6, "64qam-2/3": 14.8, "64qam-3/4": 16.2, "64qam-5/6": 17.9,
