@@ -87,6 +87,13 @@ class Layout:
                 + images)
 
 
+def _useful_count(count: int, cuts: int) -> int:
+    """Two keyframes sit at the clip's two ends: across several shot cuts they predict nothing
+    in between, and one typical keyframe held does better (bikes, 5 cuts, at 430 B: 12.1 dB
+    against 13.3 dB)."""
+    return 1 if count == 2 and cuts > 1 else count
+
+
 def plan_layout(budget: int | None, count: int, cuts: int, header_bytes: int, psss: bool) -> tuple[Layout, int]:
     """Keyframe count, redundancy and bytes per image that fit ``budget``."""
     if budget is None:
@@ -104,7 +111,7 @@ def plan_layout(budget: int | None, count: int, cuts: int, header_bytes: int, ps
         if count <= floor:
             need = layout.overhead + count * MIN_IMAGE_BYTES
             raise EncoderError(f"byte budget {budget} is below the minimum of {need} bytes for this video")
-        count -= 1
+        count = _useful_count(count - 1, cuts)
 
 
 CALM_CHANGE = 0.005  # mean per-frame thumbnail change of a calm clip (bigbuckbunny: 0.0049)
@@ -127,7 +134,7 @@ def keyframe_count(info: VideoInfo, config: EncoderConfig, change: float = CALM_
     target = config.bytes_per_keyframe * (CALM_CHANGE / max(change, CALM_CHANGE)) ** 0.6
     target = float(np.clip(target * math.sqrt(per_second / 1500), MIN_IMAGE_BYTES, 6000))
     count = max(round(config.byte_budget / target), min(shots, config.byte_budget // SHOT_KEYFRAME_BYTES))
-    return int(np.clip(count, min(2, info.frames), ceiling))
+    return _useful_count(int(np.clip(count, min(2, info.frames), ceiling)), shots - 1)
 
 
 @dataclass(frozen=True)
