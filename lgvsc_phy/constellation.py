@@ -66,8 +66,8 @@ class Constellation:
                     one = (values >> i) & 1 == 1
                     out[:, first + i] = (dist[:, one].min(axis=1) - dist[:, ~one].min(axis=1)) / nv
             return out.reshape(-1)
-        pts = np.asarray(self.points, dtype=np.complex64)
-        dist = np.abs(np.asarray(symbols, dtype=np.complex64)[:, None] - pts[None, :]) ** 2  # (S, M)
+        pts = self._points64
+        dist = np.abs(symbols[:, None] - pts[None, :]) ** 2  # (S, M)
         values = np.arange(len(pts))
         out = np.empty((dist.shape[0], self.bits_per_symbol), dtype=np.float32)
         for i in range(self.bits_per_symbol):

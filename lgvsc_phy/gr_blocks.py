@@ -190,9 +190,9 @@ class OfdmReceiver(gr.sync_block):
         gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
         self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold)
         self.decoding = FrameDecoding(max_iter) if decode else None
-        # The receiver and the decoder are Python blocks on their own scheduler threads; with
-        # the default 5 ms GIL switch interval a waiting thread can lose 5 ms per burst, which
-        # intermittently slowed the chain tenfold. Hand over the GIL sooner in this process.
+        # Without ``decode`` the receiver and the decoder are Python blocks on their own scheduler
+        # threads; with the default 5 ms GIL switch interval a waiting thread can lose 5 ms per
+        # burst, which intermittently slowed the chain tenfold. Hand over the GIL sooner.
         sys.setswitchinterval(min(sys.getswitchinterval(), 5e-4))
         decode_header(np.zeros(CODED_BITS))  # load the compiled Viterbi and receiver loops before samples flow
         ofdm_kernels.warm_up()
@@ -204,7 +204,7 @@ class OfdmReceiver(gr.sync_block):
         for burst in self.receiver.feed(input_items[0]):
             self.detected += 1
             meta = {"start": burst.start, "seq": burst.seq, "mcs": burst.mcs, "cfo": burst.cfo,
-                    "snr_db": burst.snr_db, "esnr_db": burst.esnr_db, "csi": burst.csi.astype(np.float32)}
+                    "snr_db": burst.snr_db, "esnr_db": burst.esnr_db, "csi": np.asarray(burst.csi, np.float32)}
             stats = {"bursts": self.detected, "header_fail": self.receiver.headers_failed}
             if self.decoding is None:
                 self.message_port_pub(OUT, _to_pmt(meta, burst.symbols.astype(np.complex64)))
@@ -217,6 +217,14 @@ class OfdmReceiver(gr.sync_block):
         return len(input_items[0])
 
 
+def _connect_stage(hier: gr.hier_block2, stage: gr.basic_block | None) -> None:
+    """Wire a complex in -> out hier block through ``stage``, or through a plain copy when the
+    stage is off (a disabled impairment costs nothing then)."""
+    from gnuradio import blocks
+
+    hier.connect(hier, stage if stage is not None else blocks.copy(gr.sizeof_gr_complex), hier)
+
+
 class ProfileFading(gr.hier_block2):
     """The fading stage of a channel profile: GNU Radio's flat ``fading_model`` (Rayleigh, or
     Rician with line of sight and K factor) for the fading profiles, a plain copy otherwise,
@@ -225,13 +233,12 @@ class ProfileFading(gr.hier_block2):
     def __init__(self, profile: str = "awgn", doppler: float = 1e-5, k_factor: float = 4.0, seed: int = 0) -> None:
         gr.hier_block2.__init__(self, "lgvsc_profile_fading", gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
-        from gnuradio import blocks, channels
+        from gnuradio import channels
 
+        stage = None
         if fading_on(profile):
             stage = channels.fading_model(8, float(doppler), bool(rician(profile)), float(k_factor), int(seed))
-        else:
-            stage = blocks.copy(gr.sizeof_gr_complex)
-        self.connect(self, stage, self)
+        _connect_stage(self, stage)
 
 
 class PhaseNoise(gr.hier_block2):
@@ -241,10 +248,6 @@ class PhaseNoise(gr.hier_block2):
     def __init__(self, noise_mag: float = 0.0, alpha: float = 0.1) -> None:
         gr.hier_block2.__init__(self, "lgvsc_phase_noise", gr.io_signature(1, 1, gr.sizeof_gr_complex),
                                 gr.io_signature(1, 1, gr.sizeof_gr_complex))
-        from gnuradio import blocks, channels
+        from gnuradio import channels
 
-        if noise_mag > 0:
-            stage = channels.phase_noise_gen(float(noise_mag), float(alpha))
-        else:
-            stage = blocks.copy(gr.sizeof_gr_complex)
-        self.connect(self, stage, self)
+        _connect_stage(self, channels.phase_noise_gen(float(noise_mag), float(alpha)) if noise_mag > 0 else None)
