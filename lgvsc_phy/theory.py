@@ -42,31 +42,43 @@ def uncoded_ber(constellation: Constellation, esn0_db: float | np.ndarray) -> np
 
 
 def information_density_stats(constellation: Constellation, esn0_db: float, samples: int = 40000,
-                              seed: int = 0) -> tuple[float, float]:
-    """(capacity C, dispersion V) in bits per channel use for uniform inputs, by Monte Carlo."""
+                              seed: int = 0, carrier_gains: np.ndarray | None = None) -> tuple[float, float]:
+    """(capacity C, dispersion V) in bits per channel use for uniform inputs, by Monte Carlo.
+
+    ``carrier_gains`` (power gains |H_k|^2, known to the receiver) makes it the static
+    frequency-selective channel an OFDM block sees: its symbols spread evenly over the carriers,
+    so C is the mean of the carriers' capacities and, the carrier of each symbol being fixed,
+    V the mean of their dispersions (not the variance over all symbols, which would add the
+    spread of the carriers' capacities).
+    """
     rng = np.random.default_rng(seed)
     pts = np.asarray(constellation.points)
-    noise_var = 10 ** (-esn0_db / 10)
-    x = pts[rng.integers(0, len(pts), samples)]
-    y = x + np.sqrt(noise_var / 2) * (rng.standard_normal(samples) + 1j * rng.standard_normal(samples))
-    d = -np.abs(y[:, None] - pts[None, :]) ** 2 / noise_var  # log-likelihoods up to a constant
+    gains = np.ones(1) if carrier_gains is None else np.asarray(carrier_gains, dtype=float)
+    per_carrier = max(1, samples // gains.size)
+    noise_var = (10 ** (-esn0_db / 10) / gains)[None, :]  # after equalization, per carrier
+    shape = (per_carrier, gains.size)
+    x = pts[rng.integers(0, len(pts), shape)]
+    y = x + np.sqrt(noise_var / 2) * (rng.standard_normal(shape) + 1j * rng.standard_normal(shape))
+    d = -np.abs(y[..., None] - pts) ** 2 / noise_var[..., None]  # log-likelihoods up to a constant
     own = -np.abs(y - x) ** 2 / noise_var
-    top = d.max(axis=1)
-    log_mix = top + np.log(np.exp(d - top[:, None]).mean(axis=1))
+    top = d.max(axis=-1)
+    log_mix = top + np.log(np.exp(d - top[..., None]).mean(axis=-1))
     density = (own - log_mix) / np.log(2)
-    return float(density.mean()), float(density.var())
+    return float(density.mean()), float(density.var(axis=0).mean())
 
 
 def normal_approximation_snr_db(constellation: Constellation, block_bits: int, rate: float, error_rate: float,
-                                lo_db: float = -10.0, hi_db: float = 30.0) -> float:
+                                lo_db: float = -10.0, hi_db: float = 30.0,
+                                carrier_gains: np.ndarray | None = None) -> float:
     """Es/N0 at which a code of ``block_bits`` coded bits and ``rate`` can reach ``error_rate``:
-    n C - sqrt(n V) Q^-1(eps) + log2(n) / 2 = k, with n channel uses (complex symbols)."""
+    n C - sqrt(n V) Q^-1(eps) + log2(n) / 2 = k, with n channel uses (complex symbols); over
+    AWGN, or over the static carriers ``carrier_gains`` (see ``information_density_stats``)."""
     n = block_bits / constellation.bits_per_symbol
     k = block_bits * rate
     q = norm.isf(error_rate)
 
     def achievable(snr_db: float) -> float:
-        c, v = information_density_stats(constellation, snr_db)
+        c, v = information_density_stats(constellation, snr_db, carrier_gains=carrier_gains)
         return n * c - np.sqrt(n * v) * q + 0.5 * np.log2(n)
 
     for _ in range(40):  # bisection; common random numbers keep achievable() monotone
