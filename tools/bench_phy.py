@@ -7,10 +7,10 @@ beside the normal-approximation bound for the same block length, rate and conste
 (``bound_db``, per-codeword error rate chosen so that a PDU of that MCS fails 1 % of the time);
 uncoded (pre-FEC) BER per modulation beside exact theory; the same SNR figure for qpsk-1/2
 under CFO and multipath, the multipath cost beside what it costs an ideal receiver
-(``ideal_cost_db``) and the bound itself (``bound_cost_db``); and throughputs measured in this run: the whole chain
-(``chain_msps``), our LDPC decoder (``ldpc_decode_mbps``, batched and per burst) and GNU
-Radio's stock ``fec.ldpc_decoder`` on the same code, SNR and iteration limit
-(``stock_ldpc_decode_mbps``). PNG plots go next to the JSON.
+(``ideal_cost_db``) and the bound itself (``bound_cost_db``); and throughputs measured in
+this run: the whole chain (``chain_msps``), our LDPC decoder (``ldpc_decode_mbps``, batched
+and per burst) and GNU Radio's stock ``fec.ldpc_decoder`` on the same code, SNR and
+iteration limit (``stock_ldpc_decode_mbps``). PNG plots go next to the JSON.
 """
 
 from __future__ import annotations
