@@ -284,13 +284,16 @@ def select_keyframes_psss_from(change: np.ndarray, model_thumbs: np.ndarray, fra
     else:
         keys, _ = psss_keyframes_for_count(candidates, scores, max(count, min(2, total)), cut_set)
         if len(keys) < count:
-            keys = _fill_by_error(model_thumbs, keys, cuts, count)
+            keys = _fill_by_error(model_thumbs, keys, cuts, count, candidates)
     plan = KeyframePlan(sorted(set(keys)), cuts, change)
     p_prev = [1.0] + [scores.p_yes(a, b) for a, b in zip(plan.frames[:-1], plan.frames[1:], strict=True)]
     return plan, p_prev
 
 
-def _fill_by_error(model_thumbs: np.ndarray, keys: list[int], cuts: list[int], count: int) -> list[int]:
-    """Add keyframes where the decoder's error model gains most, keeping the given ones."""
+def _fill_by_error(model_thumbs: np.ndarray, keys: list[int], cuts: list[int], count: int,
+                   candidates: list[int]) -> list[int]:
+    """Add keyframes where the decoder's error model gains most, keeping the given ones. Only
+    ``candidates`` qualify: they are the frames PSSS was given to score (the caller collects
+    no others), so every keyframe gets its P(Yes) against the previous one."""
     total = len(model_thumbs)
-    return _greedy(_ErrorModel(model_thumbs), shot_ranges(cuts, total), keys, set(range(total)), count)
+    return _greedy(_ErrorModel(model_thumbs), shot_ranges(cuts, total), keys, set(candidates), count)

@@ -72,3 +72,16 @@ def tiny_mllm(tmp_path_factory: pytest.TempPathFactory) -> str:
     from tiny_models import build_tiny_llava
 
     return str(build_tiny_llava(tmp_path_factory.mktemp("llava")))
+
+
+@pytest.fixture(scope="session")
+def heldout_clip(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a factory
+    """``heldout_clip(name)``: a clip of tools/heldout_corpus.py, built on first use (seconds)."""
+    from tools.heldout_corpus import build_corpus
+
+    directory = tmp_path_factory.mktemp("heldout")
+
+    def clip(name: str) -> Path:
+        return build_corpus(directory, [name]).clips[name]
+
+    return clip

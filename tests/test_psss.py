@@ -78,3 +78,21 @@ def test_budget_mode_fits_the_count(bikes_frames: np.ndarray) -> None:
         plan, _ = select_keyframes_psss(bikes_frames, 25.0, count, ClassicalPsss())
         assert len(plan.frames) == count and plan.frames[0] == 0 and plan.frames[-1] == 249
     assert candidate_frames(250, 25.0, [30])[:4] == [0, 5, 10, 15] and 30 in candidate_frames(250, 25.0, [31])
+
+
+def test_budget_fill_keeps_to_the_frames_psss_scored(heldout_clip) -> None:  # noqa: ANN001
+    """The encoder collects only the candidate frames (every 0.2 s, and cuts) for PSSS; a budget
+    fill that picked any other frame had no picture to score (KeyError on a held-out clip)."""
+    from semantic.analysis import analyse
+    from semantic.keyframes import select_keyframes_psss_from
+
+    path = heldout_clip("photo_pan_cut")  # 320x240, 24 fps, 144 frames, a hard cut at 72
+    video = read_video(path)
+    analysis = analyse(iter(video.frames), video.fps)
+    candidates = candidate_frames(len(video.frames), float(video.fps), analysis.cuts)
+    collected = {t: video.frames[t] for t in candidates}
+    for count in (12, 20, len(candidates)):
+        plan, p_prev = select_keyframes_psss_from(analysis.change, analysis.model_thumbs, collected,
+                                                  float(video.fps), count, ClassicalPsss())
+        assert set(plan.frames) <= set(candidates) and len(plan.frames) == count
+        assert len(p_prev) == count
