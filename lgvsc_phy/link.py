@@ -338,11 +338,13 @@ def accept_message(got: Reassembly, msg: bytes, stream_id: int | None = None) ->
 def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 120.0,
                    check: Callable[[], None] | None = None,
                    on_pdu: Callable[[LinkPdu], None] | None = None,
-                   stop: threading.Event | None = None) -> ReceivedStream:
-    """Collect one stream's PDUs: until complete, ``idle_timeout_s`` after the last arrival,
-    or ``deadline_s`` (waiting for the first PDU counts against the deadline only); a fault
-    (``check`` raising) or ``stop`` ends it early with what arrived and ``fault`` set.
-    ``on_pdu`` sees each new PDU of the stream as it arrives (to decode while receiving)."""
+                   stop: threading.Event | None = None,
+                   first_pdu_timeout_s: float | None = None) -> ReceivedStream:
+    """Collect one stream's PDUs: until complete, ``idle_timeout_s`` of silence (counted from
+    the call, then from each arrival; before the first PDU ``first_pdu_timeout_s`` when given,
+    for a sender that starts later), or ``deadline_s``; a fault (``check`` raising) or ``stop``
+    ends it early with what arrived and ``fault`` set. ``on_pdu`` sees each new PDU of the
+    stream as it arrives (to decode while receiving)."""
     t0 = time.monotonic()
     got = Reassembly(None, 0, {})
     metas: list[dict] = []
@@ -353,7 +355,8 @@ def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 
         if fault:
             break
         now = time.monotonic()
-        if now - t0 > deadline_s or (last is not None and now - last > idle_timeout_s):
+        silence = idle_timeout_s if last is not None or first_pdu_timeout_s is None else first_pdu_timeout_s
+        if now - t0 > deadline_s or now - (last if last is not None else t0) > silence:
             break
         link._drain_stats()
         try:
