@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from fractions import Fraction
 
+import numpy as np
+
 MAGIC = b"LGVS"
 VERSION = 1
 SYNC = b"\xa5\x5a"
@@ -169,3 +171,60 @@ def unpack_timing(payload: bytes) -> tuple[list[int], list[int]]:
     if count > len(values):
         raise BitstreamError("timing segment lists more keyframes than it holds")
     return values[:count], values[count:]
+
+
+# Segment payloads: every layout is packed and parsed here and nowhere else. Parsers of float
+# and byte arrays are lenient (a trailing partial value is dropped), as the decoder always was:
+# a CRC-valid segment never makes one tool fail where another reads it.
+
+_KEYFRAME_PREFIX = struct.Struct(">IHH")
+KEYFRAME_PREFIX = _KEYFRAME_PREFIX.size
+
+
+@dataclass(frozen=True)
+class KeyframeImage:
+    """A KEYFRAME_IMAGE payload: source frame index, coded size, image bytes."""
+
+    frame: int
+    width: int
+    height: int
+    data: bytes
+
+    def pack(self) -> bytes:
+        return _KEYFRAME_PREFIX.pack(self.frame, self.width, self.height) + self.data
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> KeyframeImage:
+        if len(payload) < KEYFRAME_PREFIX:
+            raise BitstreamError(f"keyframe payload of {len(payload)} bytes is shorter than its {KEYFRAME_PREFIX}-byte "
+                                 "prefix")
+        frame, width, height = _KEYFRAME_PREFIX.unpack_from(payload)
+        return cls(frame, width, height, payload[KEYFRAME_PREFIX:])
+
+
+def pack_motion(magnitudes: list[float]) -> bytes:
+    return np.asarray(magnitudes, dtype=">f2").tobytes()
+
+
+def unpack_motion(payload: bytes) -> list[float]:
+    """Mean motion per keyframe interval (pixels/frame)."""
+    return [float(v) for v in np.frombuffer(payload[: len(payload) // 2 * 2], dtype=">f2")]
+
+
+def pack_pan(pan: list[tuple[float, float]]) -> bytes:
+    return np.asarray(pan, dtype=">f2").reshape(-1).tobytes()
+
+
+def unpack_pan(payload: bytes) -> list[tuple[float, float]]:
+    """Dominant motion (dx, dy) per keyframe interval (pixels/frame)."""
+    pairs = np.frombuffer(payload[: len(payload) // 4 * 4], dtype=">f2").reshape(-1, 2)
+    return [(float(dx), float(dy)) for dx, dy in pairs]
+
+
+def pack_psss(p_previous: list[float]) -> bytes:
+    return bytes(round(255 * min(max(p, 0.0), 1.0)) for p in p_previous)
+
+
+def unpack_psss(payload: bytes) -> list[float]:
+    """Each keyframe's P(Yes) against the previous keyframe."""
+    return [b / 255 for b in payload]

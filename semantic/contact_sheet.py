@@ -3,14 +3,13 @@ description of the interval it opens."""
 
 from __future__ import annotations
 
-import struct
 import textwrap
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
 
-from semantic.bitstream import SegmentType, parse_stream
+from semantic.bitstream import BitstreamError, KeyframeImage, SegmentType, parse_stream, unpack_psss
 from semantic.image_codec import decode_image
 from semantic.text_codec import decompress_text
 
@@ -25,20 +24,21 @@ def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
     parsed = parse_stream(data)
     header = parsed.header
     if header is None:
-        raise ValueError("bitstream has no intact stream header")
+        raise BitstreamError("bitstream has no intact stream header")
     psss = parsed.of_type(SegmentType.PSSS)
-    p_prev = [b / 255 for b in psss[0].payload] if psss else []
+    p_prev = unpack_psss(psss[0].payload) if psss else []
     texts = {seg.index: decompress_text(seg.payload) or "" for seg in parsed.of_type(SegmentType.TEXT)}
     caption_h = CAPTION + (TEXT_LINES * LINE if texts else 0)
     tile_h = max(16, round(TILE_WIDTH * header.height / header.width))
     tiles = []
     for seg in sorted(parsed.of_type(SegmentType.KEYFRAME_IMAGE), key=lambda s: s.index):
-        frame, w, h = struct.unpack_from(">IHH", seg.payload)
         try:
-            image = decode_image(seg.payload[8:], TILE_WIDTH, tile_h)
-        except ValueError:
-            continue
-        caption = f"#{seg.index} frame {frame}  {frame / float(header.fps):.2f} s\n{len(seg.payload) - 8} B, {w}x{h}"
+            keyframe = KeyframeImage.unpack(seg.payload)
+            image = decode_image(keyframe.data, TILE_WIDTH, tile_h)
+        except (BitstreamError, ValueError):
+            continue  # unusable keyframes are left out, as the decoder leaves them
+        frame, w, h = keyframe.frame, keyframe.width, keyframe.height
+        caption = f"#{seg.index} frame {frame}  {frame / float(header.fps):.2f} s\n{len(keyframe.data)} B, {w}x{h}"
         if seg.index < len(p_prev) and seg.index:
             caption += f", PSSS {p_prev[seg.index]:.2f}"
         if texts.get(seg.index):  # the description of the interval this keyframe opens

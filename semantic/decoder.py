@@ -11,7 +11,6 @@ at the right size, length and rate.
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,11 +20,14 @@ import numpy as np
 
 from semantic.bitstream import (
     BitstreamError,
+    KeyframeImage,
     ParsedStream,
     Segment,
     SegmentType,
     StreamHeader,
     parse_stream,
+    unpack_motion,
+    unpack_pan,
     unpack_timing,
 )
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings, DiffusionTween, prompt_for
@@ -86,18 +88,20 @@ class DecodedVideo:
 def keyframe_of(seg: Segment, header: StreamHeader) -> Keyframe | str:
     """The keyframe a KEYFRAME_IMAGE segment carries, or why it is unusable. Its image is decoded
     once here, at its small coded size, so a keyframe that passes cannot fail later."""
-    if len(seg.payload) < 8:
-        return f"keyframe segment {seg.index} too short"
-    frame, coded_w, coded_h = struct.unpack_from(">IHH", seg.payload)
+    try:
+        image = KeyframeImage.unpack(seg.payload)
+    except BitstreamError as exc:
+        return f"keyframe segment {seg.index}: {exc}"
+    frame, coded_w, coded_h = image.frame, image.width, image.height
     if frame >= header.frames:
         return f"keyframe segment {seg.index} points past the last frame"
     if not (0 < coded_w <= max(header.width, MIN_SIDE) and 0 < coded_h <= max(header.height, MIN_SIDE)):
         return f"keyframe segment {seg.index} claims {coded_w}x{coded_h} in a {header.width}x{header.height} video"
     try:
-        decode_image(seg.payload[8:], coded_w, coded_h)
+        decode_image(image.data, coded_w, coded_h)
     except ValueError as exc:
         return f"keyframe segment {seg.index}: {exc}"
-    return Keyframe(frame, seg.payload[8:], header.width, header.height)
+    return Keyframe(frame, image.data, header.width, header.height)
 
 
 def received_keyframes(parsed: ParsedStream, header: StreamHeader) -> tuple[list[Keyframe], list[str]]:
@@ -332,10 +336,9 @@ def side_info(segments: list[Segment], plan: list[int] | None = None, notes: lis
                 notes.append(str(exc))
     magnitude, pan = [], []
     if (seg := first(SegmentType.MOTION)) is not None:
-        magnitude = [float(v) for v in np.frombuffer(seg.payload[: len(seg.payload) // 2 * 2], dtype=">f2")]
+        magnitude = unpack_motion(seg.payload)
     if (seg := first(SegmentType.PAN)) is not None:
-        pairs = np.frombuffer(seg.payload[: len(seg.payload) // 4 * 4], dtype=">f2").reshape(-1, 2)
-        pan = [(float(dx), float(dy)) for dx, dy in pairs]
+        pan = unpack_pan(seg.payload)
     texts = {seg.index: decompress_text(seg.payload) for seg in segments if seg.type == SegmentType.TEXT}
     return SideInfo(cuts, plan if plan is not None else expected, magnitude, pan,
                     {i: t for i, t in texts.items() if t})

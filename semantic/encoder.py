@@ -4,7 +4,6 @@ header."""
 from __future__ import annotations
 
 import math
-import struct
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
@@ -14,7 +13,19 @@ import cv2
 import numpy as np
 
 from semantic.analysis import Analysis, analyse
-from semantic.bitstream import SEGMENT_OVERHEAD, Segment, SegmentType, StreamHeader, pack_stream, pack_timing
+from semantic.bitstream import (
+    KEYFRAME_PREFIX,
+    SEGMENT_OVERHEAD,
+    KeyframeImage,
+    Segment,
+    SegmentType,
+    StreamHeader,
+    pack_motion,
+    pack_pan,
+    pack_psss,
+    pack_stream,
+    pack_timing,
+)
 from semantic.describe import Describer, IntervalView, get_describer
 from semantic.image_codec import CodedImage, encode_image
 from semantic.keyframes import (
@@ -27,7 +38,6 @@ from semantic.psss import get_psss
 from semantic.text_codec import compress_text
 from semantic.video_io import Video, VideoInfo, iter_frames, probe_fps
 
-IMAGE_PREFIX = 8  # frame index u32 + coded width u16 + height u16 ahead of the image bytes
 KEYFRAME_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
 MIN_IMAGE_BYTES = 100  # a WebP/AVIF thumbnail still says something at this size
 
@@ -82,7 +92,7 @@ class Layout:
         timing = SEGMENT_OVERHEAD + 2 + 4 * (self.keyframes + self.cuts)
         motion = 2 * SEGMENT_OVERHEAD + 6 * max(self.keyframes - 1, 0)  # magnitude and pan
         psss = SEGMENT_OVERHEAD + self.keyframes if self.psss else 0
-        images = self.keyframes * (SEGMENT_OVERHEAD + IMAGE_PREFIX)
+        images = self.keyframes * (SEGMENT_OVERHEAD + KEYFRAME_PREFIX)
         return (self.header_bytes * (1 + self.trailing_header) + timing * (1 + self.repeat_timing) + motion + psss
                 + images)
 
@@ -267,14 +277,14 @@ def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis
     timing = Segment(SegmentType.KEYFRAME_TIMING, 0, pack_timing(plan.frames, cuts))
     # What every output frame depends on goes first (the link may protect this prefix more),
     # the keyframe images after it, and the redundant copies at the very end.
-    segments = [timing, Segment(SegmentType.MOTION, 0, np.asarray(motion, dtype=">f2").tobytes()),
-                Segment(SegmentType.PAN, 0, np.asarray(pan, dtype=">f2").reshape(-1).tobytes())]
+    segments = [timing, Segment(SegmentType.MOTION, 0, pack_motion(motion)),
+                Segment(SegmentType.PAN, 0, pack_pan(pan))]
     segments += text_segments
     if p_prev and layout.psss:
-        segments.append(Segment(SegmentType.PSSS, 0, bytes(round(255 * p) for p in p_prev)))
+        segments.append(Segment(SegmentType.PSSS, 0, pack_psss(p_prev)))
     critical_bytes = len(header.pack()) + sum(len(seg.pack()) for seg in segments)
     segments += [
-        Segment(SegmentType.KEYFRAME_IMAGE, i, struct.pack(">IHH", t, img.width, img.height) + img.data)
+        Segment(SegmentType.KEYFRAME_IMAGE, i, KeyframeImage(t, img.width, img.height, img.data).pack())
         for i, (t, img) in enumerate(zip(plan.frames, images, strict=True))
     ]
     if layout.repeat_timing:

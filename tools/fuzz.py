@@ -161,8 +161,9 @@ def _forge_segment(data: bytes, rng: np.random.Generator) -> bytes:
         SegmentType.KEYFRAME_TIMING: lambda: struct.pack(">H", int(rng.choice([0, 3, 65535])))
         + np.array(rng.integers(0, 2**32, int(rng.integers(0, 12))), dtype=">u4").tobytes(),
         SegmentType.MOTION: lambda: np.array(rng.choice([np.nan, np.inf, -np.inf, 65504.0, -1.0, 3.0], 6),
-                                             dtype=">f2").tobytes(),
-        SegmentType.PAN: lambda: np.array(rng.choice([np.nan, np.inf, -65504.0, 2.0], 8), dtype=">f2").tobytes(),
+                                             dtype=">f2").tobytes() + rng.bytes(int(rng.integers(0, 2))),
+        SegmentType.PAN: lambda: np.array(rng.choice([np.nan, np.inf, -65504.0, 2.0], 8), dtype=">f2").tobytes()
+        + rng.bytes(int(rng.integers(0, 4))),  # odd lengths: every reader must take what the decoder takes
         SegmentType.PSSS: lambda: rng.bytes(int(rng.integers(0, 40))),
         SegmentType.TEXT: lambda: rng.bytes(int(rng.integers(0, 100))),
     }
@@ -209,9 +210,13 @@ def mutate_stream(data: bytes, rng: np.random.Generator) -> tuple[bytes, list[st
 
 
 def check_stream(data: bytes) -> str:
-    """'decoded' or 'no-header'; raises on any failure of the receiver's promises."""
+    """'decoded' or 'no-header'; raises on any failure of the receiver's promises, and when
+    `inspect` cannot read what the decoder takes."""
     from semantic.bitstream import parse_stream
     from semantic.decoder import DecoderError, decode_bitstream
+    from semantic.inspection import format_inspection, inspect_stream
+
+    format_inspection(inspect_stream(data))
 
     header = parse_stream(data).header
     try:
