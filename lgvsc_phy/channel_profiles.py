@@ -28,9 +28,13 @@ def names() -> tuple[str, ...]:
     return tuple(PROFILES)
 
 
+class ChannelError(ValueError):
+    pass
+
+
 def profile(name: str) -> Profile:
     if name not in PROFILES:
-        raise ValueError(f"unknown channel profile {name!r}; known: {', '.join(PROFILES)}")
+        raise ChannelError(f"unknown channel profile {name!r}; known: {', '.join(PROFILES)}")
     return PROFILES[name]
 
 
@@ -52,7 +56,7 @@ def taps(name: str, timing_offset: float = 0.0) -> list[complex]:
     h[list(p.delays)] = 10 ** (np.asarray(p.powers_db) / 20) * phases
     if timing_offset:
         if not 0 <= timing_offset < 1:
-            raise ValueError(f"timing offset {timing_offset} is not a fraction of a sample in [0, 1)")
+            raise ChannelError(f"timing offset {timing_offset} is not a fraction of a sample in [0, 1)")
         h = np.convolve(h, fractional_delay(timing_offset))
     h /= np.sqrt(np.sum(np.abs(h) ** 2))
     return [complex(x) for x in h]

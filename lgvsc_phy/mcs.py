@@ -118,11 +118,15 @@ MCS_TABLE: dict[str, Mcs] = _table()
 MCS_BY_INDEX: dict[int, Mcs] = {m.index: m for m in MCS_TABLE.values()}
 
 
+class McsError(ValueError):
+    pass
+
+
 def get_mcs(name: str) -> Mcs:
     try:
         return MCS_TABLE[name]
-    except KeyError:
-        raise KeyError(f"unknown MCS {name!r}; known: {', '.join(MCS_TABLE)}, auto") from None
+    except (KeyError, TypeError):
+        raise McsError(f"unknown MCS {name!r}; known: {', '.join(MCS_TABLE)}, auto") from None
 
 
 def auto_mcs(snr_db: float) -> Mcs:

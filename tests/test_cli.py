@@ -103,9 +103,9 @@ def test_send_and_receive_over_zmq_iq(bikes: Path, tmp_path: Path, base_port: in
     out, report = tmp_path / "r.mp4", tmp_path / "r.json"
     rx_port, tx_port = base_port, base_port + 10
     receiver = subprocess.Popen([*LGVSC, "receive", "-o", str(out), "--base-port", str(rx_port), "--iq-in",
-                                 f"tcp://127.0.0.1:{tx_port + 1}", "--timeout", "3", "--deadline", "90",
-                                 "--report", str(report)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                text=True)
+                                 f"tcp://127.0.0.1:{tx_port + 1}", "--timeout", "3", "--wait-first", "60",
+                                 "--deadline", "90", "--report", str(report)], cwd=ROOT, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
     try:
         sent = lgvsc("send", bikes, "--base-port", tx_port, "--max-frames", 50, "--mcs", "qpsk-3/4")
         assert sent.returncode == 0, sent.stderr
@@ -126,3 +126,56 @@ def test_missing_usrp_is_a_one_line_error_within_seconds(command: str, bikes: Pa
     assert time.monotonic() - t0 < 20
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "no USRP found" in r.stderr and "serial=NOPE" in r.stderr
+
+
+def test_receive_with_no_sender_ends_after_its_timeout(tmp_path: Path, base_port: int) -> None:
+    """The silence that ends `receive` counts from the start, not only from the first PDU
+    (before: no sender kept it running until --deadline, 120 s)."""
+    r = lgvsc("receive", "-o", tmp_path / "o.mp4", "--timeout", 3, "--base-port", base_port, timeout=60)
+    assert r.returncode == 2 and "no PDU arrived within 3 s" in r.stderr, r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.mp4").exists()
+
+
+def test_inspect_reads_every_stream_the_decoder_reads(bikes_video, tmp_path: Path) -> None:  # noqa: ANN001
+    """A CRC-valid MOTION segment of odd length: the decoder takes it (dropping the odd byte),
+    so inspect, its text form and the contact sheet must too, with the same values."""
+    from dataclasses import replace
+
+    from semantic.bitstream import SegmentType, pack_stream, parse_stream
+    from semantic.decoder import side_info
+    from semantic.encoder import EncoderConfig, encode_video
+    from semantic.video_io import Video
+
+    clip = Video(bikes_video.frames[:40], bikes_video.fps)
+    parsed = parse_stream(encode_video(clip, EncoderConfig(byte_budget=3000)).data)
+    segments = [replace(s, payload=s.payload + b"\x7f") if s.type == SegmentType.MOTION else s
+                for s in parsed.segments]
+    odd = tmp_path / "odd.lgv"
+    odd.write_bytes(pack_stream(parsed.header, segments))
+    info = json.loads(lgvsc("inspect", odd, "--json").stdout)
+    want = [round(v, 2) for v in side_info(parse_stream(odd.read_bytes()).segments).motion]
+    assert want and info["motion_px_per_frame"] == want
+    for args in (["inspect", odd], ["inspect", odd, "--contact-sheet", tmp_path / "s.png"],
+                 ["decode", odd, "-o", tmp_path / "o.mp4"]):
+        r = lgvsc(*args)
+        assert r.returncode == 0, r.stderr
+
+
+def test_internal_errors_exit_3_in_one_line_and_debug_shows_the_traceback(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, bikes: Path, tmp_path: Path) -> None:
+    """A bug of ours (here a KeyError raised inside the encoder) is not bad input: exit 3, its
+    type and message on one line; --debug, before or after the command, re-raises it."""
+    import tools.cli as cli
+
+    def broken(*_: object, **__: object) -> None:
+        raise KeyError(116)
+
+    monkeypatch.setattr(cli, "encode_source", broken)
+    args = ["encode", str(bikes), "-o", str(tmp_path / "s.lgv"), "--bytes", "3000"]
+    assert cli.main(args) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "internal error" in err and "KeyError: 116" in err and "--debug" in err
+    for argv in (["--debug", *args], [*args, "--debug"]):
+        with pytest.raises(KeyError):
+            cli.main(argv)
+    assert cli.main(["decode", str(tmp_path / "missing.lgv"), "-o", str(tmp_path / "o.mp4")]) == 2

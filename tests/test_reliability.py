@@ -95,7 +95,7 @@ def _pair(tmp_path: Path, send_args: list[object],
     rx_port, tx_port = free_base_port(8), free_base_port(8)
     out = tmp_path / "r.mp4"
     receiver = spawn("receive", "-o", out, "--base-port", rx_port, "--iq-in", f"tcp://127.0.0.1:{tx_port + 1}",
-                     "--deadline", 90, *receive_args)
+                     "--deadline", 90, "--wait-first", 60, *receive_args)
     sender = spawn("send", *send_args, "--base-port", tx_port)
     return receiver, out, sender
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
-import struct
 import sys
 import threading
 import time
@@ -16,22 +16,27 @@ from pathlib import Path
 import numpy as np
 
 from lgvsc_phy import channel_profiles
+from lgvsc_phy.channel_profiles import ChannelError
 from lgvsc_phy.link import LinkError
+from lgvsc_phy.mcs import McsError
 from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
 from lgvsc_phy.zmq_security import CurveClient, CurveServer, IqRelay, SecurityError, bind_warning, make_keys
-from semantic.bitstream import BitstreamError, SegmentType, parse_stream, unpack_timing
+from semantic.bitstream import BitstreamError
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
-from semantic.describe import DescribeError, motion_phrase
-from semantic.diffusion_decoder import DiffusionSettings
+from semantic.describe import DescribeError
+from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings
 from semantic.encoder import EncoderConfig, EncoderError, encode_source
+from semantic.inspection import format_inspection, inspect_stream
 from semantic.metrics import psnr_frames, ssim_frames
-from semantic.text_codec import decompress_text
+from semantic.psss import PsssError
 from semantic.video_io import VideoError, VideoInfo, write_video
 from tools.progress import Progress, progress_source
 
 EXIT_DEGRADED = 4  # the stream ended early (a fault, an interrupt, lost PDUs): what arrived was written
-EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, DescribeError, BitstreamError, FlowgraphError, LinkError,
-                   FileNotFoundError, KeyError, ValueError, OSError)
+EXIT_BAD_INPUT, EXIT_INTERNAL = 2, 3
+# Bad input or a failing environment (exit 2); anything else is a bug of ours (exit 3).
+EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, DescribeError, BitstreamError, PsssError,
+                   DiffusionDecoderError, FlowgraphError, LinkError, SecurityError, McsError, ChannelError, OSError)
 
 
 def _budget(args: argparse.Namespace) -> Callable[[VideoInfo], int] | None:
@@ -53,7 +58,12 @@ def cmd_encode(args: argparse.Namespace) -> int:
     source = progress_source(args.input, args.max_frames)
     config = EncoderConfig(byte_budget=args.bytes, budget_for=_budget(args), keyframes=args.keyframes,
                            describe=args.describe, psss=args.psss, keyframe_mode=args.keyframe_mode)
-    encoded = encode_source(source, config)
+    try:
+        encoded = encode_source(source, config)
+    except EncoderError as exc:
+        if config.budget_for is None:
+            raise
+        raise EncoderError(f"--cbr {args.cbr:g} at {args.mcs} gives this video too few bytes: {exc}") from None
     Path(args.output).write_bytes(encoded.data)
     h = encoded.header
     keys = encoded.plan.frames
@@ -93,69 +103,6 @@ def cmd_decode(args: argparse.Namespace) -> int:
     return 0
 
 
-def inspect_stream(data: bytes) -> dict:
-    parsed = parse_stream(data)
-    h = parsed.header
-    out: dict = {"bytes": len(data), "header_ok": h is not None, "corrupt_regions": parsed.corrupt_regions}
-    if h is not None:
-        out.update(width=h.width, height=h.height, fps=float(h.fps), fps_exact=f"{h.fps.numerator}/{h.fps.denominator}",
-                   frames=h.frames, duration_s=h.frames / float(h.fps), backends=h.backends,
-                   keyframes_declared=h.keyframes)
-    out["keyframes"], out["segments"] = [], []
-    for seg in parsed.segments:
-        out["segments"].append({"type": seg.type.name.lower(), "index": seg.index,
-                                "bytes": len(seg.payload), "crc_ok": True})
-        if seg.type == SegmentType.KEYFRAME_IMAGE and len(seg.payload) >= 8:
-            frame, w, hh = struct.unpack_from(">IHH", seg.payload)
-            out["keyframes"].append({"index": seg.index, "frame": frame, "bytes": len(seg.payload) - 8,
-                                     "coded_size": f"{w}x{hh}",
-                                     "time_s": frame / float(h.fps) if h else None})
-        elif seg.type == SegmentType.KEYFRAME_TIMING and "timing" not in out:
-            try:
-                frames, cuts = unpack_timing(seg.payload)
-                out["timing"] = {"keyframe_frames": frames, "shot_cuts": cuts}
-            except BitstreamError as exc:
-                out["timing"] = {"error": str(exc)}
-        elif seg.type == SegmentType.PSSS:
-            out["psss_vs_previous"] = [round(b / 255, 3) for b in seg.payload]
-        elif seg.type == SegmentType.MOTION:
-            out["motion_px_per_frame"] = [round(float(v), 2) for v in np.frombuffer(seg.payload, dtype=">f2")]
-        elif seg.type == SegmentType.PAN:
-            pan = np.frombuffer(seg.payload[: len(seg.payload) // 4 * 4], dtype=">f2").reshape(-1, 2)
-            out["pan_px_per_frame"] = [[round(float(dx), 2), round(float(dy), 2)] for dx, dy in pan]
-        elif seg.type == SegmentType.TEXT:
-            text = decompress_text(seg.payload)
-            out.setdefault("text", []).append({"interval": seg.index, "text": "<damaged>" if text is None else text})
-    return out
-
-
-def _print_inspection(info: dict) -> None:
-    if not info["header_ok"]:
-        print("stream header: LOST (no intact copy)")
-    else:
-        print(f"LGVSC stream v1: {info['width']}x{info['height']} @ {info['fps_exact']} fps, {info['frames']} frames "
-              f"({info['duration_s']:.2f} s), {info['bytes']} bytes")
-        print("backends: " + ", ".join(f"{k}={v}" for k, v in info["backends"].items()))
-    timing = info.get("timing", {})
-    if "keyframe_frames" in timing:
-        print(f"keyframes at frames {timing['keyframe_frames']}; shot cuts at {timing['shot_cuts'] or 'none'}")
-    motion = info.get("motion_px_per_frame", [])
-    pan = info.get("pan_px_per_frame", [])
-    psss = info.get("psss_vs_previous", [])
-    for kf in info["keyframes"]:
-        t = f"{kf['time_s']:7.2f} s" if kf["time_s"] is not None else "      ?"
-        i = kf["index"]
-        m = f", motion to next {motion[i]:.1f} px/frame" if i < len(motion) else ""
-        m += f" ({motion_phrase(motion[i], tuple(pan[i]))})" if i < min(len(motion), len(pan)) else ""
-        p = f", PSSS vs previous {psss[kf['index']]:.2f}" if kf["index"] < len(psss) and kf["index"] else ""
-        print(f"  keyframe {kf['index']:3d}: frame {kf['frame']:5d} at {t}, WebP {kf['coded_size']}, "
-              f"{kf['bytes']} bytes{p}{m}")
-    for text in info.get("text", []):
-        print(f"  text for interval {text['interval']} (keyframe {text['interval']} to {text['interval'] + 1}): "
-              f"{text['text']}")
-    print(f"segments: {len(info['segments'])} intact, {info['corrupt_regions']} damaged/missing stretch(es)")
-
-
 def cmd_inspect(args: argparse.Namespace) -> int:
     data = Path(args.input).read_bytes()
     info = inspect_stream(data)
@@ -169,7 +116,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(info, indent=2))
     else:
-        _print_inspection(info)
+        print(format_inspection(info))
     return 0
 
 
@@ -354,7 +301,8 @@ def cmd_receive(args: argparse.Namespace) -> int:
     try:
         with Link(LinkAddresses.from_base_port(args.base_port)) as link:
             got = receive_stream(link, args.idle, args.deadline, check=runner.check, stop=stop,
-                                 on_pdu=lambda pdu: stream.add(pdu.offset, pdu.payload))
+                                 on_pdu=lambda pdu: stream.add(pdu.offset, pdu.payload),
+                                 first_pdu_timeout_s=args.wait_first)
         if got.fault:  # said at once; writing the rest of the video may take a while
             print(f"lgvsc receive: {got.fault} after {got.pdus_received}/{got.pdus_total or '?'} PDUs; "
                   "writing what arrived", file=sys.stderr, flush=True)
@@ -367,7 +315,9 @@ def cmd_receive(args: argparse.Namespace) -> int:
             signal.signal(sig, handler)
     writer.join()
     if not got.pdus_received:
-        raise LinkError(got.fault or f"no PDU arrived within {args.deadline:.0f} s")
+        waited = min(args.deadline, args.wait_first if args.wait_first is not None else args.idle)
+        raise LinkError(got.fault or f"no PDU arrived within {waited:g} s (--wait-first waits longer for a sender "
+                                     "that starts later)")
     if "error" in outcome:
         if got.fault:
             raise DecoderError(f"{got.fault}; {outcome['error']}") from None
@@ -407,9 +357,16 @@ def _radio_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="lgvsc", description=__doc__)
-    p.add_argument("--debug", action="store_true", help="show tracebacks instead of one-line errors")
-    sub = p.add_subparsers(dest="command", required=True)
+    p = argparse.ArgumentParser(prog="lgvsc", description=__doc__,
+                                epilog="exit status: 0 done, 2 bad input or environment, 3 internal error (a bug: "
+                                       "rerun with --debug for the traceback), 4 degraded (the stream ended early; "
+                                       "what arrived was written)")
+    debug_help = "show tracebacks instead of one-line errors"
+    p.add_argument("--debug", action="store_true", help=debug_help)
+    # --debug after the command too (lgvsc encode IN -o OUT --debug); SUPPRESS keeps the top-level value
+    debug = argparse.ArgumentParser(add_help=False)
+    debug.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=debug_help)
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_parser_with(debug))
 
     e = sub.add_parser("encode", help="video -> LGVSC bitstream")
     e.add_argument("input", help="any FFmpeg-readable video")
@@ -498,7 +455,10 @@ def build_parser() -> argparse.ArgumentParser:
     rcv.add_argument("-o", "--output", required=True)
     rcv.add_argument("--iq-in", help="ZMQ address to pull IQ from (e.g. tcp://sender:52002)")
     rcv.add_argument("--timeout", "--idle", dest="idle", type=float, default=5.0,
-                     help="end this many seconds after the last PDU (then write what arrived)")
+                     help="end after this many seconds of silence, counted from the start and from each PDU "
+                          "(then write what arrived)")
+    rcv.add_argument("--wait-first", type=float, metavar="S",
+                     help="before the first PDU, wait this long instead of --timeout (a sender started later)")
     rcv.add_argument("--deadline", type=float, default=120.0, help="give up after this many seconds")
     _decoder_args(rcv)
     rcv.add_argument("--report", help="write a JSON report here")
@@ -521,18 +481,36 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("lgvsc: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # stdout closed early (`lgvsc inspect S.lgv | head`): not an error
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except EXPECTED_ERRORS as exc:
         if args.debug:
             raise
-        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        print(f"lgvsc {args.command}: error: {message}", file=sys.stderr)
-        return 2
+        print(f"lgvsc {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     except Exception as exc:  # a bug: still one line unless --debug
         if args.debug:
             raise
-        print(f"lgvsc {args.command}: internal error after {time.monotonic() - t0:.1f} s: "
-              f"{type(exc).__name__}: {exc} (rerun with --debug for the traceback)", file=sys.stderr)
-        return 3
+        print(f"lgvsc {args.command}: internal error after {time.monotonic() - t0:.1f} s: {type(exc).__name__}: "
+              f"{_one_line(exc)} (rerun with --debug for the traceback)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message's first line (a KeyError's without its quotes), or the exception's type."""
+    text = str(exc.args[0]) if len(exc.args) == 1 else str(exc)
+    lines = text.strip().splitlines()
+    return lines[0] if lines else type(exc).__name__
+
+
+def _parser_with(*parents: argparse.ArgumentParser) -> type[argparse.ArgumentParser]:
+    """Subcommand parsers that inherit ``parents``' options."""
+    class Parser(argparse.ArgumentParser):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            kwargs["parents"] = [*kwargs.get("parents", []), *parents]
+            super().__init__(*args, **kwargs)
+    return Parser
 
 
 if __name__ == "__main__":
