@@ -15,7 +15,7 @@ from gnuradio import gr
 from lgvsc_phy import ofdm_kernels
 from lgvsc_phy.channel_profiles import fading_on, rician
 from lgvsc_phy.header import CODED_BITS, decode_header
-from lgvsc_phy.mcs import MCS_TABLE, get_mcs
+from lgvsc_phy.mcs import MCS_TABLE, McsError, get_mcs
 from lgvsc_phy.ofdm import OfdmBurstReceiver
 from lgvsc_phy.ofdm_params import OfdmParams
 from lgvsc_phy.phy_frame import PhyFrameCodec
@@ -109,7 +109,7 @@ class FrameDecoding:
         try:
             codec = self.codecs.get(name) or self.codecs.setdefault(
                 name, PhyFrameCodec(get_mcs(name).code, get_mcs(name).constellation, self.max_iter))
-        except (KeyError, TypeError):
+        except McsError:  # a header naming no MCS of ours: nothing to decode
             return None, {}
         frame = codec.decode_symbols(symbols, csi if isinstance(csi, np.ndarray) else None)
         if frame.payload is None:
@@ -200,6 +200,10 @@ class OfdmReceiver(gr.sync_block):
         self.message_port_register_out(OUT)
         self.message_port_register_out(STATS)
 
+    def set_threshold(self, threshold: float) -> None:
+        """Schmidl-Cox detection threshold; read at every ``work`` call, so it acts at once."""
+        self.receiver.threshold = float(threshold)
+
     def work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
         for burst in self.receiver.feed(input_items[0]):
             self.detected += 1
@@ -217,37 +221,87 @@ class OfdmReceiver(gr.sync_block):
         return len(input_items[0])
 
 
-def _connect_stage(hier: gr.hier_block2, stage: gr.basic_block | None) -> None:
-    """Wire a complex in -> out hier block through ``stage``, or through a plain copy when the
-    stage is off (a disabled impairment costs nothing then)."""
-    from gnuradio import blocks
+class _SwitchableStage(gr.hier_block2):
+    """A complex in -> out hier block through an impairment ``stage``, or through a plain copy
+    while the impairment is off (a disabled impairment costs nothing then). Turning it on or off
+    from a GUI knob rewires the block, also while the flowgraph runs (lock/unlock)."""
 
-    hier.connect(hier, stage if stage is not None else blocks.copy(gr.sizeof_gr_complex), hier)
+    def __init__(self, name: str) -> None:
+        gr.hier_block2.__init__(self, name, gr.io_signature(1, 1, gr.sizeof_gr_complex),
+                                gr.io_signature(1, 1, gr.sizeof_gr_complex))
+        self.stage: gr.basic_block | None = None
+        self._wired = False
+
+    def _wire(self, stage: gr.basic_block | None) -> None:
+        from gnuradio import blocks
+
+        if self._wired:
+            self.lock()
+            self.disconnect_all()
+        self.connect(self, stage if stage is not None else blocks.copy(gr.sizeof_gr_complex), self)
+        if self._wired:
+            self.unlock()
+        self.stage, self._wired = stage, True
 
 
-class ProfileFading(gr.hier_block2):
+class ProfileFading(_SwitchableStage):
     """The fading stage of a channel profile: GNU Radio's flat ``fading_model`` (Rayleigh, or
     Rician with line of sight and K factor) for the fading profiles, a plain copy otherwise,
     so static profiles pay nothing for it."""
 
     def __init__(self, profile: str = "awgn", doppler: float = 1e-5, k_factor: float = 4.0, seed: int = 0) -> None:
-        gr.hier_block2.__init__(self, "lgvsc_profile_fading", gr.io_signature(1, 1, gr.sizeof_gr_complex),
-                                gr.io_signature(1, 1, gr.sizeof_gr_complex))
+        super().__init__("lgvsc_profile_fading")
+        self.profile, self.doppler, self.k_factor, self.seed = profile, float(doppler), float(k_factor), int(seed)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         from gnuradio import channels
 
         stage = None
-        if fading_on(profile):
-            stage = channels.fading_model(8, float(doppler), bool(rician(profile)), float(k_factor), int(seed))
-        _connect_stage(self, stage)
+        if fading_on(self.profile):
+            stage = channels.fading_model(8, self.doppler, bool(rician(self.profile)), self.k_factor, self.seed)
+        self._wire(stage)
+
+    def set_profile(self, profile: str) -> None:
+        """Line of sight is fixed when GNU Radio's model is made: a new profile, a new model."""
+        if profile != self.profile:
+            self.profile = profile
+            self._rebuild()
+
+    def set_doppler(self, doppler: float) -> None:
+        self.doppler = float(doppler)
+        if self.stage is not None:
+            self.stage.set_fDTs(self.doppler)
+
+    def set_k_factor(self, k_factor: float) -> None:
+        self.k_factor = float(k_factor)
+        if self.stage is not None:
+            self.stage.set_K(self.k_factor)
 
 
-class PhaseNoise(gr.hier_block2):
+class PhaseNoise(_SwitchableStage):
     """GNU Radio's ``phase_noise_gen`` when ``noise_mag`` > 0, a plain copy otherwise: the
     generator costs ~45 ns a sample even at magnitude 0, a quarter of the channel process."""
 
     def __init__(self, noise_mag: float = 0.0, alpha: float = 0.1) -> None:
-        gr.hier_block2.__init__(self, "lgvsc_phase_noise", gr.io_signature(1, 1, gr.sizeof_gr_complex),
-                                gr.io_signature(1, 1, gr.sizeof_gr_complex))
+        super().__init__("lgvsc_phase_noise")
+        self.noise_mag, self.alpha = float(noise_mag), float(alpha)
+        self._rebuild()
+
+    def _rebuild(self) -> None:
         from gnuradio import channels
 
-        _connect_stage(self, channels.phase_noise_gen(float(noise_mag), float(alpha)) if noise_mag > 0 else None)
+        self._wire(channels.phase_noise_gen(self.noise_mag, self.alpha) if self.noise_mag > 0 else None)
+
+    def set_noise_mag(self, noise_mag: float) -> None:
+        on = self.noise_mag > 0
+        self.noise_mag = float(noise_mag)
+        if (self.noise_mag > 0) != on:
+            self._rebuild()
+        elif self.stage is not None:
+            self.stage.set_noise_mag(self.noise_mag)
+
+    def set_alpha(self, alpha: float) -> None:
+        self.alpha = float(alpha)
+        if self.stage is not None:
+            self.stage.set_alpha(self.alpha)

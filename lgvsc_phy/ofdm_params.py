@@ -6,6 +6,7 @@ symbol cost of a PDU can be computed without running anything and always matches
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,3 +115,25 @@ class OfdmParams:
         data_ofdm = -(-payload_symbols // self.data_carriers)
         ofdm_symbols = self.sync_symbols + self.header_symbols + data_ofdm
         return ofdm_symbols * self.symbol_len + self.post_padding
+
+
+# Module-level forms of the default layout's figures, for .grc expressions. GRC's generated
+# callbacks prefix a variable with ``self.`` only where its name stands alone, so a parameter
+# such as ``ofdm.noise_voltage(snr_db)`` left ``ofdm`` undefined in ``set_snr_db``; an imported
+# function leaves only its arguments to rewrite. Named apart from the flowgraphs' block and
+# variable ids (``tx_scale``, ``noise_voltage``): GRC rejects an id that an import also binds.
+
+
+def ofdm_noise_voltage(esn0_db: float) -> float:
+    """Noise amplitude for Es/N0 (dB) per data subcarrier: ``OfdmParams.default().noise_voltage``."""
+    return OfdmParams.default().noise_voltage(esn0_db)
+
+
+def ofdm_tx_scale() -> float:
+    """Gain giving unit mean power on data symbols: ``OfdmParams.default().tx_scale()``."""
+    return OfdmParams.default().tx_scale()
+
+
+def cfo_phase_increment(cfo: float) -> float:
+    """Phase step per sample (rad) of a carrier offset of ``cfo`` subcarrier spacings."""
+    return 2.0 * math.pi * cfo / OfdmParams.default().fft_len

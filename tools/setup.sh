@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(gnuradio ffmpeg python3-venv python3-dev python3-scipy python3-numba)
+# gir1.2-gtk-3.0 and xterm: gnuradio-companion needs both (GTK bindings to start, xterm to run
+# a flowgraph) and Debian's gnuradio package pulls neither.
+APT_PACKAGES=(gnuradio ffmpeg python3-venv python3-dev python3-scipy python3-numba gir1.2-gtk-3.0 xterm)
 VENV=.venv
 STAMP="$VENV/.lgvsc-setup"
 SUDO=""
@@ -33,6 +35,21 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$want" ]; then
   "${pip[@]}" "torch==2.13.0"
   "${pip[@]}" -e ".[dev]"
   echo "$want" > "$STAMP"
+fi
+
+# GRC runs a flowgraph (F6) in the terminal that [grc] xterm_executable names. Debian sets it to
+# "x-terminal-emulator", which GRC 3.10.5 looks up relative to its working directory, so the
+# first run warns that the terminal is missing however it is installed: name xterm by its full
+# path in the user's own config, unless the user has chosen a terminal there.
+grc_conf="$HOME/.gnuradio/config.conf"
+if ! grep -qs '^[[:space:]]*xterm_executable' "$grc_conf"; then
+  mkdir -p "$(dirname "$grc_conf")"
+  if grep -qs '^\[grc\]' "$grc_conf"; then
+    sed -i '/^\[grc\]/a xterm_executable = /usr/bin/xterm' "$grc_conf"
+  else
+    printf '\n[grc]\nxterm_executable = /usr/bin/xterm\n' >> "$grc_conf"
+  fi
+  echo "setup: GRC runs flowgraphs in /usr/bin/xterm ($grc_conf)"
 fi
 
 "$VENV/bin/python" -c "import gnuradio, numpy, torch, av, zmq; assert numpy.__version__ == '1.24.2', numpy.__version__" \
