@@ -90,10 +90,27 @@ def encode_image(rgb: np.ndarray, max_bytes: int, min_quality: int = 30,
         coded = _encode_with(rgb, max_bytes, min_quality, codec)
         if coded is not None and (best is None or coded.psnr_db > best.psnr_db):
             best = coded
+    best = best or _thumbnail(rgb, max_bytes)
     if best is None:
         h, w = rgb.shape[:2]
         raise ValueError(f"a {w}x{h} keyframe cannot fit {max_bytes} bytes at any size")
     return best
+
+
+THUMBNAIL_SIDES = (12, 8, 4, 2, 1)  # long side of the last-resort thumbnails
+
+
+def _thumbnail(rgb: np.ndarray, max_bytes: int) -> CodedImage | None:
+    """Below ``MIN_SIDE`` a keyframe is only its colour layout, but that still beats none: busy
+    content (noise, foliage) can need more than the floor's bytes even at 16 pixels."""
+    h, w = rgb.shape[:2]
+    for side in THUMBNAIL_SIDES:
+        size = (max(1, round(side * w / max(w, h))), max(1, round(side * h / max(w, h))))
+        small = Image.fromarray(cv2.resize(rgb, size, interpolation=cv2.INTER_AREA))
+        found = _best_quality(small, max_bytes)
+        if found is not None:
+            return CodedImage(found[0], size[0], size[1], found[1])
+    return None
 
 
 MIN_BITS_PER_PIXEL = 0.15  # no codec here codes a real frame at min_quality below this: caps the scale

@@ -176,3 +176,15 @@ def test_motion_compensated_interp_beats_crossfade(bikes_video) -> None:  # noqa
         assert mc.frames.shape == fade.frames.shape == video.frames.shape
         gains.append(psnr(video.frames, mc.frames) - psnr(video.frames, fade.frames))
     assert gains[0] > 0.1 and gains[1] > 0, gains
+
+
+def test_busy_tiny_keyframes_fall_back_to_a_colour_thumbnail(heldout_clip) -> None:  # noqa: ANN001
+    """A cellular automaton at 33x17 (a held-out clip) needs more than the 100-byte floor even at
+    16 pixels: a smaller thumbnail carries its colour layout instead of an internal error."""
+    from semantic.image_codec import MIN_SIDE, decode_image, encode_image
+
+    frames = read_video(heldout_clip("odd_33x17_life")).frames[:6]
+    coded = [encode_image(frame, 101) for frame in frames]
+    assert all(len(c.data) <= 101 for c in coded)
+    assert any(min(c.width, c.height) < MIN_SIDE for c in coded)
+    assert all(decode_image(c.data, 33, 17).shape == (17, 33, 3) for c in coded)
