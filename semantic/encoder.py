@@ -15,6 +15,7 @@ import numpy as np
 from semantic.analysis import Analysis, analyse
 from semantic.bitstream import (
     KEYFRAME_PREFIX,
+    MAX_SEGMENT_PAYLOAD,
     SEGMENT_OVERHEAD,
     KeyframeImage,
     Segment,
@@ -40,6 +41,7 @@ from semantic.video_io import Video, VideoInfo, iter_frames, probe_fps
 
 KEYFRAME_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
 MIN_IMAGE_BYTES = 100  # a WebP/AVIF thumbnail still says something at this size
+MAX_IMAGE_BYTES = MAX_SEGMENT_PAYLOAD - KEYFRAME_PREFIX  # what one keyframe segment can carry
 
 
 class EncoderError(ValueError):
@@ -270,6 +272,9 @@ def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis
         descriptions, text_segments = _describe(source, plan.frames, motion, pan, describer, text_cap)
         if config.byte_budget is not None:
             per_image -= -(-sum(len(s.pack()) for s in text_segments) // count)
+    # A keyframe is one segment: at generous budgets (1 MB for a few 720p keyframes) the image
+    # would outgrow the segment's 16-bit length; more bytes than that buy nothing visible anyway.
+    per_image = min(per_image, MAX_IMAGE_BYTES)
     images, scored = _code_keyframes(source, plan.frames, per_image, scorer if p_prev is None else None)
     if p_prev is None:
         p_prev = scored

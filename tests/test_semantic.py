@@ -188,3 +188,17 @@ def test_busy_tiny_keyframes_fall_back_to_a_colour_thumbnail(heldout_clip) -> No
     assert all(len(c.data) <= 101 for c in coded)
     assert any(min(c.width, c.height) < MIN_SIDE for c in coded)
     assert all(decode_image(c.data, 33, 17).shape == (17, 33, 3) for c in coded)
+
+
+def test_generous_budgets_keep_each_keyframe_within_one_segment(bikes_video) -> None:  # noqa: ANN001
+    """1 MB for a few 720p keyframes: each image is capped at what a segment carries (before, a
+    held-out 1280x720 clip at --bytes 1e6 failed with 'segment payload of 89736 bytes is too long')."""
+    import cv2
+
+    from semantic.encoder import MAX_IMAGE_BYTES
+    from semantic.video_io import Video
+
+    frames = np.stack([cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) for f in bikes_video.frames[:3]])
+    encoded = encode_video(Video(frames, bikes_video.fps), EncoderConfig(byte_budget=1_000_000, keyframes=2))
+    assert len(encoded.images) == 2 and all(len(img.data) <= MAX_IMAGE_BYTES for img in encoded.images)
+    assert decode_bitstream(encoded.data).header.frames == 3
