@@ -8,14 +8,25 @@ resolution and CRF for the best PSNR that fits the budget (the paper fixed QP 51
 a search is fairer to the baseline). Decoding yields exactly the source frame count, which the
 receiver knows from the session (duration and rate): missing frames repeat the last good one,
 mid-grey before any; an undecodable stream is all grey, never an exception.
+
+The search runs in a child process: a native fault in an encoder (libx265 once corrupted the
+heap at small sizes, see ``X265_CUTREE_MIN_WIDTH``) then ends that process with an
+``EncoderCrash``, not the caller's process, and cannot leave its heap damaged.
 """
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+import signal
+import subprocess
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import cv2
@@ -29,9 +40,21 @@ SCALES = (1.0, 0.75, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08)
 CRF_RANGE = (18, 51)
 ENCODER_THREADS = 2  # the search encodes dozens of times; the flowgraphs sit idle meanwhile
 GOP = 400  # as the LGVSC paper's low-rate setting: one intra frame for most clips
+# libx265's cu-tree (lookahead) propagates costs over a half-resolution grid of 8x8 blocks, a row
+# at a time, with mbtree_propagate_cost. Its AVX/AVX2 code always does a first group of 4 blocks
+# and then a tail computed as if the row were longer (the SSE2 code: groups of 2), so a row of
+# fewer than 4 blocks (coded width <= 48, as x265 pads it to 8) writes past heap buffers sized
+# for the row: "free(): invalid next size (fast)", or silent damage. x265 validates only "at
+# least one CTU" and even sizes. Narrower pictures are coded without cu-tree (it only moves
+# bits between the frames of a GOP); wider ones keep the preset's settings.
+X265_CUTREE_MIN_WIDTH = 50
 
 
 class SeparationError(ValueError):
+    pass
+
+
+class EncoderCrash(RuntimeError):  # not a SeparationError: a crash is a failure, not "nothing fits"
     pass
 
 
@@ -62,8 +85,8 @@ def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: int, size:
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = ENCODER_THREADS
-        params = (f"log-level=error:pools={ENCODER_THREADS}:frame-threads={ENCODER_THREADS}:info=0"
-                  if codec == "libx265" else f"threads={ENCODER_THREADS}:lookahead-threads=1:sliced-threads=0")
+        params = _x265_params(size[0]) if codec == "libx265" else \
+            f"threads={ENCODER_THREADS}:lookahead-threads=1:sliced-threads=0"
         stream.options = {"crf": str(crf), "g": str(GOP), "threads": str(ENCODER_THREADS), "preset": "medium",
                           f"{codec[3:]}-params": params}
         for frame in frames:
@@ -73,6 +96,11 @@ def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: int, size:
         for packet in stream.encode():
             out.mux(packet)
     return strip_sei(buf.getvalue(), scheme)
+
+
+def _x265_params(width: int) -> str:
+    params = f"log-level=error:pools={ENCODER_THREADS}:frame-threads={ENCODER_THREADS}:info=0"
+    return params if width >= X265_CUTREE_MIN_WIDTH else f"{params}:cutree=0"  # see X265_CUTREE_MIN_WIDTH
 
 
 def strip_sei(stream: bytes, scheme: str) -> bytes:
@@ -101,10 +129,69 @@ def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int) -> Code
 
     Every coded frame costs headers whatever its size (about 20 bytes for a P frame), so small
     budgets also drop frames: the search tries strides 1, 2, 4, ... and per stride the largest
-    resolutions that fit, each at the smallest CRF that fits, keeping the best measured PSNR."""
+    resolutions that fit, each at the smallest CRF that fits, keeping the best measured PSNR.
+    It runs in a child process (about a second more): an encoder that dies raises
+    ``EncoderCrash`` here instead of ending the caller."""
+    _scheme(scheme)
     frames = list(source.open())
     if not frames:
         raise SeparationError("video has no frames")
+    with tempfile.TemporaryDirectory(prefix="separation-") as tmp:
+        job, result = Path(tmp, "frames.npy"), Path(tmp, "result.json")
+        np.save(job, np.stack(frames))
+        del frames
+        args = [str(job), str(source.fps), scheme, str(byte_budget), str(result)]
+        proc = subprocess.run([sys.executable, "-c", _CHILD, _PACKAGE_ROOT, *args], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        if proc.returncode != 0 or not result.is_file():
+            raise EncoderCrash(f"{SCHEMES[scheme][0]} search for {byte_budget} bytes {_death(proc)}")
+        outcome = json.loads(result.read_text())
+    if "error" in outcome:
+        raise SeparationError(outcome["error"])
+    return _coded_from_json(outcome["coded"])
+
+
+# The child imports this very file, not whatever ``semantic`` its working directory holds.
+_PACKAGE_ROOT = str(Path(__file__).resolve().parents[1])
+_CHILD = "import sys; sys.path.insert(0, sys.argv[1]); from semantic.separation import _search_main; " \
+         "_search_main(sys.argv[2:])"
+
+
+def _search_main(argv: list[str]) -> None:
+    """The child's side of ``encode_to_budget``: frames from a .npy file, the outcome as JSON."""
+    job, fps, scheme, budget, result = argv
+    frames = list(np.load(job, mmap_mode="r"))
+    try:
+        outcome = {"coded": _coded_to_json(_search(frames, Fraction(fps), scheme, int(budget)))}
+    except SeparationError as exc:
+        outcome = {"error": str(exc)}
+    Path(result).write_text(json.dumps(outcome))
+
+
+def _coded_to_json(coded: CodedVideo) -> dict:
+    return {**{k: getattr(coded, k) for k in ("scheme", "width", "height", "crf", "frames", "stride")},
+            "data": base64.b64encode(coded.data).decode("ascii"), "fps": str(coded.fps),
+            "source_size": list(coded.source_size)}
+
+
+def _coded_from_json(fields: dict) -> CodedVideo:
+    return CodedVideo(base64.b64decode(fields["data"]), fields["scheme"], fields["width"], fields["height"],
+                      fields["crf"], fields["frames"], Fraction(fields["fps"]), tuple(fields["source_size"]),
+                      fields["stride"])
+
+
+def _death(proc: subprocess.CompletedProcess) -> str:
+    """How the child ended, for a one-line error: the signal, and its last words on stderr."""
+    code = proc.returncode
+    if code < 0:
+        how = f"died of {signal.Signals(-code).name}" if -code in signal.valid_signals() else f"died of signal {-code}"
+    else:
+        how = f"exited with status {code}"
+    lines = [line for line in proc.stderr.decode(errors="replace").splitlines() if line.strip()]
+    return f"{how}: {lines[-1].strip()}" if lines else how
+
+
+def _search(frames: list[np.ndarray], fps: Fraction, scheme: str, byte_budget: int) -> CodedVideo:
     reference = np.stack(frames)
     h, w = frames[0].shape[:2]
     best: tuple[float, CodedVideo] | None = None
@@ -112,7 +199,7 @@ def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int) -> Code
     # frames never make less than half the stream (the intra frame stays, P frames grow).
     floor: dict[float, int] = {}
     for stride in strides(len(frames)):
-        kept, rate = frames[::stride], source.fps / stride
+        kept, rate = frames[::stride], fps / stride
         floor = {scale: size // 2 for scale, size in floor.items()}
         tried = 0
         for scale in SCALES:
@@ -124,7 +211,7 @@ def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int) -> Code
                 continue  # even the coarsest quantizer does not fit at this size
             crf = _smallest_crf(kept, rate, scheme, size, byte_budget, coarsest)
             coded = CodedVideo(encode(kept, rate, scheme, crf, size), scheme, size[0], size[1], crf, len(frames),
-                               source.fps, (w, h), stride)
+                               fps, (w, h), stride)
             quality = float(np.mean(psnr_frames(reference, np.stack(list(decode(coded.data, coded))))))
             if best is None or quality > best[0]:
                 best = (quality, coded)

@@ -3,15 +3,30 @@ the source frame count, whatever the link did to the stream."""
 
 from __future__ import annotations
 
+import ctypes.util
+import io
+import os
+import subprocess
+import sys
+from fractions import Fraction
 from pathlib import Path
 
+import av
+import cv2
 import numpy as np
 import pytest
 
+from semantic import separation
 from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames
-from semantic.separation import CodedVideo, SeparationError, decode, encode, encode_to_budget, strip_sei
+from semantic.separation import CodedVideo, EncoderCrash, SeparationError, decode, encode, encode_to_budget, strip_sei
 from semantic.video_io import read_video
+
+# Coded sizes the search reaches on small clips (_even(side * scale)): 320x240 at 0.12, 176x144 at
+# 0.25 and 0.18, 480x272 at 0.08, the 16-pixel floor, then the narrowest and widest around the
+# 48-pixel limit of libx265's cu-tree code (X265_CUTREE_MIN_WIDTH). libx265 4.2 wrote past its
+# heap at every width <= 48 given two or more frames.
+SMALL_SIZES = [(38, 28), (44, 36), (32, 26), (38, 22), (16, 16), (48, 16), (50, 38), (16, 48)]
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +104,67 @@ def test_loss_model_zero_fills_whole_pdus() -> None:
     pdus = link.pdus(data, 1)
     zeroed = [p for p, _ in pdus if half[p.offset : p.offset + len(p.payload)] == bytes(len(p.payload))]
     assert len(zeroed) == round(0.5 * len(pdus))
+
+
+def _pan_with_a_cut(frames: int = 48) -> list[np.ndarray]:
+    """320x240: a pan across one smooth random picture, a hard cut, a pan across another."""
+    rng = np.random.default_rng(7)
+    pictures = [cv2.resize(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8), (640, 480),
+                           interpolation=cv2.INTER_CUBIC) for _ in range(2)]
+    return [np.ascontiguousarray(pictures[2 * t // frames][100 + 2 * t:340 + 2 * t, 100 + 3 * t:420 + 3 * t])
+            for t in range(frames)]
+
+
+def _decoded_pictures(data: bytes, scheme: str) -> int:
+    """Pictures the decoder really returns (``decode`` pads with repeats; this does not)."""
+    with av.open(io.BytesIO(data), format=separation.SCHEMES[scheme][1]) as container:
+        return sum(1 for _ in container.decode(video=0))
+
+
+def _encode_small_sizes() -> None:
+    """The child's side of the regression test: every encode at the small sizes decodes to
+    exactly its frame count, and the budget search reaches those sizes."""
+    frames, fps = _pan_with_a_cut(), Fraction(24)
+    for scheme in ("h264", "h265"):
+        for size in SMALL_SIZES:
+            for count in (1, 2, 3, 8):
+                data = encode(frames[:count], fps, scheme, 51 if count > 2 else 18, size)
+                assert _decoded_pictures(data, scheme) == count, (scheme, size, count)
+                assert len(list(decode(data, CodedVideo(data, scheme, *size, 51, count, fps, (320, 240))))) == count
+    for budget in (300, 1000):
+        coded = encode_to_budget(FrameSource(fps, lambda: iter(frames)), "h265", budget)
+        assert len(coded.data) <= budget and len(list(decode(coded.data, coded))) == len(frames)
+        assert _decoded_pictures(coded.data, "h265") == -(-len(frames) // coded.stride)
+        print(f"budget {budget}: {coded.width}x{coded.height} stride {coded.stride}")
+
+
+def _malloc_checked_env() -> dict[str, str]:
+    """glibc's heap checks at their strictest: since glibc 2.34 MALLOC_CHECK_ acts only with
+    libc_malloc_debug preloaded, which then also catches writes into an allocation's slack."""
+    env = {**os.environ, "MALLOC_CHECK_": "3", "MALLOC_PERTURB_": "165"}
+    debug = ctypes.util.find_library("c_malloc_debug")
+    if debug:
+        env["LD_PRELOAD"] = " ".join(filter(None, [debug, env.get("LD_PRELOAD")]))
+    return env
+
+
+def test_small_sizes_encode_without_heap_errors() -> None:
+    """libx265 aborted the process (free(): invalid next size) on small budgets, whose search
+    reaches coded widths <= 48. Run in a child with heap checking, so a heap error fails this
+    test (with glibc's message) rather than the suite."""
+    code = f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); " \
+           "import test_separation as t; t._encode_small_sizes()"
+    r = subprocess.run([sys.executable, "-c", code], env=_malloc_checked_env(), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-2000:]}"
+    assert any(int(line.split()[2].split("x")[0]) < separation.X265_CUTREE_MIN_WIDTH
+               for line in r.stdout.splitlines() if line.startswith("budget")), r.stdout  # the narrow path ran
+
+
+def test_an_encoder_crash_is_an_error_not_the_end_of_the_caller(clip, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """The search runs in a child: a native abort there is an EncoderCrash here (never a
+    SeparationError, which means "nothing fits" and would be sent as grey)."""
+    source, _ = clip
+    monkeypatch.setattr(separation, "_CHILD", "import os; os.abort()")
+    with pytest.raises(EncoderCrash, match="libx265 search for 3000 bytes died of SIGABRT"):
+        encode_to_budget(source, "h265", 3000)

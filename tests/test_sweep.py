@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import math
+import os
 import subprocess
 import sys
 import time
@@ -15,7 +16,7 @@ from conftest import free_base_port
 
 from semantic.video_io import read_video, write_video
 from tools import report
-from tools.sweep import COLUMNS, Grid, Point, PointSettings, SweepError, resolve_video, run_point, sweep
+from tools.sweep import COLUMNS, Grid, Point, PointSettings, SweepError, point_row, resolve_video, run_point, sweep
 
 REQUIRED = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
             "psss", "frames_out", "wall_s"]
@@ -55,6 +56,28 @@ def test_a_failing_point_is_a_row_not_an_exception(tmp_path: Path) -> None:
     bad.write_bytes(b"plain text, not a video")
     row = run_point(Point(str(bad), "h264", 10.0, 1e-3, "awgn"), PointSettings(str(tmp_path)), free_base_port(10))
     assert row["status"].startswith("error:") and "\n" not in row["status"]
+
+
+def test_a_point_whose_worker_dies_is_a_failed_row_at_once(tmp_path: Path) -> None:
+    """A native crash under a point ends neither the sweep nor the other points, and is not
+    retried: its row says why, and a resumed sweep reruns only it."""
+
+    def runner(point: Point, settings: PointSettings, base_port: int) -> dict:  # local: Ray ships it by value
+        Path(settings.out_dir, f"ran_{point.key}_{os.getpid()}").touch()  # counts the runs
+        if point.scheme == "h265":
+            os.abort()  # the worker dies, as libx265's heap corruption once made glibc abort it
+        return {**point_row(point, settings), "status": "ok", "psnr_db": 30.0, "wall_s": 0.0}
+
+    grid = Grid([str(tmp_path / "clip.mp4")], ["h264", "h265"], [5.0], [3e-4, 1e-3], ["awgn"])
+    results = sweep(grid, PointSettings(str(tmp_path)), cpus_per_point=1, progress=False, runner=runner)
+    rows = _rows(results)
+    assert len(rows) == 4
+    for r in rows:
+        if r["scheme"] == "h265":
+            assert r["status"].startswith("error: WorkerCrashedError:") and "\n" not in r["status"], r
+        else:
+            assert r["status"] == "ok" and float(r["psnr_db"]) == 30.0
+        assert len(list(tmp_path.glob(f"ran_{r['key']}_*"))) == 1  # ran once: no retries
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:

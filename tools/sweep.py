@@ -12,6 +12,10 @@ nodes need this package installed (``pip install -e .``) and GNU Radio.
 
 Each point starts three flowgraph processes, so a point asks Ray for ``--cpus-per-point`` CPUs
 (2 by default): on a 2-core machine points run one at a time, as timing-sensitive DSP should.
+
+A point that fails is a row with its reason, at once, and the sweep goes on: an exception in the
+point, and also a worker that dies under it (a native crash, the OOM killer), which Ray does not
+retry (a crash on an input crashes again; a resumed sweep reruns failed points).
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ import argparse
 import csv
 import hashlib
 import os
+import re
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -99,19 +104,31 @@ def _backends_text(backends: dict) -> str:
     return ";".join(f"{k}={v}" for k, v in backends.items())
 
 
+PointRunner = Callable[[Point, PointSettings, int], dict]  # (point, settings, base port) -> row
+
+
+def point_row(point: Point, settings: PointSettings) -> dict:
+    """The columns a point's row has whatever happened to it."""
+    return {"video": point.video, "scheme": point.scheme, "snr_db": point.snr_db, "channel": point.channel,
+            "cbr_target": point.cbr, "seed": point.seed, "key": point.key, "input": point.input,
+            "psss_backend": settings.psss}
+
+
+def failed_row(point: Point, settings: PointSettings, exc: BaseException, wall_s: float | None = None) -> dict:
+    reason = re.sub(r"\x1b\[[0-9;]*m", "", f"{type(exc).__name__}: {exc}")  # Ray colours its task names
+    return {**point_row(point, settings), "status": f"error: {' '.join(reason.split())}", "wall_s": wall_s}
+
+
 def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
     """One grid point through the flowgraphs; a failure is a row with its reason, not an exception,
     so one bad point does not end a sweep."""
     t0 = time.monotonic()
-    row = {"video": point.video, "scheme": point.scheme, "snr_db": point.snr_db, "channel": point.channel,
-           "cbr_target": point.cbr, "seed": point.seed, "key": point.key, "input": point.input,
-           "psss_backend": settings.psss}
+    row = point_row(point, settings)
     output = Path(settings.out_dir) / "videos" / f"{point.key}.mp4" if settings.keep_videos else None
     try:
         report = _run(point, settings, base_port, output)
     except Exception as exc:  # noqa: BLE001 - recorded in the row; the sweep goes on
-        return {**row, "status": f"error: {type(exc).__name__}: {exc}".replace("\n", " "),
-                "wall_s": time.monotonic() - t0}
+        return failed_row(point, settings, exc, time.monotonic() - t0)
     return {**row, "backends": _backends_text(report["backends"]), "cbr_on_air": report["cbr_on_air"],
             "per": report["per"], "psnr_db": report["psnr_db"], "ssim": report["ssim"], "psss": report["psss"],
             "frames_out": report["frames_out"], "frames_in": report["frames_in"], "mcs": report["mcs"],
@@ -164,8 +181,9 @@ def _cell(value: object) -> object:
 
 
 def sweep(grid: Grid, settings: PointSettings, address: str | None = None, cpus_per_point: float = 2.0,
-          progress: bool | None = None, port_base: int = PORT_BASE) -> Path:
-    """Run the grid's missing points on Ray, writing ``results.csv`` as each one finishes."""
+          progress: bool | None = None, port_base: int = PORT_BASE, runner: PointRunner = run_point) -> Path:
+    """Run the grid's missing points on Ray, writing ``results.csv`` as each one finishes.
+    ``runner`` runs one point in a Ray worker (tests pass one whose worker dies)."""
     import ray
 
     out = Path(settings.out_dir)
@@ -181,9 +199,12 @@ def sweep(grid: Grid, settings: PointSettings, address: str | None = None, cpus_
         return results
     _init_ray(ray, address)
     try:
-        task = ray.remote(num_cpus=cpus_per_point)(run_point)
-        pending = [task.remote(p, settings, port_base + PORT_STRIDE * i) for i, p in enumerate(todo)]
-        for row in Progress("sweep", len(todo), enabled=progress, unit="points").wrap(_as_done(ray, pending)):
+        # No retries: a worker that died on a point (a native crash) would die again, each retry
+        # costing a worker start and the point's run, and the sweep would end when they ran out.
+        task = ray.remote(num_cpus=cpus_per_point, max_retries=0)(runner)
+        pending = {task.remote(p, settings, port_base + PORT_STRIDE * i): p for i, p in enumerate(todo)}
+        rows_done = _as_done(ray, pending, settings)
+        for row in Progress("sweep", len(todo), enabled=progress, unit="points").wrap(rows_done):
             rows[row["key"]] = row
             write_results(results, rows)
             if row["status"] != "ok":
@@ -202,10 +223,17 @@ def _init_ray(ray: object, address: str | None) -> None:
         ray.init(object_store_memory=128 * 2**20, **kwargs)
 
 
-def _as_done(ray: object, pending: list) -> Iterator[dict]:
+def _as_done(ray: object, pending: dict, settings: PointSettings) -> Iterator[dict]:
+    """Each task's row as it finishes; a task that Ray reports failed (its worker died, or an
+    error the point did not catch) becomes a failed row of its point."""
     while pending:
-        done, pending = ray.wait(pending, num_returns=1)
-        yield ray.get(done[0])
+        done, _ = ray.wait(list(pending), num_returns=1)
+        point = pending.pop(done[0])
+        try:
+            row = ray.get(done[0])
+        except ray.exceptions.RayError as exc:
+            row = failed_row(point, settings, exc)
+        yield row
 
 
 def _floats(text: str) -> list[float]:
