@@ -6,6 +6,7 @@ LINGER 0, a receive timeout and a bounded message size, so nothing here blocks f
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -38,6 +39,27 @@ class LinkAddresses:
     @classmethod
     def from_base_port(cls, base: int, host: str = "127.0.0.1") -> LinkAddresses:
         return cls(*(f"tcp://{host}:{base + offset}" for offset in (0, 2, 4, 5)))
+
+
+def free_base_port(span: int = 6, host: str = "127.0.0.1") -> int:
+    """First of ``span`` consecutive free TCP ports on ``host``, for flowgraphs run side by side
+    (tests, the held-out matrix). The start is the OS's pick, so parallel callers rarely meet."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind((host, 0))
+            base = s.getsockname()[1]
+        if base + span < 65535 and all(_port_free(host, p) for p in range(base, base + span)):
+            return base
+    raise OSError(f"no {span} consecutive free ports on {host}")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 @dataclass

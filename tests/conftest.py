@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from lgvsc_phy.link import free_base_port
 from semantic.video_io import Video, read_video, write_video
 from tools.sample_videos import sample_video
-
-
-def free_base_port(span: int = 6) -> int:
-    """First of ``span`` consecutive free TCP ports on 127.0.0.1."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + span >= 65535:
-            continue
-        ok = True
-        for port in range(base, base + span):
-            with socket.socket() as s:
-                try:
-                    s.bind(("127.0.0.1", port))
-                except OSError:
-                    ok = False
-                    break
-        if ok:
-            return base
-    raise RuntimeError("no free port range")
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import argparse
 import csv
 import json
 import re
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,6 +27,7 @@ from dataclasses import asdict, dataclass
 from fractions import Fraction
 from pathlib import Path
 
+from lgvsc_phy.link import free_base_port
 from semantic.video_io import VideoError, iter_frames, probe_fps
 from tools.heldout_corpus import build_corpus
 
@@ -142,7 +142,7 @@ def _encode_chain(case: Case, clip: Path, truth: dict, work: Path, timeout_s: fl
 def _loopback(case: Case, clip: Path, truth: dict, work: Path, timeout_s: float) -> str:
     out, report = work / "l.mp4", work / "r.json"
     _checked(_run(["loopback", clip, "-o", out, "--snr-db", 10, *case.budget_args, "--report", report,
-                   "--base-port", _free_ports(6)], timeout_s), "loopback", BUDGET_FLOOR)
+                   "--base-port", free_base_port(6)], timeout_s), "loopback", BUDGET_FLOOR)
     _expect_video(out, truth, "loopback")
     rep = json.loads(report.read_text())
     return f"{rep['mcs']}, PDUs {rep['pdus_received']}/{rep['pdus_sent']}, PSNR {rep['psnr_db']:.2f} dB"
@@ -150,7 +150,7 @@ def _loopback(case: Case, clip: Path, truth: dict, work: Path, timeout_s: float)
 
 def _send_receive(case: Case, clip: Path, truth: dict, work: Path, timeout_s: float) -> str:
     out = work / "rx.mp4"
-    rx_port, tx_port = _free_ports(8), _free_ports(8)
+    rx_port, tx_port = free_base_port(8), free_base_port(8)
     receiver = subprocess.Popen([*LGVSC, "receive", "-o", str(out), "--base-port", str(rx_port), "--iq-in",
                                  f"tcp://127.0.0.1:{tx_port + 1}", "--timeout", "3", "--wait-first",
                                  str(timeout_s), "--deadline", str(timeout_s)], cwd=ROOT, stdout=subprocess.PIPE,
@@ -181,26 +181,6 @@ def run_case(case: Case, clip: Path, truth: dict, timeout_s: float = 300.0) -> O
         except (CaseFailure, OSError, ValueError, KeyError) as exc:
             status, detail = "FAIL", str(exc)
     return Outcome(case.clip, case.command, case.mode, case.budget, status, detail, time.monotonic() - t0)
-
-
-def _free_ports(span: int) -> int:
-    """First of ``span`` consecutive free TCP ports on 127.0.0.1 (a random start: parallel cases)."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
-        if base + span < 65535 and all(_port_free(p) for p in range(base, base + span)):
-            return base
-    raise OSError("no free port range on 127.0.0.1")
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket() as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def run_matrix(corpus_dir: Path, todo: list[Case], workers: int = 1, timeout_s: float = 300.0) -> Iterator[Outcome]:
