@@ -6,6 +6,7 @@ LINGER 0, a receive timeout and a bounded message size, so nothing here blocks f
 
 from __future__ import annotations
 
+import random
 import socket
 import threading
 import time
@@ -43,14 +44,23 @@ class LinkAddresses:
 
 def free_base_port(span: int = 6, host: str = "127.0.0.1") -> int:
     """First of ``span`` consecutive free TCP ports on ``host``, for flowgraphs run side by side
-    (tests, the held-out matrix). The start is the OS's pick, so parallel callers rarely meet."""
+    (tests, the held-out matrix). Drawn at random below the OS's ephemeral range: a port there
+    can be taken by any outgoing connection (ZeroMQ's own among them) between this check and
+    the flowgraph's bind."""
+    low = _ephemeral_low()
+    rng = random.Random()  # its own generator: callers' seeds must not make parallel runs collide
     for _ in range(200):
-        with socket.socket() as s:
-            s.bind((host, 0))
-            base = s.getsockname()[1]
-        if base + span < 65535 and all(_port_free(host, p) for p in range(base, base + span)):
+        base = rng.randrange(10000, max(10001, low - span))
+        if all(_port_free(host, p) for p in range(base, base + span)):
             return base
     raise OSError(f"no {span} consecutive free ports on {host}")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
 
 
 def _port_free(host: str, port: int) -> bool:

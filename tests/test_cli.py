@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from lgvsc_phy.link import free_base_port
 from semantic.video_io import read_video
 
 LGVSC = [sys.executable, "-m", "tools.cli"]
@@ -101,7 +102,7 @@ def test_decoding_garbage_is_a_one_line_error(tmp_path: Path) -> None:
 def test_send_and_receive_over_zmq_iq(bikes: Path, tmp_path: Path, base_port: int) -> None:
     """Two processes, as on two hosts: the receiver pulls the sender's IQ (no channel between)."""
     out, report = tmp_path / "r.mp4", tmp_path / "r.json"
-    rx_port, tx_port = base_port, base_port + 10
+    rx_port, tx_port = base_port, free_base_port(8)  # two checked ranges: base + 10 was never checked
     receiver = subprocess.Popen([*LGVSC, "receive", "-o", str(out), "--base-port", str(rx_port), "--iq-in",
                                  f"tcp://127.0.0.1:{tx_port + 1}", "--timeout", "3", "--wait-first", "60",
                                  "--deadline", "90", "--report", str(report)], cwd=ROOT, stdout=subprocess.PIPE,

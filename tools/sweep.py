@@ -38,7 +38,7 @@ SCHEMES = ("lgvsc", "h264", "h265")
 COLUMNS = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
            "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes", "on_air_symbols", "psss_backend",
            "seed", "status", "key", "input"]
-PORT_BASE, PORT_STRIDE = 40000, 10  # each point's flowgraphs use ports base .. base+9
+PORT_BASE, PORT_STRIDE = 20000, 10  # each point's flowgraphs use ports base .. base+9, below the ephemeral range
 
 
 class SweepError(ValueError):
