@@ -25,12 +25,12 @@ test: setup
 
 report: setup
 	rm -rf $(REPORT_DIR)
-	$(PY) -m tools.sweep --videos $(SWEEP_VIDEOS) --schemes lgvsc,h264,h265 --snr-db 0,5,10,20 --cbr 1e-3,1e-4 \
+	$(PY) -m tools.sweep --videos $(SWEEP_VIDEOS) --schemes lgvsc,h264,h265,av1 --snr-db 0,5,10,20 --cbr 1e-3,1e-4 \
 		--channel awgn --out $(REPORT_DIR)
 	$(PY) -m tools.report $(REPORT_DIR) --readme README.md
 
 sweep-full: setup
-	$(PY) -m tools.sweep --videos $(SWEEP_VIDEOS) --schemes lgvsc,h264,h265 --snr-db 0,5,10,20 --cbr 1e-3,1e-4 \
+	$(PY) -m tools.sweep --videos $(SWEEP_VIDEOS) --schemes lgvsc,h264,h265,av1 --snr-db 0,5,10,20 --cbr 1e-3,1e-4 \
 		--channel awgn,multipath --out $(FULL_DIR)
 	$(PY) -m tools.report $(FULL_DIR)
 

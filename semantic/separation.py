@@ -1,9 +1,10 @@
-"""The separation baseline LGVSC is measured against: H.264 / H.265 (libx264 / libx265 through
-PyAV) at the byte budget the same on-air symbols carry, decoded with FFmpeg's error
-concealment.
+"""The separation baseline LGVSC is measured against: H.264 / H.265 / AV1 (libx264 / libx265 /
+libsvtav1 through PyAV, AV1 decoded by libdav1d) at the byte budget the same on-air symbols
+carry, decoded with FFmpeg's error concealment.
 
-The stream is raw Annex B (start codes, no container): after a lost stretch the decoder
-resynchronizes at the next NAL unit, as a broadcast receiver would. The encoder searches
+The stream is raw (H.264/H.265 Annex B with start codes; AV1 as a low-overhead OBU stream), no
+container: after a lost stretch the decoder resynchronizes at the next NAL unit or temporal
+unit it can parse, as a broadcast receiver would. The encoder searches
 resolution and CRF for the best PSNR that fits the budget (the paper fixed QP 51 and GOP 400;
 a search is fairer to the baseline). Decoding yields exactly the source frame count, which the
 receiver knows from the session (duration and rate): missing frames repeat the last good one,
@@ -35,9 +36,29 @@ import numpy as np
 from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames
 
-SCHEMES = {"h264": ("libx264", "h264"), "h265": ("libx265", "hevc")}
+
+@dataclass(frozen=True)
+class Codec:
+    """How one scheme is encoded and carried."""
+
+    encoder: str  # FFmpeg encoder
+    raw_format: str  # FFmpeg (de)muxer of the bare elementary stream
+    crf_range: tuple[int, int]  # best .. coarsest quantizer the search uses
+    preset: str
+    decoder: str  # what FFmpeg decodes it with (reports name it)
+    min_width: int = 16  # narrower pictures are coded at this width (the decoder scales back)
+
+
+SCHEMES: dict[str, Codec] = {
+    "h264": Codec("libx264", "h264", (18, 51), "medium", "h264"),
+    "h265": Codec("libx265", "hevc", (18, 51), "medium", "hevc"),
+    # SVT-AV1 preset 8: the fast end of its presets (the search encodes dozens of times); CRF runs
+    # to 63 in AV1. SVT-AV1 4.1 reads memory it does not own at coded widths of 24 pixels or
+    # less (a segfault under glibc's checking allocator, at any height and frame count; 26 and
+    # up are clean): narrower pictures are coded 32 pixels wide.
+    "av1": Codec("libsvtav1", "obu", (18, 63), "8", "libdav1d", min_width=32),
+}
 SCALES = (1.0, 0.75, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08)
-CRF_RANGE = (18, 51)
 ENCODER_THREADS = 2  # the search encodes dozens of times; the flowgraphs sit idle meanwhile
 GOP = 400  # as the LGVSC paper's low-rate setting: one intra frame for most clips
 # libx265's cu-tree (lookahead) propagates costs over a half-resolution grid of 8x8 blocks, a row
@@ -78,17 +99,16 @@ def _even(value: float) -> int:  # at least one macroblock
 def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: int, size: tuple[int, int]) -> bytes:
     """One encode at ``crf`` and coded ``size`` (libx264's bytes vary slightly between runs, by
     a few bytes in a few kB)."""
-    codec, fmt = _scheme(scheme)
+    codec = _scheme(scheme)
+    size = coded_size(scheme, size)
     buf = io.BytesIO()
-    with av.open(buf, "w", format=fmt) as out:
-        stream = out.add_stream(codec, rate=fps)
+    with av.open(buf, "w", format=codec.raw_format) as out:
+        stream = out.add_stream(codec.encoder, rate=fps)
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = ENCODER_THREADS
-        params = _x265_params(size[0]) if codec == "libx265" else \
-            f"threads={ENCODER_THREADS}:lookahead-threads=1:sliced-threads=0"
-        stream.options = {"crf": str(crf), "g": str(GOP), "threads": str(ENCODER_THREADS), "preset": "medium",
-                          f"{codec[3:]}-params": params}
+        stream.options = {"crf": str(crf), "g": str(GOP), "threads": str(ENCODER_THREADS), "preset": codec.preset,
+                          **_encoder_params(codec.encoder, size[0])}
         for frame in frames:
             small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if frame.shape[1::-1] != size else frame
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
@@ -98,14 +118,27 @@ def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: int, size:
     return strip_sei(buf.getvalue(), scheme)
 
 
-def _x265_params(width: int) -> str:
-    params = f"log-level=error:pools={ENCODER_THREADS}:frame-threads={ENCODER_THREADS}:info=0"
-    return params if width >= X265_CUTREE_MIN_WIDTH else f"{params}:cutree=0"  # see X265_CUTREE_MIN_WIDTH
+def coded_size(scheme: str, size: tuple[int, int]) -> tuple[int, int]:
+    """The size ``encode`` really codes for ``size``: within what the encoder supports."""
+    return max(size[0], _scheme(scheme).min_width), size[1]
+
+
+def _encoder_params(encoder: str, width: int) -> dict[str, str]:
+    """The encoder's private options: its threads, and quiet logs."""
+    if encoder == "libx265":
+        params = f"log-level=error:pools={ENCODER_THREADS}:frame-threads={ENCODER_THREADS}:info=0"
+        return {"x265-params": params if width >= X265_CUTREE_MIN_WIDTH else f"{params}:cutree=0"}
+    if encoder == "libsvtav1":
+        return {"svtav1-params": f"lp={ENCODER_THREADS}"}
+    return {"x264-params": f"threads={ENCODER_THREADS}:lookahead-threads=1:sliced-threads=0"}
 
 
 def strip_sei(stream: bytes, scheme: str) -> bytes:
     """Drop SEI NAL units: x264 writes its whole option string (~600 bytes) into one, a cost a
-    fair baseline should not pay on a link of a few kB."""
+    fair baseline should not pay on a link of a few kB. AV1 has no start codes (a byte pattern
+    that looks like one is payload): its stream passes unchanged."""
+    if scheme not in ("h264", "h265"):
+        return stream
     starts = [i for i in range(len(stream) - 3) if stream[i : i + 3] == b"\x00\x00\x01"]
     keep = []
     for n, start in enumerate(starts):
@@ -118,7 +151,7 @@ def strip_sei(stream: bytes, scheme: str) -> bytes:
     return b"".join(keep) if starts else stream
 
 
-def _scheme(scheme: str) -> tuple[str, str]:
+def _scheme(scheme: str) -> Codec:
     if scheme not in SCHEMES:
         raise SeparationError(f"unknown separation scheme {scheme!r}; known: {', '.join(SCHEMES)}")
     return SCHEMES[scheme]
@@ -144,7 +177,7 @@ def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int) -> Code
         proc = subprocess.run([sys.executable, "-c", _CHILD, _PACKAGE_ROOT, *args], stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
         if proc.returncode != 0 or not result.is_file():
-            raise EncoderCrash(f"{SCHEMES[scheme][0]} search for {byte_budget} bytes {_death(proc)}")
+            raise EncoderCrash(f"{SCHEMES[scheme].encoder} search for {byte_budget} bytes {_death(proc)}")
         outcome = json.loads(result.read_text())
     if "error" in outcome:
         raise SeparationError(outcome["error"])
@@ -205,8 +238,8 @@ def _search(frames: list[np.ndarray], fps: Fraction, scheme: str, byte_budget: i
         for scale in SCALES:
             if floor.get(scale, 0) > byte_budget:
                 continue  # cannot fit: spare the encode
-            size = (_even(w * scale), _even(h * scale))
-            coarsest = floor[scale] = len(encode(kept, rate, scheme, CRF_RANGE[1], size))
+            size = coded_size(scheme, (_even(w * scale), _even(h * scale)))
+            coarsest = floor[scale] = len(encode(kept, rate, scheme, SCHEMES[scheme].crf_range[1], size))
             if coarsest > byte_budget:
                 continue  # even the coarsest quantizer does not fit at this size
             crf = _smallest_crf(kept, rate, scheme, size, byte_budget, coarsest)
@@ -236,11 +269,11 @@ def strides(frames: int) -> list[int]:
 
 def _smallest_crf(frames: list[np.ndarray], fps: Fraction, scheme: str, size: tuple[int, int], budget: int,
                   size_at_max: int) -> int:
-    """The smallest CRF whose stream fits ``budget``, given that CRF_RANGE[1] fits with
+    """The smallest CRF whose stream fits ``budget``, given that the scheme's coarsest CRF fits with
     ``size_at_max`` bytes. The stream roughly halves every 6 CRF steps, so the search starts at
     that prediction and gallops away from it until the answer is bracketed, then bisects:
     2-3 encodes where a plain bisection of 18..51 takes 5-6 (each one a full encode)."""
-    lo, hi = CRF_RANGE  # the answer lies in [lo, hi]; hi fits
+    lo, hi = SCHEMES[scheme].crf_range  # the answer lies in [lo, hi]; hi fits
     probe = round(hi - 6 * float(np.log2(max(budget, 1) / max(size_at_max, 1))))
     step, fit_seen, fail_seen = 1, False, False
     while lo < hi:
@@ -257,7 +290,7 @@ def _smallest_crf(frames: list[np.ndarray], fps: Fraction, scheme: str, size: tu
 
 def decode(data: bytes, coded: CodedVideo) -> Iterator[np.ndarray]:
     """Exactly ``coded.frames`` frames at the source size, whatever arrived of ``data``."""
-    _, fmt = _scheme(coded.scheme)
+    fmt = _scheme(coded.scheme).raw_format
     w, h = coded.source_size
     count, last = 0, None
     try:

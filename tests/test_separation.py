@@ -34,7 +34,7 @@ def clip(bikes: Path) -> tuple[FrameSource, np.ndarray]:
     return FrameSource.of_file(bikes, max_frames=60), read_video(bikes, max_frames=60).frames
 
 
-@pytest.mark.parametrize("scheme", ["h264", "h265"])
+@pytest.mark.parametrize("scheme", ["h264", "h265", "av1"])
 def test_fits_the_budget_and_decodes_exactly(clip, scheme: str) -> None:  # noqa: ANN001
     source, frames = clip
     coded = encode_to_budget(source, scheme, 3000)
@@ -53,10 +53,11 @@ def test_sei_is_stripped_and_the_stream_still_decodes(clip) -> None:  # noqa: AN
     assert len(list(decode(raw, coded))) == 5
 
 
+@pytest.mark.parametrize("scheme", ["h264", "av1"])
 @pytest.mark.parametrize("damage", ["hole", "truncated", "garbage", "empty"])
-def test_damaged_streams_give_exact_counts(clip, damage: str) -> None:  # noqa: ANN001
+def test_damaged_streams_give_exact_counts(clip, damage: str, scheme: str) -> None:  # noqa: ANN001
     source, _ = clip
-    coded = encode_to_budget(source, "h264", 6000)
+    coded = encode_to_budget(source, scheme, 6000)
     data = coded.data
     data = {"hole": data[:200] + bytes(400) + data[600:], "truncated": data[: len(data) // 3],
             "garbage": np.random.default_rng(1).bytes(len(data)), "empty": b""}[damage]
@@ -117,7 +118,7 @@ def _pan_with_a_cut(frames: int = 48) -> list[np.ndarray]:
 
 def _decoded_pictures(data: bytes, scheme: str) -> int:
     """Pictures the decoder really returns (``decode`` pads with repeats; this does not)."""
-    with av.open(io.BytesIO(data), format=separation.SCHEMES[scheme][1]) as container:
+    with av.open(io.BytesIO(data), format=separation.SCHEMES[scheme].raw_format) as container:
         return sum(1 for _ in container.decode(video=0))
 
 
@@ -125,7 +126,7 @@ def _encode_small_sizes() -> None:
     """The child's side of the regression test: every encode at the small sizes decodes to
     exactly its frame count, and the budget search reaches those sizes."""
     frames, fps = _pan_with_a_cut(), Fraction(24)
-    for scheme in ("h264", "h265"):
+    for scheme in separation.SCHEMES:
         for size in SMALL_SIZES:
             for count in (1, 2, 3, 8):
                 data = encode(frames[:count], fps, scheme, 51 if count > 2 else 18, size)

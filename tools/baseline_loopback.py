@@ -42,8 +42,8 @@ class BaselineOptions:
 
 
 def backends(scheme: str, psss: str) -> dict[str, str]:
-    encoder, decoder = SCHEMES[scheme]
-    return {"source": f"{encoder} (PyAV)", "decoder": f"FFmpeg {decoder} + concealment", "psss": psss}
+    codec = SCHEMES[scheme]
+    return {"source": f"{codec.encoder} (PyAV)", "decoder": f"FFmpeg {codec.decoder} + concealment", "psss": psss}
 
 
 def run_baseline_loopback(opts: BaselineOptions) -> dict:
@@ -85,7 +85,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("input")
-    ap.add_argument("--scheme", default="h264", choices=["h264", "h265"])
+    ap.add_argument("--scheme", default="h264", choices=list(SCHEMES))
     ap.add_argument("--snr-db", type=float, required=True)
     ap.add_argument("--cbr", type=float, default=1e-3)
     ap.add_argument("--channel", default="awgn")

@@ -19,7 +19,7 @@ from lgvsc_phy.protection import Protection
 from semantic.decoder import decode_bitstream
 from semantic.encoder import EncoderConfig, FrameSource, encode_source
 from semantic.metrics import psnr_frames
-from semantic.separation import decode, encode_to_budget
+from semantic.separation import SCHEMES, decode, encode_to_budget
 
 
 def lose(data: bytes, protection: Protection, fraction: float, rng: np.random.Generator) -> bytes:
@@ -37,7 +37,7 @@ def main() -> None:
     ap.add_argument("input")
     ap.add_argument("--bytes", type=int, default=15000)
     ap.add_argument("--mcs", default="16qam-1/2")
-    ap.add_argument("--scheme", default="h264", choices=["h264", "h265"])
+    ap.add_argument("--scheme", default="h264", choices=list(SCHEMES))
     ap.add_argument("--loss", type=float, nargs="+", default=[0.0, 0.03, 0.1, 0.3])
     ap.add_argument("--trials", type=int, default=3)
     args = ap.parse_args()

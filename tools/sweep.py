@@ -34,7 +34,7 @@ from pathlib import Path
 from tools.progress import Progress
 from tools.sample_videos import NAMES, sample_video
 
-SCHEMES = ("lgvsc", "h264", "h265")
+SCHEMES = ("lgvsc", "h264", "h265", "av1")
 COLUMNS = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
            "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes", "on_air_symbols", "psss_backend",
            "seed", "status", "key", "input"]
