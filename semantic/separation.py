@@ -126,7 +126,10 @@ def coded_size(scheme: str, size: tuple[int, int]) -> tuple[int, int]:
 def _encoder_params(encoder: str, width: int) -> dict[str, str]:
     """The encoder's private options: its threads, and quiet logs."""
     if encoder == "libx265":
-        params = f"log-level=error:pools={ENCODER_THREADS}:frame-threads={ENCODER_THREADS}:info=0"
+        # One frame thread: with two, a search on bikes once hung for good, every x265 thread
+        # waiting on a condition, one in RateControl::rateControlEnd (a race: 900 encodes of the
+        # same sizes did not repeat it). Same speed and bytes here (WPP still uses both cores).
+        params = f"log-level=error:pools={ENCODER_THREADS}:frame-threads=1:info=0"
         return {"x265-params": params if width >= X265_CUTREE_MIN_WIDTH else f"{params}:cutree=0"}
     if encoder == "libsvtav1":
         return {"svtav1-params": f"lp={ENCODER_THREADS}"}
@@ -157,14 +160,18 @@ def _scheme(scheme: str) -> Codec:
     return SCHEMES[scheme]
 
 
-def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int) -> CodedVideo:
+SEARCH_TIMEOUT_S = 900.0  # a whole search takes seconds to a minute: far beyond that it is hung
+
+
+def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int,
+                     timeout_s: float = SEARCH_TIMEOUT_S) -> CodedVideo:
     """The best-PSNR (frame stride, resolution, CRF) whose stream fits ``byte_budget`` bytes.
 
     Every coded frame costs headers whatever its size (about 20 bytes for a P frame), so small
     budgets also drop frames: the search tries strides 1, 2, 4, ... and per stride the largest
     resolutions that fit, each at the smallest CRF that fits, keeping the best measured PSNR.
-    It runs in a child process (about a second more): an encoder that dies raises
-    ``EncoderCrash`` here instead of ending the caller."""
+    It runs in a child process (about a second more): an encoder that dies, or hangs past
+    ``timeout_s``, raises ``EncoderCrash`` here instead of ending or stalling the caller."""
     _scheme(scheme)
     frames = list(source.open())
     if not frames:
@@ -174,8 +181,12 @@ def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int) -> Code
         np.save(job, np.stack(frames))
         del frames
         args = [str(job), str(source.fps), scheme, str(byte_budget), str(result)]
-        proc = subprocess.run([sys.executable, "-c", _CHILD, _PACKAGE_ROOT, *args], stdin=subprocess.DEVNULL,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False)
+        try:
+            proc = subprocess.run([sys.executable, "-c", _CHILD, _PACKAGE_ROOT, *args], stdin=subprocess.DEVNULL,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, timeout=timeout_s)
+        except subprocess.TimeoutExpired:  # the child is killed
+            raise EncoderCrash(f"{SCHEMES[scheme].encoder} search for {byte_budget} bytes hung: no result after "
+                               f"{timeout_s:g} s") from None
         if proc.returncode != 0 or not result.is_file():
             raise EncoderCrash(f"{SCHEMES[scheme].encoder} search for {byte_budget} bytes {_death(proc)}")
         outcome = json.loads(result.read_text())

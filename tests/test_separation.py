@@ -169,3 +169,12 @@ def test_an_encoder_crash_is_an_error_not_the_end_of_the_caller(clip, monkeypatc
     monkeypatch.setattr(separation, "_CHILD", "import os; os.abort()")
     with pytest.raises(EncoderCrash, match="libx265 search for 3000 bytes died of SIGABRT"):
         encode_to_budget(source, "h265", 3000)
+
+
+def test_a_hung_encoder_is_an_error_within_its_timeout(clip, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+    """x265 once deadlocked in a search (every thread waiting): a child silent past the timeout
+    is killed and reported, so a sweep point fails instead of stalling the sweep."""
+    source, _ = clip
+    monkeypatch.setattr(separation, "_CHILD", "import time; time.sleep(60)")
+    with pytest.raises(EncoderCrash, match="libx265 search for 3000 bytes hung: no result after 2 s"):
+        encode_to_budget(source, "h265", 3000, timeout_s=2)
