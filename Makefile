@@ -4,7 +4,7 @@ PY := $(VENV)/bin/python
 DEMO_SNR ?= 10
 DEMO_CBR ?= 1e-3
 
-# `make report`: the quick evaluation grid from scratch (14 minutes on 2 cores), its plots and
+# `make report`: the quick evaluation grid from scratch (21 minutes on 2 cores), its plots and
 # HTML, and the README's Results section. `make sweep-full` adds multipath, resumably.
 REPORT_DIR ?= out/sweep-quick
 FULL_DIR ?= out/sweep-full
