@@ -4,7 +4,6 @@ explicit, interpretable intermediate representation, read with the same parsers 
 from __future__ import annotations
 
 from semantic.bitstream import (
-    KEYFRAME_PREFIX,
     BitstreamError,
     KeyframeImage,
     SegmentType,
@@ -30,8 +29,11 @@ def inspect_stream(data: bytes) -> dict:
     for seg in parsed.segments:
         out["segments"].append({"type": seg.type.name.lower(), "index": seg.index,
                                 "bytes": len(seg.payload), "crc_ok": True})
-        if seg.type == SegmentType.KEYFRAME_IMAGE and len(seg.payload) >= KEYFRAME_PREFIX:
-            kf = KeyframeImage.unpack(seg.payload)
+        if seg.type == SegmentType.KEYFRAME_IMAGE:
+            try:
+                kf = KeyframeImage.unpack(seg.payload)
+            except BitstreamError:  # too short to say which frame: listed among the segments only
+                continue
             out["keyframes"].append({"index": seg.index, "frame": kf.frame, "bytes": len(kf.data),
                                      "coded_size": f"{kf.width}x{kf.height}",
                                      "time_s": kf.frame / float(h.fps) if h else None})

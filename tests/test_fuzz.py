@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from lgvsc_phy.framing import MAX_STREAM_BYTES, FramingError, LinkPdu, Reassembly
 from lgvsc_phy.link import accept_message
 from lgvsc_phy.pmt_codec import PmtError, decode_pdu, encode_pdu
-from semantic.bitstream import MAGIC, VERSION, Segment, SegmentType, StreamHeader
+from semantic.bitstream import MAGIC, VERSION, KeyframeImage, Segment, SegmentType, StreamHeader
 from semantic.decoder import decode_bitstream
 from tools import fuzz
 
@@ -109,7 +109,7 @@ def test_headers_beyond_the_limits_count_as_damaged(offset: int, fmt: str, value
 
 def test_a_keyframe_claiming_a_huge_size_is_dropped_not_allocated() -> None:
     data = fuzz.corpus()[0]
-    lie = Segment(SegmentType.KEYFRAME_IMAGE, 77, struct.pack(">IHH", 3, 65535, 65535) + data[-200:]).pack()
+    lie = Segment(SegmentType.KEYFRAME_IMAGE, 77, KeyframeImage(3, 65535, 65535, data[-200:]).pack()).pack()
     decoded = decode_bitstream(data[:-40] + lie + data[-40:])
     assert any("claims 65535x65535" in n for n in decoded.notes)
     assert len(list(decoded.iter_frames())) == 24

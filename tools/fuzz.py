@@ -151,13 +151,13 @@ def _lie_length(data: bytes, rng: np.random.Generator) -> bytes:
 def _forge_segment(data: bytes, rng: np.random.Generator) -> bytes:
     """A CRC-valid segment of any type whose payload lies: huge frame indices and sizes, NaN
     motion, counts beyond the payload, garbage images and text."""
-    from semantic.bitstream import Segment, SegmentType
+    from semantic.bitstream import KeyframeImage, Segment, SegmentType
 
     kind = SegmentType(int(rng.choice([t.value for t in SegmentType])))
     choices = {
-        SegmentType.KEYFRAME_IMAGE: lambda: struct.pack(">IHH", int(rng.choice([0, 5, 2**32 - 1])),
-                                                         int(rng.choice([1, 96, 65535])),
-                                                         int(rng.choice([1, 40, 65535]))) + rng.bytes(40),
+        SegmentType.KEYFRAME_IMAGE: lambda: KeyframeImage(int(rng.choice([0, 5, 2**32 - 1])),
+                                                          int(rng.choice([1, 96, 65535])),
+                                                          int(rng.choice([1, 40, 65535])), rng.bytes(40)).pack(),
         SegmentType.KEYFRAME_TIMING: lambda: struct.pack(">H", int(rng.choice([0, 3, 65535])))
         + np.array(rng.integers(0, 2**32, int(rng.integers(0, 12))), dtype=">u4").tobytes(),
         SegmentType.MOTION: lambda: np.array(rng.choice([np.nan, np.inf, -np.inf, 65504.0, -1.0, 3.0], 6),
