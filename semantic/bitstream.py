@@ -23,7 +23,8 @@ from fractions import Fraction
 import numpy as np
 
 MAGIC = b"LGVS"
-VERSION = 1
+VERSION = 2  # 2 added the keyframe track (TRACK) and compact timing (TIMING); version 1 streams still decode
+READABLE_VERSIONS = (1, 2)
 SYNC = b"\xa5\x5a"
 _HEADER = struct.Struct(">HHIIIH")
 _SEGMENT = struct.Struct(">2sBHH")
@@ -46,6 +47,9 @@ class SegmentType(IntEnum):
     MOTION = 4  # payload: per keyframe interval, mean motion in pixels/frame, float16 each
     PSSS = 5  # payload: per keyframe, P(Yes) against the previous keyframe, u8 (x 255)
     PAN = 6  # payload: per keyframe interval, dominant motion dx, dy in pixels/frame, float16 pairs
+    TRACK = 7  # payload: a run of keyframes coded as one predictive video track (TrackChunk)
+    TIMING = 8  # payload: KEYFRAME_TIMING's content as varint deltas, raw DEFLATE when shorter (pack_timing_v2)
+    LAYOUT = 9  # payload: colour layout, Y count u8 | chroma count u8 | Y DC u8, Y ACs i8 | Cb, Cr (DC u8, ACs i8)
 
 
 @dataclass(frozen=True)
@@ -57,11 +61,12 @@ class StreamHeader:
     keyframes: int
     backends: dict[str, str] = field(default_factory=dict)
 
-    def pack(self) -> bytes:
+    def pack(self, version: int = VERSION) -> bytes:
+        """The header block; ``version`` 1 writes what version 1 encoders wrote (tests of old streams)."""
         tags = ";".join(f"{k}={v}" for k, v in self.backends.items()).encode("ascii")[:255]
         body = _HEADER.pack(self.width, self.height, self.fps.numerator, self.fps.denominator,
                             self.frames, self.keyframes) + bytes([len(tags)]) + tags
-        block = MAGIC + bytes([VERSION]) + struct.pack(">H", len(body)) + body
+        block = MAGIC + bytes([version]) + struct.pack(">H", len(body)) + body
         return block + struct.pack(">I", zlib.crc32(block))
 
     @classmethod
@@ -72,7 +77,7 @@ class StreamHeader:
         version = data[pos + 4]
         (length,) = struct.unpack_from(">H", data, pos + 5)
         end = pos + 7 + length
-        if version != VERSION or end + 4 > len(data) or length < _HEADER.size + 1:
+        if version not in READABLE_VERSIONS or end + 4 > len(data) or length < _HEADER.size + 1:
             return None
         if zlib.crc32(data[pos:end]) != struct.unpack_from(">I", data, end)[0]:
             return None
@@ -158,6 +163,82 @@ def _segment_at(data: bytes, pos: int) -> tuple[Segment, int] | None:
     return Segment(SegmentType(kind), index, data[pos + _SEGMENT.size : end]), end + 4
 
 
+def _varints(values: list[int]) -> bytes:
+    out = bytearray()
+    for v in values:
+        while v >= 0x80:
+            out.append(0x80 | (v & 0x7F))
+            v >>= 7
+        out.append(v)
+    return bytes(out)
+
+
+MAX_VARINT_BYTES = 5  # 35 bits: more than any count or frame index here
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    value = 0
+    for i in range(MAX_VARINT_BYTES):
+        if pos + i >= len(data):
+            raise BitstreamError("varint runs past the end of its payload")
+        byte = data[pos + i]
+        value |= (byte & 0x7F) << (7 * i)
+        if byte < 0x80:
+            return value, pos + i + 1
+    raise BitstreamError("varint longer than 5 bytes")
+
+
+TIMING_RAW, TIMING_DEFLATE = 0, 1
+MAX_TIMING_VALUES = 1 << 20  # keyframes plus cuts a timing payload may claim (its inflated size is bounded by it)
+
+
+def pack_timing_v2(keyframes: list[int], cuts: list[int]) -> bytes:
+    """Keyframe and cut frames as varint deltas: a keyframe on every frame costs one byte each,
+    and DEFLATE shrinks a regular spacing to a few bytes (``pack_timing`` spends 4 per frame)."""
+    def deltas(values: list[int]) -> list[int]:
+        out = [b - a for a, b in zip([0, *values], values, strict=False)]
+        if any(d < 0 for d in out):
+            raise BitstreamError("timing frames must be non-negative and ascending")
+        return out
+
+    body = _varints([len(keyframes), *deltas(keyframes), len(cuts), *deltas(cuts)])
+    packed = zlib.compressobj(9, zlib.DEFLATED, -15)
+    deflated = packed.compress(body) + packed.flush()
+    return bytes([TIMING_DEFLATE]) + deflated if len(deflated) < len(body) else bytes([TIMING_RAW]) + body
+
+
+def unpack_timing_v2(payload: bytes) -> tuple[list[int], list[int]]:
+    """(keyframe frames, cut frames) from ``pack_timing_v2``; raises BitstreamError when malformed."""
+    if not payload or payload[0] not in (TIMING_RAW, TIMING_DEFLATE):
+        raise BitstreamError("malformed timing segment")
+    body = payload[1:]
+    if payload[0] == TIMING_DEFLATE:
+        inflate = zlib.decompressobj(-15)
+        try:
+            body = inflate.decompress(body, MAX_VARINT_BYTES * MAX_TIMING_VALUES)
+        except zlib.error:
+            raise BitstreamError("timing segment does not inflate") from None
+    pos, lists = 0, []
+    for _ in range(2):
+        count, pos = _read_varint(body, pos)
+        if count > MAX_TIMING_VALUES:
+            raise BitstreamError("timing segment claims too many frames")
+        values, frame = [], 0
+        for _ in range(count):
+            delta, pos = _read_varint(body, pos)
+            frame += delta
+            values.append(frame)
+        lists.append(values)
+    return lists[0], lists[1]
+
+
+def timing_of(segment: Segment) -> tuple[list[int], list[int]]:
+    """(keyframe frames, cut frames) of a KEYFRAME_TIMING or TIMING segment; BitstreamError if malformed."""
+    if segment.type == SegmentType.TIMING:
+        return unpack_timing_v2(segment.payload)
+    return unpack_timing(segment.payload)
+
+
 def pack_timing(keyframes: list[int], cuts: list[int]) -> bytes:
     return struct.pack(f">H{len(keyframes)}I{len(cuts)}I", len(keyframes), *keyframes, *cuts)
 
@@ -200,6 +281,63 @@ class KeyframeImage:
                                  "prefix")
         frame, width, height = _KEYFRAME_PREFIX.unpack_from(payload)
         return cls(frame, width, height, payload[KEYFRAME_PREFIX:])
+
+
+@dataclass(frozen=True)
+class TrackChunk:
+    """A TRACK payload: consecutive units of the keyframe track, keyframe ``first`` (an index
+    into the timing segment's keyframe list) onwards. Layout: first u16 | count u8 | each unit's
+    length as a varint | the units. A unit is one AV1 temporal unit without its temporal
+    delimiter: exactly one shown keyframe (``semantic.track``)."""
+
+    first: int
+    units: tuple[bytes, ...]
+
+    def pack(self) -> bytes:
+        if not 0 < len(self.units) <= 0xFF:
+            raise BitstreamError(f"a track chunk holds 1 to 255 units, not {len(self.units)}")
+        return struct.pack(">HB", self.first, len(self.units)) + _varints([len(u) for u in self.units]) + \
+            b"".join(self.units)
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> TrackChunk:
+        if len(payload) < 3:
+            raise BitstreamError(f"track chunk of {len(payload)} bytes is shorter than its 3-byte prefix")
+        first, count = struct.unpack_from(">HB", payload)
+        pos, lengths = 3, []
+        for _ in range(count):
+            length, pos = _read_varint(payload, pos)
+            lengths.append(length)
+        if pos + sum(lengths) != len(payload) or not count:
+            raise BitstreamError("track chunk's unit lengths do not add up to its payload")
+        units = []
+        for length in lengths:
+            units.append(payload[pos : pos + length])
+            pos += length
+        return cls(first, tuple(units))
+
+    @staticmethod
+    def overhead(units: list[bytes]) -> int:
+        """Bytes a chunk adds to its units (prefix and lengths; not the segment's own)."""
+        return 3 + len(_varints([len(u) for u in units]))
+
+
+def pack_layout(y: tuple[int, ...], cb: tuple[int, ...], cr: tuple[int, ...]) -> bytes:
+    """A colour layout's quantized coefficients (``semantic.colour_layout``), DC first per channel."""
+    if not (y and cb and len(cb) == len(cr)):
+        raise BitstreamError("a colour layout needs a DC per channel")
+    signed = lambda values: bytes([values[0]]) + struct.pack(f">{len(values) - 1}b", *values[1:])  # noqa: E731
+    return bytes([len(y), len(cb)]) + signed(y) + signed(cb) + signed(cr)
+
+
+def unpack_layout(payload: bytes) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    if len(payload) < 2 or not payload[0] or not payload[1] or len(payload) != 2 + payload[0] + 2 * payload[1]:
+        raise BitstreamError("malformed colour layout segment")
+    out, pos = [], 2
+    for n in (payload[0], payload[1], payload[1]):
+        out.append((payload[pos], *struct.unpack_from(f">{n - 1}b", payload, pos + 1)))
+        pos += n
+    return out[0], out[1], out[2]
 
 
 def pack_motion(magnitudes: list[float]) -> bytes:

@@ -6,17 +6,68 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageDraw
 
-from semantic.bitstream import BitstreamError, KeyframeImage, SegmentType, parse_stream, unpack_psss
+from semantic.bitstream import (
+    BitstreamError,
+    KeyframeImage,
+    ParsedStream,
+    SegmentType,
+    StreamHeader,
+    TrackChunk,
+    parse_stream,
+    timing_of,
+    unpack_psss,
+)
 from semantic.image_codec import decode_image
 from semantic.text_codec import decompress_text
+from semantic.track import TrackDecoder, is_intra
 
 TILE_WIDTH = 240
 CAPTION = 30
 LINE = 12  # pixels per caption line (PIL's default font)
 TEXT_LINES, TEXT_WIDTH = 3, 38  # description lines under a tile, characters per line
+
+
+MAX_TRACK_TILES = 48  # a track may hold a keyframe per frame: the sheet shows this many, evenly spread
+
+
+def _track_tiles(parsed: ParsedStream, header: StreamHeader, tile_h: int, p_prev: list[float]) -> list:
+    """Tiles of the keyframe track's decoded units (what the decoder shows), captioned with
+    their coding: intra (a recovery point) or predicted."""
+    chunks = parsed.of_type(SegmentType.TRACK)
+    timing = parsed.of_type(SegmentType.TIMING) or parsed.of_type(SegmentType.KEYFRAME_TIMING)
+    if not chunks or not timing:
+        return []
+    try:
+        plan = timing_of(timing[0])[0]
+    except BitstreamError:
+        return []
+    track, units = TrackDecoder(header.width, header.height), {}
+    for seg in sorted(chunks, key=lambda seg: seg.index):
+        try:
+            chunk = TrackChunk.unpack(seg.payload)
+        except BitstreamError:
+            continue
+        units.update({chunk.first + i: unit for i, unit in enumerate(chunk.units)})
+        track.add(chunk)
+    track.finish(len(plan))
+    shown = sorted(i for i in track.images if i < len(plan))
+    if len(shown) > MAX_TRACK_TILES:
+        shown = [shown[round(k * (len(shown) - 1) / (MAX_TRACK_TILES - 1))] for k in range(MAX_TRACK_TILES)]
+    tiles = []
+    for i in shown:
+        coded = track.images[i]
+        image = cv2.resize(coded, (TILE_WIDTH, tile_h), interpolation=cv2.INTER_CUBIC)
+        kind = "AV1 intra" if is_intra(units[i]) else "AV1 predicted"
+        caption = (f"#{i} frame {plan[i]}  {plan[i] / float(header.fps):.2f} s\n{len(units[i])} B {kind}, "
+                   f"{coded.shape[1]}x{coded.shape[0]}")
+        if 0 < i < len(p_prev):
+            caption += f", PSSS {p_prev[i]:.2f}"
+        tiles.append((image, caption))
+    return tiles
 
 
 def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
@@ -44,6 +95,7 @@ def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
         if texts.get(seg.index):  # the description of the interval this keyframe opens
             caption += "\n" + "\n".join(textwrap.wrap(texts[seg.index], TEXT_WIDTH)[:TEXT_LINES])
         tiles.append((image, caption))
+    tiles += _track_tiles(parsed, header, tile_h, p_prev)
     rows = max(1, -(-len(tiles) // columns))
     sheet = Image.new("RGB", (columns * TILE_WIDTH, rows * (tile_h + caption_h)), "white")
     draw = ImageDraw.Draw(sheet)

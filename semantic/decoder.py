@@ -25,15 +25,20 @@ from semantic.bitstream import (
     Segment,
     SegmentType,
     StreamHeader,
+    TrackChunk,
     parse_stream,
+    timing_of,
+    unpack_layout,
     unpack_motion,
     unpack_pan,
-    unpack_timing,
 )
+from semantic.colour_layout import ColourLayout
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings, DiffusionTween, prompt_for
 from semantic.image_codec import MIN_SIDE, decode_image
 from semantic.keyframes import shot_ranges
 from semantic.text_codec import decompress_text
+from semantic.track import TrackDecoder
+from semantic.video_io import upscale
 
 
 class DecoderError(ValueError):
@@ -46,15 +51,19 @@ class Keyframe:
     a long stream holds only coded bytes (a few kB per keyframe), not full-size images."""
 
     frame: int
-    data: bytes
+    data: bytes  # an intra-coded image (empty for a track keyframe)
     width: int  # the stream's resolution
     height: int
     _image: np.ndarray | None = None
+    coded: np.ndarray | None = None  # a track keyframe as libdav1d decoded it, at its coded size
 
     @property
     def image(self) -> np.ndarray:
         if self._image is None:
-            self._image = decode_image(self.data, self.width, self.height)
+            if self.coded is not None:
+                self._image = upscale(self.coded, self.width, self.height)
+            else:
+                self._image = decode_image(self.data, self.width, self.height)
         return self._image
 
     def release(self) -> None:
@@ -104,7 +113,10 @@ def keyframe_of(seg: Segment, header: StreamHeader) -> Keyframe | str:
     return Keyframe(frame, image.data, header.width, header.height)
 
 
-def received_keyframes(parsed: ParsedStream, header: StreamHeader) -> tuple[list[Keyframe], list[str]]:
+def received_keyframes(parsed: ParsedStream, header: StreamHeader,
+                       plan: list[int] | None = None) -> tuple[list[Keyframe], list[str]]:
+    """Intra-coded keyframes and the keyframe track's (placed by ``plan``, the timing segment's
+    keyframe frames), sorted by frame; what could not be used is explained in the notes."""
     keyframes, notes = [], []
     for seg in parsed.of_type(SegmentType.KEYFRAME_IMAGE):
         keyframe = keyframe_of(seg, header)
@@ -112,8 +124,32 @@ def received_keyframes(parsed: ParsedStream, header: StreamHeader) -> tuple[list
             notes.append(keyframe)
         else:
             keyframes.append(keyframe)
-    keyframes.sort(key=lambda k: k.frame)
-    return keyframes, notes
+    chunks = parsed.of_type(SegmentType.TRACK)
+    if chunks:
+        track = TrackDecoder(header.width, header.height)
+        for seg in sorted(chunks, key=lambda seg: seg.index):
+            try:
+                track.add(TrackChunk.unpack(seg.payload))
+            except BitstreamError as exc:
+                notes.append(f"track segment {seg.index}: {exc}")
+        track.finish(len(plan) if plan else None)
+        keyframes += track_keyframes(track, plan or [], header, notes)
+    by_frame = {k.frame: k for k in keyframes}  # one keyframe per frame, whichever came first
+    return sorted(by_frame.values(), key=lambda k: k.frame), notes
+
+
+def track_keyframes(track: TrackDecoder, plan: list[int], header: StreamHeader, notes: list[str] | None,
+                    ordinals: list[int] | None = None) -> list[Keyframe]:
+    """Keyframes for the decoded track units ``ordinals`` (default all), placed by ``plan``."""
+    out = []
+    for i in sorted(track.images) if ordinals is None else ordinals:
+        if i < len(plan) and plan[i] < header.frames:
+            out.append(Keyframe(plan[i], b"", header.width, header.height, coded=track.images[i]))
+        elif notes is not None:
+            notes.append(f"track keyframe {i} has no frame in the timing segment")
+    if track.lost and notes is not None:
+        notes.append(f"track keyframes lost or without their reference: {sorted(track.lost)}")
+    return out
 
 
 @dataclass(frozen=True)
@@ -125,6 +161,7 @@ class SideInfo:
     motion: list[float] = field(default_factory=list)  # px/frame per sent keyframe interval
     pan: list[tuple[float, float]] = field(default_factory=list)  # dominant dx, dy px/frame per interval
     descriptions: dict[int, str] = field(default_factory=dict)  # by sent keyframe interval
+    layout: ColourLayout | None = None  # shown where no keyframe arrived at all (instead of mid-grey)
 
     def interval_of(self, frame: int) -> int | None:
         """Index of the sent keyframe interval that starts at keyframe ``frame``."""
@@ -195,7 +232,12 @@ def render_planned(plan: list[int], header: StreamHeader, side: SideInfo, tween:
             previous.release()
             continue
         nearest = _nearest(plan, resolve, lo, hi)
-        filler = nearest.image if nearest else np.full((header.height, header.width, 3), 128, dtype=np.uint8)
+        if nearest:
+            filler = nearest.image
+        elif side.layout is not None:
+            filler = side.layout.image(header.width, header.height)
+        else:
+            filler = np.full((header.height, header.width, 3), 128, dtype=np.uint8)
         for _ in range(lo, hi + 1):
             yield filler
         if nearest:
@@ -311,8 +353,10 @@ def decode_bitstream(data: bytes, decoder: str = "interp", diffusion: DiffusionS
     if parsed.header is None:
         raise DecoderError("bitstream has no intact stream header (both copies lost or not an LGVSC file)")
     header = parsed.header
-    keyframes, notes = received_keyframes(parsed, header)
+    notes: list[str] = []
     side = side_info(parsed.segments, None, notes)
+    keyframes, kf_notes = received_keyframes(parsed, header, side.keyframe_frames)
+    notes += kf_notes
     if not side.keyframe_frames and keyframes:
         notes.append("timing segment lost: shot cuts unknown, blending across them")
     if parsed.corrupt_regions:
@@ -327,10 +371,10 @@ def side_info(segments: list[Segment], plan: list[int] | None = None, notes: lis
         return next((seg for seg in segments if seg.type == kind), None)
 
     expected, cuts = [], []
-    timing = first(SegmentType.KEYFRAME_TIMING)
+    timing = first(SegmentType.TIMING) or first(SegmentType.KEYFRAME_TIMING)
     if timing is not None:
         try:
-            expected, cuts = unpack_timing(timing.payload)
+            expected, cuts = timing_of(timing)
         except BitstreamError as exc:
             if notes is not None:
                 notes.append(str(exc))
@@ -340,5 +384,12 @@ def side_info(segments: list[Segment], plan: list[int] | None = None, notes: lis
     if (seg := first(SegmentType.PAN)) is not None:
         pan = unpack_pan(seg.payload)
     texts = {seg.index: decompress_text(seg.payload) for seg in segments if seg.type == SegmentType.TEXT}
+    layout = None
+    if (seg := first(SegmentType.LAYOUT)) is not None:
+        try:
+            layout = ColourLayout(*unpack_layout(seg.payload))
+        except BitstreamError as exc:
+            if notes is not None:
+                notes.append(str(exc))
     return SideInfo(cuts, plan if plan is not None else expected, magnitude, pan,
-                    {i: t for i, t in texts.items() if t})
+                    {i: t for i, t in texts.items() if t}, layout)

@@ -4,7 +4,7 @@ header."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
@@ -21,12 +21,18 @@ from semantic.bitstream import (
     Segment,
     SegmentType,
     StreamHeader,
+    pack_layout,
     pack_motion,
     pack_pan,
     pack_psss,
     pack_stream,
     pack_timing,
+    pack_timing_v2,
+    parse_stream,
+    unpack_layout,
 )
+from semantic.colour_layout import ColourLayout
+from semantic.decoder import get_decoder_tween
 from semantic.describe import Describer, IntervalView, get_describer
 from semantic.image_codec import CodedImage, encode_image
 from semantic.keyframes import (
@@ -34,9 +40,13 @@ from semantic.keyframes import (
     candidate_frames,
     select_keyframes_from,
     select_keyframes_psss_from,
+    uniform_keyframes,
 )
+from semantic.metrics import psnr_frames
 from semantic.psss import get_psss
 from semantic.text_codec import compress_text
+from semantic.track import chunk_units, fit_track
+from semantic.track_search import EVAL_BYTES, EVAL_WIDTH, STORE_BYTES, TrackSearch, shrink, start_stride, store_width
 from semantic.video_io import Video, VideoInfo, iter_frames, probe_fps
 
 KEYFRAME_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
@@ -59,6 +69,8 @@ class EncoderConfig:
     keyframe_mode: str = "error-model"  # or "psss": the paper's rule (S_rel > 0.35; budget mode with a budget)
     describe: str = "none"  # description backend: none, tags, mllm:<id>
     text_share: float = 0.15  # descriptions may take at most this share of a byte budget
+    images: str = "track"  # keyframe images: "track" (one predictive AV1 track) or "intra" (WebP/AVIF each)
+    expected_loss: float = 0.0  # PDU loss the link is expected to show: the track gets recovery points
 
 
 @dataclass
@@ -238,6 +250,10 @@ def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis
     info = analysis.info
     if config.byte_budget is None and config.budget_for is not None:
         config = replace(config, byte_budget=int(config.budget_for(info)))
+    if config.images == "track" and track_fits_memory(info):
+        return encode_track_stream(source, config, analysis)
+    if config.images not in ("track", "intra"):
+        raise EncoderError(f"unknown keyframe image mode {config.images!r}; known: track, intra")
     keyframes = "psss" if config.keyframe_mode == "psss" else "error-model"
     backends = {"kf": keyframes, "psss": config.psss, "img": "rd", "desc": config.describe}
     n_cuts = min(MAX_CUTS, len(analysis.cuts))
@@ -302,3 +318,178 @@ def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis
              "text": sum(len(s.pack()) for s in text_segments),
              "psss": sum(len(s.pack()) for s in segments if s.type == SegmentType.PSSS)}
     return EncodedVideo(data, plan, images, motion, header, descriptions, sizes, critical_bytes)
+
+
+# -- the keyframe track ----------------------------------------------------------------------
+
+REDUNDANCY_SHARE = 0.03  # trailing header and repeated timing while they cost at most this share
+LOSSY_REDUNDANCY_SHARE = 0.10  # ... or this much when the link is expected to lose PDUs
+SIDE_SHARE = 0.03  # motion, pan and PSSS scores ride along while they cost at most this share
+RECOVERY_LOSS_PRODUCT = 0.2  # a recovery point every 0.2 / loss keyframes: at 10 % PDU loss every 2nd
+
+
+MIN_STORE_WIDTH = 320  # the track codes from in-memory copies at least this wide (or the source's width)
+
+
+def track_fits_memory(info: VideoInfo) -> bool:
+    """Whether the track's copies of every frame fit ``STORE_BYTES`` wide enough to code from; a
+    longer video (some 8 minutes of 640x272, 3 of 720p) is coded as intra images, which stream
+    in constant memory (the stream's ``img`` backend says which)."""
+    return store_width(info.frames, info.width, info.height, STORE_BYTES) >= min(info.width, MIN_STORE_WIDTH)
+
+
+def recovery_interval(expected_loss: float) -> int | None:
+    """Keyframes between intra keyframes for the loss the link is expected to show (None: only
+    at shot cuts). A lost unit costs the rest of its chain, so the chain shortens as loss grows."""
+    if expected_loss <= 0:
+        return None
+    return max(1, round(RECOVERY_LOSS_PRODUCT / expected_loss))
+
+
+@dataclass(frozen=True)
+class _TrackSide:
+    """The segments besides the track for one keyframe plan, and what they leave the track."""
+
+    segments: list[Segment]  # timing, motion, pan, text, PSSS: the critical prefix after the header
+    timing: Segment
+    redundant: bool  # trailing header and repeated timing
+    track_budget: int
+
+
+def _track_side(plan: KeyframePlan, analysis: Analysis, header: StreamHeader, budget: int | None,
+                config: EncoderConfig, p_prev: list[float] | None, text: list[Segment]) -> _TrackSide:
+    timing = Segment(SegmentType.TIMING, 0, pack_timing_v2(plan.frames, plan.cuts[:MAX_CUTS]))
+    segments = [timing]
+    share = budget if budget is not None else math.inf
+    motion = analysis.interval_motion(plan.frames)
+    side = [Segment(SegmentType.MOTION, 0, pack_motion(motion)),
+            Segment(SegmentType.PAN, 0, pack_pan(analysis.interval_pan(plan.frames)))]
+    if motion and sum(len(seg.pack()) for seg in side) <= SIDE_SHARE * share:
+        segments += side
+    segments += text
+    if p_prev and len(p_prev) + SEGMENT_OVERHEAD <= SIDE_SHARE * share / 3:
+        segments.append(Segment(SegmentType.PSSS, 0, pack_psss(p_prev)))
+    head = len(header.pack())
+    limit = LOSSY_REDUNDANCY_SHARE if config.expected_loss > 0 else REDUNDANCY_SHARE
+    redundant = head + len(timing.pack()) <= limit * share
+    used = head * (1 + redundant) + sum(len(seg.pack()) for seg in segments) + redundant * len(timing.pack())
+    return _TrackSide(segments, timing, redundant, (budget if budget is not None else 0) - used)
+
+
+GREEDY_MAX_KEYFRAMES = 48  # denser tracks are spaced evenly per shot (the greedy search costs frames x keyframes)
+
+
+def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: Analysis) -> EncodedVideo:
+    """The keyframes as one predictive AV1 track, its structure chosen by rate-distortion on the
+    decoder's real output (``semantic.track_search``)."""
+    info = analysis.info
+    keyframes = "psss" if config.keyframe_mode == "psss" else "error-model"
+    if config.keyframe_mode not in ("error-model", "psss"):
+        raise EncoderError(f"unknown keyframe mode {config.keyframe_mode!r}; known: error-model, psss")
+    backends = {"kf": keyframes, "psss": config.psss, "img": "track-av1", "desc": config.describe}
+    scorer = None if config.psss == "none" else get_psss(config.psss)
+    if config.keyframe_mode == "psss" and scorer is None:
+        raise EncoderError("keyframe mode 'psss' needs a PSSS backend")
+    store_w = store_width(info.frames, info.width, info.height, STORE_BYTES)
+    store = source.collect(set(range(info.frames)), max_width=store_w)
+    eval_w = min(EVAL_WIDTH, store_width(info.frames, info.width, info.height, EVAL_BYTES))
+    reference = np.stack([shrink(store[t], eval_w) for t in range(info.frames)])
+    p_prev_by_count: dict[int, list[float]] = {}
+    step = max(1, math.ceil(info.frames / MAX_CANDIDATES))
+
+    def select(count: int) -> KeyframePlan:
+        if config.keyframe_mode == "psss" and count > 1:
+            wanted = candidate_frames(info.frames, float(info.fps), analysis.cuts)
+            candidates = {t: FrameSource.shrink(store[t], PSSS_WIDTH) for t in wanted}
+            plan, p_prev_by_count[count] = select_keyframes_psss_from(
+                analysis.change, analysis.model_thumbs, candidates, float(info.fps), count, scorer)
+            return plan
+        if count > GREEDY_MAX_KEYFRAMES:
+            return uniform_keyframes(analysis.change, count)
+        return select_keyframes_from(analysis.change, analysis.model_thumbs, count, step)
+
+    probe = StreamHeader(info.width, info.height, info.fps, info.frames, 0, backends)
+
+    def track_budget(plan: KeyframePlan) -> int:
+        if config.byte_budget is None:
+            return config.default_keyframe_bytes * len(plan.frames)
+        return _track_side(plan, analysis, probe, config.byte_budget, config, None, []).track_budget
+
+    search = TrackSearch(store, reference, info.fps, select, track_budget, get_decoder_tween("interp"),
+                         lambda frames: (analysis.interval_motion(frames), analysis.interval_pan(frames)),
+                         info.width, recovery_interval(config.expected_loss))
+    fixed = config.keyframes
+    if config.byte_budget is None and fixed is None:
+        fixed = keyframe_count(info, config, float(analysis.change.mean()), len(analysis.cuts) + 1)
+    try:
+        best = search.best(start_stride(max(track_budget(select(2)), 1), info.frames, info.width, info.height), fixed)
+    except ValueError:  # not even one keyframe fits: the colour layout, or the header alone
+        return _layout_stream(store.values(), probe, config.byte_budget or 0, analysis)
+    if fixed is None and config.byte_budget is not None:  # a few keyframes at a tiny size can lose to it
+        layout = _layout_stream(store.values(), probe, config.byte_budget, analysis)
+        if _layout_score(layout, reference) > best.score:
+            return layout
+    plan = best.plan
+    header = StreamHeader(info.width, info.height, info.fps, info.frames, len(plan.frames), backends)
+    p_prev = p_prev_by_count.get(len(plan.frames))
+    if p_prev is None and scorer is not None:
+        small = [FrameSource.shrink(store[t], PSSS_WIDTH) for t in plan.frames]
+        p_prev = [1.0] + [float(scorer.score([(a, b)])[0]) for a, b in zip(small[:-1], small[1:], strict=True)]
+    motion = analysis.interval_motion(plan.frames)
+    descriptions, text = [], []
+    describer = get_describer(config.describe)
+    if describer is not None and len(plan.frames) > 1:
+        cap = None if config.byte_budget is None else int(config.text_share * config.byte_budget)
+        descriptions, text = _describe(source, plan.frames, motion, analysis.interval_pan(plan.frames), describer, cap)
+    side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, text)
+    coding = best.coding
+    if text:  # the descriptions took bytes the search gave the track: refit at the same structure
+        coding = fit_track([store[t] for t in plan.frames], side.track_budget, lambda decoded: 0.0,
+                           {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)},
+                           recovery_interval(config.expected_loss)) or coding
+    chunks = [Segment(SegmentType.TRACK, i, c.pack()) for i, c in enumerate(chunk_units(coding.units))]
+    segments = side.segments + chunks + ([side.timing] if side.redundant else [])
+    data = pack_stream(header, segments, trailing_header=side.redundant)
+    critical = len(header.pack()) + sum(len(seg.pack()) for seg in side.segments)
+    sizes = {"header": len(header.pack()) * (1 + side.redundant),
+             "timing": len(side.timing.pack()) * (1 + side.redundant),
+             "keyframe_images": sum(len(seg.pack()) for seg in chunks),
+             "motion": sum(len(s.pack()) for s in side.segments if s.type in (SegmentType.MOTION, SegmentType.PAN)),
+             "text": sum(len(s.pack()) for s in text),
+             "psss": sum(len(s.pack()) for s in side.segments if s.type == SegmentType.PSSS)}
+    return EncodedVideo(data, plan, [], motion, header, descriptions, sizes, critical)
+
+
+def _layout_score(layout: EncodedVideo, reference: np.ndarray) -> float:
+    """PSNR of a layout stream's (constant) picture against the evaluation copy of the video."""
+    segments = parse_stream(layout.data).of_type(SegmentType.LAYOUT)
+    if not segments:
+        return -math.inf
+    h, w = reference.shape[1:3]
+    image = ColourLayout(*unpack_layout(segments[0].payload)).image(w, h)
+    return float(np.mean([psnr_frames(frame[None], image[None])[0] for frame in reference]))
+
+
+LAYOUT_SIZES = ((28, 10), (15, 6), (6, 3), (3, 1), (1, 1))  # luma, chroma coefficients, richest first
+
+
+def _layout_stream(frames: Iterable[np.ndarray], header: StreamHeader, budget: int, analysis: Analysis
+                   ) -> EncodedVideo:
+    """Below the smallest keyframe: the richest colour layout that fits with the header, else the
+    header alone (the decoder still returns a video of exact length and rate)."""
+    head = len(header.pack())
+    if budget < head:
+        raise EncoderError(f"byte budget {budget} is below the {head}-byte stream header: nothing can be sent")
+    frames = list(frames)
+    segments = []
+    for luma, chroma in LAYOUT_SIZES:
+        layout = ColourLayout.of_frames(frames, luma, chroma)
+        segment = Segment(SegmentType.LAYOUT, 0, pack_layout(layout.y, layout.cb, layout.cr))
+        if head + len(segment.pack()) <= budget:
+            segments = [segment]
+            break
+    header = replace(header, keyframes=0)
+    data = pack_stream(header, segments, trailing_header=False)
+    plan = KeyframePlan([], analysis.cuts, analysis.change)
+    sizes = {"header": head, "layout": sum(len(seg.pack()) for seg in segments)}
+    return EncodedVideo(data, plan, [], [], header, [], sizes, len(data))

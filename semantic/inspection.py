@@ -6,15 +6,20 @@ from __future__ import annotations
 from semantic.bitstream import (
     BitstreamError,
     KeyframeImage,
+    ParsedStream,
     SegmentType,
+    StreamHeader,
+    TrackChunk,
     parse_stream,
+    timing_of,
+    unpack_layout,
     unpack_motion,
     unpack_pan,
     unpack_psss,
-    unpack_timing,
 )
 from semantic.describe import motion_phrase
 from semantic.text_codec import decompress_text
+from semantic.track import is_intra
 
 
 def inspect_stream(data: bytes) -> dict:
@@ -37,12 +42,18 @@ def inspect_stream(data: bytes) -> dict:
             out["keyframes"].append({"index": seg.index, "frame": kf.frame, "bytes": len(kf.data),
                                      "coded_size": f"{kf.width}x{kf.height}",
                                      "time_s": kf.frame / float(h.fps) if h else None})
-        elif seg.type == SegmentType.KEYFRAME_TIMING and "timing" not in out:
+        elif seg.type in (SegmentType.KEYFRAME_TIMING, SegmentType.TIMING) and "timing" not in out:
             try:
-                frames, cuts = unpack_timing(seg.payload)
+                frames, cuts = timing_of(seg)
                 out["timing"] = {"keyframe_frames": frames, "shot_cuts": cuts}
             except BitstreamError as exc:
                 out["timing"] = {"error": str(exc)}
+        elif seg.type == SegmentType.LAYOUT:
+            try:
+                y, cb, cr = unpack_layout(seg.payload)
+                out["colour_layout"] = {"luma": list(y), "cb": list(cb), "cr": list(cr)}
+            except BitstreamError as exc:
+                out["colour_layout"] = {"error": str(exc)}
         elif seg.type == SegmentType.PSSS:
             out["psss_vs_previous"] = [round(p, 3) for p in unpack_psss(seg.payload)]
         elif seg.type == SegmentType.MOTION:
@@ -52,6 +63,28 @@ def inspect_stream(data: bytes) -> dict:
         elif seg.type == SegmentType.TEXT:
             text = decompress_text(seg.payload)
             out.setdefault("text", []).append({"interval": seg.index, "text": "<damaged>" if text is None else text})
+    out["keyframes"] += _track_keyframes(parsed, out.get("timing", {}).get("keyframe_frames", []), h)
+    return out
+
+
+def _track_keyframes(parsed: ParsedStream, plan: list[int], header: StreamHeader | None) -> list[dict]:
+    """The keyframe track's units in order: which are intra (recovery points) and which are
+    predicted from the keyframes decoded since the last intra one."""
+    units: dict[int, bytes] = {}
+    for seg in parsed.of_type(SegmentType.TRACK):
+        try:
+            chunk = TrackChunk.unpack(seg.payload)
+        except BitstreamError:
+            continue
+        for i, unit in enumerate(chunk.units):
+            units.setdefault(chunk.first + i, unit)
+    out, chain = [], None
+    for i in sorted(units):
+        intra = is_intra(units[i])
+        chain = i if intra else (chain if chain is not None and i - 1 in units else None)
+        frame = plan[i] if i < len(plan) else None
+        out.append({"index": i, "frame": frame, "bytes": len(units[i]), "coding": "intra" if intra else "predicted",
+                    "chain_from": chain, "time_s": frame / float(header.fps) if header and frame is not None else None})
     return out
 
 
@@ -62,7 +95,7 @@ def format_inspection(info: dict) -> str:
     if not info["header_ok"]:
         add("stream header: LOST (no intact copy)")
     else:
-        add(f"LGVSC stream v1: {info['width']}x{info['height']} @ {info['fps_exact']} fps, {info['frames']} frames "
+        add(f"LGVSC stream: {info['width']}x{info['height']} @ {info['fps_exact']} fps, {info['frames']} frames "
               f"({info['duration_s']:.2f} s), {info['bytes']} bytes")
         add("backends: " + ", ".join(f"{k}={v}" for k, v in info["backends"].items()))
     timing = info.get("timing", {})
@@ -77,10 +110,22 @@ def format_inspection(info: dict) -> str:
         m = f", motion to next {motion[i]:.1f} px/frame" if i < len(motion) else ""
         m += f" ({motion_phrase(motion[i], tuple(pan[i]))})" if i < min(len(motion), len(pan)) else ""
         p = f", PSSS vs previous {psss[kf['index']]:.2f}" if kf["index"] < len(psss) and kf["index"] else ""
-        add(f"  keyframe {kf['index']:3d}: frame {kf['frame']:5d} at {t}, WebP {kf['coded_size']}, "
-              f"{kf['bytes']} bytes{p}{m}")
+        frame = f"{kf['frame']:5d}" if kf["frame"] is not None else "    ?"
+        add(f"  keyframe {kf['index']:3d}: frame {frame} at {t}, {_coding(kf)}, {kf['bytes']} bytes{p}{m}")
+    if "colour_layout" in info:
+        add(f"colour layout (no keyframe): {info['colour_layout']}")
     for text in info.get("text", []):
         add(f"  text for interval {text['interval']} (keyframe {text['interval']} to {text['interval'] + 1}): "
               f"{text['text']}")
     add(f"segments: {len(info['segments'])} intact, {info['corrupt_regions']} damaged/missing stretch(es)")
     return "\n".join(lines)
+
+
+def _coding(keyframe: dict) -> str:
+    if "coded_size" in keyframe:
+        return f"intra image {keyframe['coded_size']}"
+    if keyframe["coding"] == "intra":
+        return "AV1 intra (recovery point)"
+    chain = keyframe["chain_from"]
+    source = f"keyframes {chain}..{keyframe['index'] - 1}" if chain is not None else "a missing keyframe"
+    return f"AV1 predicted from {source}"

@@ -111,6 +111,20 @@ def select_keyframes(frames: np.ndarray, count: int, candidate_step: int = 1) ->
                                  candidate_step)
 
 
+def uniform_keyframes(change: np.ndarray, count: int) -> KeyframePlan:
+    """About ``count`` keyframes evenly spaced within each shot, every shot's first and last
+    frame among them: for dense keyframe tracks, where the greedy error model's placement gains
+    nothing and its cost grows with frames x keyframes."""
+    total = len(change)
+    cuts = detect_cuts(change)
+    stride = max(1.0, (total - 1) / max(count - 1, 1))
+    frames: set[int] = set()
+    for lo, hi in shot_ranges(cuts, total):
+        steps = max(1, round((hi - lo) / stride))
+        frames.update(int(round(lo + k * (hi - lo) / steps)) for k in range(steps + 1))
+    return KeyframePlan(sorted(frames), cuts, change)
+
+
 CUT_SEED_RATIO = 4  # keyframes per shot from which every shot's first frame is one
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from semantic.bitstream import SegmentType, StreamHeader, parse_stream, unpack_timing
+from semantic.bitstream import BitstreamError, SegmentType, StreamHeader, TrackChunk, parse_stream, timing_of
 from semantic.decoder import (
     DecodedVideo,
     Keyframe,
@@ -26,8 +26,10 @@ from semantic.decoder import (
     keyframe_of,
     render_planned,
     side_info,
+    track_keyframes,
 )
 from semantic.diffusion_decoder import DiffusionSettings
+from semantic.track import TrackDecoder
 
 
 class ProgressiveStream:
@@ -45,6 +47,7 @@ class ProgressiveStream:
         self.seen: set = set()
         self.images: dict[int, Keyframe] = {}
         self.plan: list[int] | None = None
+        self.track: TrackDecoder | None = None  # the keyframe track, decoded as its chunks arrive
         self.ended = False
         self.cond = threading.Condition()
 
@@ -79,15 +82,38 @@ class ProgressiveStream:
                 continue
             self.seen.add((seg.type, seg.index))
             self.segments.append(seg)
-            if seg.type == SegmentType.KEYFRAME_TIMING and self.plan is None:
+            if seg.type in (SegmentType.KEYFRAME_TIMING, SegmentType.TIMING) and self.plan is None:
                 try:
-                    self.plan = unpack_timing(seg.payload)[0]
+                    self.plan = timing_of(seg)[0]
                 except ValueError:
                     pass
             elif seg.type == SegmentType.KEYFRAME_IMAGE and self.header:
                 keyframe = keyframe_of(seg, self.header)
                 if isinstance(keyframe, Keyframe):
                     self.images[keyframe.frame] = keyframe
+            elif seg.type == SegmentType.TRACK and self.header:
+                try:
+                    self._track().add(TrackChunk.unpack(seg.payload))
+                except BitstreamError:
+                    pass
+        self._place_track(end is not None)
+
+    def _track(self) -> TrackDecoder:
+        if self.track is None:
+            self.track = TrackDecoder(self.header.width, self.header.height)
+        return self.track
+
+    def _place_track(self, final: bool) -> None:
+        """Decoded track units become keyframes once the plan says where they go; at the end
+        the units past a gap decode from their next recovery point."""
+        if self.track is None or self.plan is None:
+            return
+        if final:
+            self.track.finish(len(self.plan))
+        for keyframe in track_keyframes(self.track, self.plan, self.header, None,
+                                        [i for i in self.track.images
+                                         if i < len(self.plan) and self.plan[i] not in self.images]):
+            self.images.setdefault(keyframe.frame, keyframe)
 
     # -- writer side -------------------------------------------------------------------------
     def wait_ready(self) -> bool:

@@ -35,6 +35,7 @@ import numpy as np
 
 from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames
+from semantic.video_io import upscale
 
 
 @dataclass(frozen=True)
@@ -312,9 +313,7 @@ def decode(data: bytes, coded: CodedVideo) -> Iterator[np.ndarray]:
                 except av.FFmpegError:
                     continue  # a damaged NAL unit: concealment covers what it can, the rest holds
                 for frame in decoded:
-                    image = frame.to_ndarray(format="rgb24")
-                    last = cv2.resize(image, (w, h), interpolation=cv2.INTER_LINEAR) if image.shape[1::-1] != (w, h) \
-                        else image
+                    last = upscale(frame.to_ndarray(format="rgb24"), w, h)
                     for _ in range(min(coded.stride, coded.frames - count)):  # held for its dropped frames
                         count += 1
                         yield last

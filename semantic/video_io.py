@@ -119,6 +119,16 @@ def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
+def upscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+    """A picture decoded at a reduced coded size, scaled to the stream's size: bicubic, FFmpeg's
+    default scaler. Every scheme's decoder (LGVSC's track and the separation baselines) uses it."""
+    import cv2
+
+    if frame.shape[1::-1] == (width, height):
+        return frame
+    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction, crf: int = 18) -> int:
     """H.264 at near-visually-lossless quality, every frame of ``frames`` (any iterable, so a
     decoder can stream) at ``fps``; returns the frame count.

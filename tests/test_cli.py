@@ -30,7 +30,7 @@ def test_full_loopback_of_a_real_video(bikes: Path, tmp_path: Path, base_port: i
     rep = json.loads(report.read_text())
     for key in ("frames_in", "frames_out", "width", "height", "fps", "source_values", "payload_symbols",
                 "on_air_symbols", "cbr_payload", "cbr_on_air", "snr_db", "channel", "mcs", "pdus_sent",
-                "pdus_received", "ber", "per", "psnr_db", "ssim", "psss", "backends", "wall_s"):
+                "pdus_received", "ber", "per", "psnr_db", "ssim", "vmaf", "psss", "backends", "wall_s"):
         assert key in rep, key
     assert rep["frames_in"] == rep["frames_out"] == read_video(out).info.frames == 250
     assert rep["on_air_symbols"] == rep["on_air_symbols_expected"] > 0
@@ -39,7 +39,7 @@ def test_full_loopback_of_a_real_video(bikes: Path, tmp_path: Path, base_port: i
     assert rep["probe"]["esnr_db"] is not None and rep["cbr_on_air_with_probe"] > rep["cbr_on_air"]
     assert rep["protection"].endswith(rep["mcs"]) and rep["critical_bytes"] > 0
     assert rep["constellation"] and len(rep["constellation"]["points"]) > 100
-    assert rep["psnr_db"] > 17.5 and rep["ssim"] > 0.55
+    assert rep["psnr_db"] > 17.5 and rep["ssim"] > 0.55 and 0 < rep["vmaf"] < 100
     assert rep["backends"]["decoder"] == "interp"
     assert "data:image/jpeg" in page.read_text()
 
@@ -79,7 +79,7 @@ def test_encode_inspect_decode_evaluate(bikes: Path, tmp_path: Path) -> None:
     assert "keyframe   0: frame     0" in text and "shot cuts" in text
     assert lgvsc("decode", lgv, "-o", out).returncode == 0
     ev = json.loads(lgvsc("evaluate", bikes, out, "--json").stdout)
-    assert ev["frames_out"] == 100 and ev["psnr_db"] > 15
+    assert ev["frames_out"] == 100 and ev["psnr_db"] > 15 and 0 < ev["vmaf"] < 100
 
 
 @pytest.mark.parametrize("args,needle", [
@@ -148,7 +148,7 @@ def test_inspect_reads_every_stream_the_decoder_reads(bikes_video, tmp_path: Pat
     from semantic.video_io import Video
 
     clip = Video(bikes_video.frames[:40], bikes_video.fps)
-    parsed = parse_stream(encode_video(clip, EncoderConfig(byte_budget=3000)).data)
+    parsed = parse_stream(encode_video(clip, EncoderConfig(byte_budget=3000, images="intra")).data)
     segments = [replace(s, payload=s.payload + b"\x7f") if s.type == SegmentType.MOTION else s
                 for s in parsed.segments]
     odd = tmp_path / "odd.lgv"

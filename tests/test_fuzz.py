@@ -101,7 +101,7 @@ def _with_header_field(data: bytes, offset: int, fmt: str, value: int) -> bytes:
 @pytest.mark.parametrize("offset,fmt,value", [(0, ">H", 9000), (2, ">H", 0), (4, ">I", 2**32 - 1), (8, ">I", 0),
                                               (12, ">I", 2**32 - 1)])
 def test_headers_beyond_the_limits_count_as_damaged(offset: int, fmt: str, value: int) -> None:
-    data = fuzz.corpus()[0]
+    data = fuzz.corpus()[4]  # a stream with its header at both ends (a small track drops the copy)
     forged = _with_header_field(data, offset, fmt, value)
     assert StreamHeader.unpack_at(forged, 0) is None  # the first copy is rejected ...
     assert decode_bitstream(forged).header.frames == 24  # ... the intact copy at the end decodes

@@ -36,7 +36,7 @@ def test_sample_of_the_matrix(case: Case, corpus_dir: Path) -> None:
     outcome = run_case(case, corpus.clips[case.clip], corpus.truth[case.clip])
     assert outcome.status in ("ok", "refused"), outcome.detail
     if outcome.status == "refused":
-        assert "below the minimum" in outcome.detail  # the only refusal these inputs earn today
+        assert "stream header: nothing can be sent" in outcome.detail  # the only refusal: no room for the header
 
 
 def test_clips_are_what_their_ground_truth_says(corpus_dir: Path) -> None:

@@ -273,8 +273,8 @@ def test_curve_send_receive_and_outsiders_get_nothing(bikes: Path, tmp_path: Pat
         out = tmp_path / f"{name}.mp4"
         receivers[name] = (out, spawn("receive", "-o", out, "--base-port", free_base_port(8), "--iq-in", remote,
                                       "--curve-key", keys / f"{name}.key_secret", "--curve-server-key",
-                                      keys / "sender.key", "--timeout", 3,
-                                      "--deadline", 45 if name == "receiver" else 15))
+                                      keys / "sender.key", "--timeout", 3, "--wait-first", 60,
+                                      "--deadline", 90 if name == "receiver" else 30))
     ctx = zmq.Context()
     spy = ctx.socket(zmq.PULL)
     spy.connect(remote)

@@ -107,9 +107,9 @@ def test_encode_decode_quality_and_exact_length(bikes_video) -> None:  # noqa: A
     assert ssim(bikes_video.frames, decoded.frames) > 0.55  # measured 0.61
 
 
-def test_budget_too_small_is_a_clear_error(bikes_video) -> None:  # noqa: ANN001
+def test_intra_mode_budget_too_small_is_a_clear_error(bikes_video) -> None:  # noqa: ANN001
     with pytest.raises(EncoderError, match="below the minimum"):
-        encode_video(bikes_video, EncoderConfig(byte_budget=200))
+        encode_video(bikes_video, EncoderConfig(byte_budget=200, images="intra"))
 
 
 def test_bitstream_survives_any_damage(bikes_video) -> None:  # noqa: ANN001
@@ -201,6 +201,11 @@ def test_generous_budgets_keep_each_keyframe_within_one_segment(bikes_video) -> 
     grain = np.random.default_rng(5).integers(-40, 40, (720, 1280, 3))  # detail a 65 kB WebP cannot hold
     frames = np.stack([np.clip(cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC) + grain, 0, 255)
                        for f in bikes_video.frames[:3]]).astype(np.uint8)
-    encoded = encode_video(Video(frames, bikes_video.fps), EncoderConfig(byte_budget=1_000_000, keyframes=2))
+    encoded = encode_video(Video(frames, bikes_video.fps), EncoderConfig(byte_budget=1_000_000, keyframes=2,
+                                                                         images="intra"))
     assert len(encoded.images) == 2 and all(len(img.data) <= MAX_IMAGE_BYTES for img in encoded.images)
+    # The keyframe track: its intra units at CRF 18 outgrow a segment; the search keeps to what fits.
+    track = encode_video(Video(frames, bikes_video.fps), EncoderConfig(byte_budget=1_000_000, keyframes=3))
+    decoded = decode_bitstream(track.data)
+    assert decoded.keyframes_received == [0, 1, 2] and psnr(frames, decoded.frames) > 18  # grain: measured 21.2
     assert decode_bitstream(encoded.data).header.frames == 3

@@ -19,7 +19,7 @@ from tools import report
 from tools.sweep import COLUMNS, Grid, Point, PointSettings, SweepError, point_row, resolve_video, run_point, sweep
 
 REQUIRED = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
-            "psss", "frames_out", "wall_s"]
+            "vmaf", "psss", "frames_out", "wall_s"]
 
 
 @pytest.fixture(scope="module")
@@ -99,6 +99,7 @@ def test_sweep_on_ray_through_the_flowgraphs_resumes_and_reports(short_clip: Pat
     assert all(set(REQUIRED) <= set(r) and all(r[c] != "" for c in REQUIRED) for r in rows)
     for r in rows:
         assert int(r["frames_out"]) == 24 and float(r["per"]) == 0.0
+        assert 0 <= float(r["vmaf"]) <= 100
         assert 0.9e-3 <= float(r["cbr_on_air"]) <= 1.05e-3
         assert (out / "videos" / f"{r['key']}.mp4").is_file()
     on_air = [float(r["cbr_on_air"]) for r in rows]
@@ -139,6 +140,25 @@ def test_verdict_counts_wins_losses_ties_and_flags_unequal_bandwidth() -> None:
     text = "\n".join(report.verdict(comparisons))
     assert "agree within 10% at 2 of 3 points; not at v awgn CBR 0.001 20 dB" in text
     assert "beats the best baseline at 1 of 3 points, loses at 1, ties (within 0.1) at 1" in text
+
+
+def test_results_csv_from_before_vmaf_still_reports(tmp_path: Path) -> None:
+    """An older results.csv has no vmaf column: it loads, VMAF cells read "—", and the verdict
+    leaves VMAF out rather than counting absent values as ties."""
+    old = [c for c in COLUMNS if c != "vmaf"]
+    rows = [{"video": "v", "scheme": s, "backends": s, "snr_db": 10, "channel": "awgn", "cbr_target": 1e-3,
+             "cbr_on_air": 1e-3, "per": 0, "psnr_db": p, "ssim": 0.8, "psss": 0.9, "frames_out": 10, "mcs": "qpsk-1/2",
+             "psss_backend": "classical", "seed": 1, "status": "ok", "key": s}
+            for s, p in (("lgvsc", 20), ("h264", 19))]
+    with (tmp_path / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, old, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+    ok, failed = report.load(tmp_path)
+    assert len(ok) == 2 and not failed and all(math.isnan(r.vmaf) for r in ok)
+    assert report.compare(ok)[0].margin("vmaf") is None
+    text = report.results_markdown(ok, failed, "x")
+    assert "| — / — |" in text and "- VMAF" not in text and "- PSNR (dB): LGVSC beats" in text
 
 
 def test_report_without_results_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

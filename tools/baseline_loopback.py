@@ -20,7 +20,7 @@ from lgvsc_phy.link import Link, LinkAddresses
 from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.encoder import FrameSource
-from semantic.metrics import psnr_frames, ssim_frames
+from semantic.metrics import psnr_frames, ssim_frames, vmaf
 from semantic.separation import SCHEMES, SeparationError, decode, encode_to_budget
 from semantic.video_io import write_video
 from tools.loopback import semantic_similarity
@@ -78,6 +78,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
             "pdus_received": pdus[0], "pdus_sent": pdus[1],
             "per": 1 - pdus[0] / pdus[1] if pdus[1] else None, "frames_out": len(out),
             "psnr_db": float(np.mean(psnr_frames(frames, out))), "ssim": float(np.mean(ssim_frames(frames, out))),
+            "vmaf": vmaf(frames, out),
             "psss": semantic_similarity(frames, out, opts.psss), "psss_backend": opts.psss,
             "backends": backends(opts.scheme, opts.psss), "wall_s": time.monotonic() - t0}
 

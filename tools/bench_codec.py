@@ -3,7 +3,7 @@
     python -m tools.bench_codec --json out/bench_codec.json [--quick]
 
 For each clip and CBR (1e-4, 3e-4, 1e-3; the byte budget is what that many on-air symbols carry
-at qpsk-1/2, as `lgvsc loopback --cbr` counts it): PSNR, SSIM, PSSS of source vs output (backend
+at qpsk-1/2, as `lgvsc loopback --cbr` counts it): PSNR, SSIM, VMAF, PSSS of source vs output (backend
 named), keyframes, bytes, encode and decode seconds and peak RSS (each run in a fresh process).
 LPIPS and CLIP scores need weights that are not on this machine: reported as unavailable.
 Also a rate-distortion comparison of keyframe image codecs at tiny sizes (WebP, AVIF, JPEG).
@@ -50,9 +50,10 @@ def _run(clip: str, cbr: float, decoder: str, queue: mp.Queue) -> None:
         row["decode_s"] = time.perf_counter() - t  # decoding plus the per-frame metrics
         row.update(frames=h.frames, size=f"{h.width}x{h.height}", bytes=len(encoded.data),
                    keyframes=len(encoded.plan.frames), psnr_db=float(np.mean(compared.psnr)),
-                   ssim=float(np.mean(compared.ssim)), psss=compared.psss_value(), psss_backend="classical",
+                   ssim=float(np.mean(compared.ssim)), vmaf=compared.vmaf.mean(), psss=compared.psss_value(),
+                   psss_backend="classical",
                    frames_out=frames_out, backends={**h.backends, "decoder": decoder},
-                   keyframe_codecs=[img.codec for img in encoded.images])
+                   keyframe_codecs=[img.codec for img in encoded.images] or [h.backends.get("img", "")])
     except EncoderError as exc:
         row["error"] = str(exc)
     row["lpips"] = row["clip_score"] = "unavailable (no weights on this machine)"
@@ -124,7 +125,8 @@ def main() -> None:
                     print(f"{clip:18s} CBR {cbr:.0e} {decoder:9s} {row['error']}", flush=True)
                 else:
                     print(f"{clip:18s} CBR {cbr:.0e} {decoder:9s} {row['bytes']:6d} B {row['keyframes']:3d} kf  "
-                          f"PSNR {row['psnr_db']:.2f}  SSIM {row['ssim']:.3f}  PSSS {row['psss']:.3f}  "
+                          f"PSNR {row['psnr_db']:.2f}  SSIM {row['ssim']:.3f}  VMAF {row['vmaf']:.1f}  "
+                          f"PSSS {row['psss']:.3f}  "
                           f"enc {row['encode_s']:.1f}s dec {row['decode_s']:.1f}s  RSS {row['peak_rss_mb']:.0f} MB",
                           flush=True)
     result = {"runs": rows, "image_codecs": image_codecs(), "wall_s": time.monotonic() - t0}

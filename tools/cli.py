@@ -27,7 +27,7 @@ from semantic.describe import DescribeError
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings
 from semantic.encoder import EncoderConfig, EncoderError, encode_source
 from semantic.inspection import format_inspection, inspect_stream
-from semantic.metrics import psnr_frames, ssim_frames
+from semantic.metrics import VmafMeter, psnr_frames, ssim_frames
 from semantic.psss import PsssError
 from semantic.video_io import VideoError, VideoInfo, write_video
 from tools.progress import Progress, progress_source
@@ -54,10 +54,18 @@ def _write(path: str, decoded: DecodedVideo) -> int:
     return write_video(path, frames, decoded.fps)  # streamed: any length
 
 
+def _image_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--images", default="track", choices=["track", "intra"],
+                        help="track: keyframes as one predictive AV1 track (default); intra: WebP/AVIF each")
+    parser.add_argument("--expected-loss", type=float, default=0.0, metavar="P",
+                        help="PDU loss the link is expected to show (0..1): the track gets more recovery points")
+
+
 def cmd_encode(args: argparse.Namespace) -> int:
     source = progress_source(args.input, args.max_frames)
     config = EncoderConfig(byte_budget=args.bytes, budget_for=_budget(args), keyframes=args.keyframes,
-                           describe=args.describe, psss=args.psss, keyframe_mode=args.keyframe_mode)
+                           describe=args.describe, psss=args.psss, keyframe_mode=args.keyframe_mode,
+                           images=args.images, expected_loss=args.expected_loss)
     try:
         encoded = encode_source(source, config)
     except EncoderError as exc:
@@ -125,6 +133,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from semantic.video_io import iter_frames, probe_fps
 
     psnrs, ssims, n_ref, n_out, size, ref_size = [], [], 0, 0, None, None
+    vmaf = VmafMeter()  # constant memory, like the lists of per-frame floats
     ref_iter, out_iter = iter_frames(args.reference), iter_frames(args.output)
     while True:
         ref, out = next(ref_iter, None), next(out_iter, None)
@@ -141,16 +150,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         size = ref.shape
         psnrs.append(float(psnr_frames(ref[None], out[None])[0]))
         ssims.append(float(ssim_frames(ref[None], out[None])[0]))
+        vmaf.update(ref, out)
     h, w = (size or ref_size)[:2]
     result = {"frames_in": n_ref, "frames_out": n_out, "width": w, "height": h,
               "fps": float(probe_fps(args.reference)), "fps_out": float(probe_fps(args.output)),
               "source_values": w * h * 3 * n_ref, "psnr_db": float(np.mean(psnrs)) if psnrs else None,
-              "ssim": float(np.mean(ssims)) if ssims else None, "frames_compared": len(psnrs)}
+              "ssim": float(np.mean(ssims)) if ssims else None, "vmaf": vmaf.mean(), "frames_compared": len(psnrs)}
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"PSNR {result['psnr_db']:.2f} dB, SSIM {result['ssim']:.4f} over {len(psnrs)} frames "
-              f"({n_ref} in, {n_out} out)")
+        print(f"PSNR {result['psnr_db']:.2f} dB, SSIM {result['ssim']:.4f}, VMAF {result['vmaf']:.2f} "
+              f"over {len(psnrs)} frames ({n_ref} in, {n_out} out)")
     return 0
 
 
@@ -162,8 +172,9 @@ def cmd_loopback(args: argparse.Namespace) -> int:
                            mcs=args.mcs, cfo=args.cfo, timing_offset=args.timing_offset, doppler=args.doppler,
                            phase_noise=args.phase_noise, seed=args.seed, decoder=args.decoder,
                            diffusion=_diffusion(args), psss=args.psss, describe=args.describe,
-                           protect=not args.no_protect, probe=not args.no_probe,
-                           base_port=args.base_port, max_frames=args.max_frames, deadline_s=args.deadline)
+                           protect=not args.no_protect, probe=not args.no_probe, images=args.images,
+                           expected_loss=args.expected_loss, base_port=args.base_port, max_frames=args.max_frames,
+                           deadline_s=args.deadline)
     result = run_loopback(opts)
     r = result.report
     if args.report:
@@ -175,7 +186,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     probe = f", probe {r['probe']['esnr_db']:.1f} dB effective" if r.get("probe") and r["probe"]["esnr_db"] else ""
     print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB{probe} "
           f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
-          f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f} "
+          f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f}, VMAF {r['vmaf'] or 0:.1f} "
           f"[decoder {r['backends']['decoder']}]; {r['wall_s']:.1f} s")
     if r["fault"]:
         print(f"lgvsc: error: {r['fault']}; wrote a degraded video from {r['pdus_received']}/{r['pdus_sent']} "
@@ -249,7 +260,7 @@ def cmd_send(args: argparse.Namespace) -> int:
     if relay is not None:
         relay.start()
     try:
-        config = EncoderConfig(describe=args.describe)
+        config = EncoderConfig(describe=args.describe, images=args.images, expected_loss=args.expected_loss)
         if args.bytes is not None:
             encoded = encode_source(source, replace(config, byte_budget=args.bytes))
             protection = Protection.for_rate(mcs, 0 if args.no_protect else encoded.critical_bytes)
@@ -384,6 +395,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="descriptions per keyframe interval: none (default), tags (CPU words from colour and "
                         "motion), mllm:<HF id or path> (vision-language captions)")
     e.add_argument("--max-frames", type=int, help="encode only the first N frames")
+    _image_args(e)
     e.set_defaults(func=cmd_encode)
 
     d = sub.add_parser("decode", help="LGVSC bitstream -> video (exactly the source frame count and rate)")
@@ -398,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--contact-sheet", metavar="PNG", help="also draw the keyframes with their captions")
     i.set_defaults(func=cmd_inspect)
 
-    v = sub.add_parser("evaluate", help="PSNR and SSIM of a reconstruction against its reference")
+    v = sub.add_parser("evaluate", help="PSNR, SSIM and VMAF of a reconstruction against its reference")
     v.add_argument("reference")
     v.add_argument("output")
     v.add_argument("--json", action="store_true")
@@ -428,6 +440,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")
     lb.add_argument("--max-frames", type=int, help="send only the first N frames")
     lb.add_argument("--deadline", type=float, default=600.0, help="give up on the link after this many seconds")
+    _image_args(lb)
     lb.add_argument("--report", help="write the report JSON here")
     lb.add_argument("--html", help="write a side-by-side HTML report here")
     lb.set_defaults(func=cmd_loopback)
@@ -446,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     snd.add_argument("--amplitude", type=float, default=0.25, help="digital back-off for the USRP")
     snd.add_argument("--repeat", type=int, default=1, help="send the stream this many times")
     snd.add_argument("--max-frames", type=int)
+    _image_args(snd)
     snd.add_argument("--curve-clients", metavar="DIR", help="with --curve-key: only receivers whose public "
                      "key (.key) is in DIR may connect")
     _radio_args(snd)

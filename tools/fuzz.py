@@ -46,7 +46,8 @@ CaseFn = Callable[[str, int, int], dict]
 @lru_cache(maxsize=1)
 def corpus() -> tuple[bytes, ...]:
     """Valid streams from real footage, small so a case decodes in milliseconds: bikes, a clip
-    with a hard cut (bigbuckbunny then bikes), an odd-sized crop; with and without text."""
+    with a hard cut (bigbuckbunny then bikes), an odd-sized crop; with and without text; keyframe
+    track and intra images."""
     import cv2
 
     from semantic.encoder import EncoderConfig, FrameSource, encode_source
@@ -61,10 +62,13 @@ def corpus() -> tuple[bytes, ...]:
     cut = np.concatenate([small("bigbuckbunny", (96, 40), 12), bikes[:12]])
     odd = small("bigbuckbunny", (45, 37), 16, np.s_[20:220, 100:400])
     streams = []
-    for frames, budget, describe in ((bikes, 1500, "tags"), (cut, 2500, "tags"), (odd, 900, "none"),
-                                     (bikes, 600, "none")):
+    # The keyframe track by default; one stream of intra images (WebP/AVIF), the other mode.
+    for frames, budget, describe, images in ((bikes, 1500, "tags", "track"), (cut, 2500, "tags", "track"),
+                                             (odd, 900, "none", "track"), (bikes, 600, "none", "track"),
+                                             (cut, 2000, "none", "intra")):
         video = Video(frames, Fraction(25))
-        encoded = encode_source(FrameSource.of_video(video), EncoderConfig(byte_budget=budget, describe=describe))
+        config = EncoderConfig(byte_budget=budget, describe=describe, images=images)
+        encoded = encode_source(FrameSource.of_video(video), config)
         streams.append(encoded.data)
     return tuple(streams)
 
@@ -166,10 +170,40 @@ def _forge_segment(data: bytes, rng: np.random.Generator) -> bytes:
         + rng.bytes(int(rng.integers(0, 4))),  # odd lengths: every reader must take what the decoder takes
         SegmentType.PSSS: lambda: rng.bytes(int(rng.integers(0, 40))),
         SegmentType.TEXT: lambda: rng.bytes(int(rng.integers(0, 100))),
+        SegmentType.TRACK: lambda: _forge_track(data, rng),
+        SegmentType.TIMING: lambda: bytes([int(rng.integers(0, 3))]) + rng.bytes(int(rng.integers(0, 30))),
+        SegmentType.LAYOUT: lambda: bytes([int(rng.integers(0, 70)), int(rng.integers(0, 70))])
+        + rng.bytes(int(rng.integers(0, 200))),
     }
     segment = Segment(kind, int(rng.integers(0, 70000)) % 0x10000, choices[kind]()).pack()
     at = int(rng.choice(_segment_starts(data) or [len(data)]))
     return data[:at] + segment + data[at:]
+
+
+def _forge_track(data: bytes, rng: np.random.Generator) -> bytes:
+    """A track chunk that lies: garbage, or the stream's own units damaged inside (AV1 data the
+    decoder must survive), renumbered to any keyframe, with lengths that may not add up."""
+    from semantic.bitstream import SegmentType, TrackChunk, parse_stream
+
+    real = [unit for seg in parse_stream(data).of_type(SegmentType.TRACK) for unit in _units(seg.payload)]
+    units = []
+    for _ in range(int(rng.integers(1, 4))):
+        unit = bytearray(real[int(rng.integers(len(real)))] if real and rng.random() < 0.8 else rng.bytes(30))
+        for _ in range(int(rng.integers(1, 6))):
+            if unit:
+                unit[int(rng.integers(len(unit)))] ^= 1 << int(rng.integers(8))
+        units.append(bytes(unit))
+    payload = TrackChunk(int(rng.choice([0, 1, 5, 65535])), tuple(units)).pack()
+    return payload if rng.random() < 0.8 else payload[: int(rng.integers(len(payload) + 1))]
+
+
+def _units(payload: bytes) -> tuple[bytes, ...]:
+    from semantic.bitstream import BitstreamError, TrackChunk
+
+    try:
+        return TrackChunk.unpack(payload).units
+    except BitstreamError:
+        return ()
 
 
 def _lie_header(data: bytes, rng: np.random.Generator) -> bytes:

@@ -18,7 +18,7 @@ from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.diffusion_decoder import DiffusionSettings
 from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderError, FrameSource
-from semantic.metrics import psnr_frames, ssim_frames
+from semantic.metrics import VmafMeter, psnr_frames, ssim_frames
 from semantic.psss import get_psss
 from semantic.video_io import VideoInfo, write_video
 from tools.progress import Progress, progress_source
@@ -44,6 +44,8 @@ class LoopbackOptions:
     probe: bool = True  # --mcs auto: choose from the effective SNR a probe burst measures
     diffusion: DiffusionSettings | None = None  # for decoder diffusers:<id>
     psss: str = "classical"
+    images: str = "track"  # keyframe images: the predictive AV1 track, or intra (WebP/AVIF each)
+    expected_loss: float = 0.0  # PDU loss the encoder plans the track's recovery points for
     base_port: int = 52001
     max_frames: int | None = None
     idle_timeout_s: float = 3.0
@@ -63,7 +65,7 @@ class LoopbackResult:
 
 class _Comparison:
     """Walks source and output together while the output is written: per-frame PSNR and SSIM,
-    PSSS on evenly spaced pairs, and the few frames the HTML page shows."""
+    running VMAF, PSSS on evenly spaced pairs, and the few frames the HTML page shows."""
 
     def __init__(self, source: FrameSource, decoded: DecodedVideo, psss: str, keyframes: set[int],
                  shown: int = 6, psss_samples: int = 24) -> None:
@@ -73,6 +75,7 @@ class _Comparison:
         self.psss_picks = set(np.linspace(0, total - 1, min(psss_samples, total)).round().astype(int).tolist())
         self.psnr: list[float] = []
         self.ssim: list[float] = []
+        self.vmaf = VmafMeter()  # constant memory: batches of frames, plus the previous reference
         self.samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.psss_pairs: list[tuple[np.ndarray, np.ndarray]] = []
         self.keyframe_images: dict[int, np.ndarray] = {}
@@ -86,6 +89,7 @@ class _Comparison:
             if src is not None and src.shape == out.shape:
                 self.psnr.append(float(psnr_frames(src[None], out[None])[0]))
                 self.ssim.append(float(ssim_frames(src[None], out[None])[0]))
+                self.vmaf.update(src, out)
                 if t in self.shown:
                     self.samples[t] = (src, out)
                 if t in self.psss_picks:
@@ -132,8 +136,9 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
                 mcs = choose_mcs(opts.mcs, opts.snr_db)
             t = time.monotonic()
             try:  # the flowgraphs wait meanwhile
-                plan = plan_stream(source, opts.cbr, mcs, EncoderConfig(psss=opts.psss, describe=opts.describe),
-                                   protect=opts.protect)
+                config = EncoderConfig(psss=opts.psss, describe=opts.describe, images=opts.images,
+                                       expected_loss=opts.expected_loss)
+                plan = plan_stream(source, opts.cbr, mcs, config, protect=opts.protect)
             except EncoderError as exc:
                 raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
             encoded, protection = plan.encoded, plan.protection
@@ -214,6 +219,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "shot_cuts": encoded.plan.cuts,
         "psnr_db": float(per_frame_psnr.mean()),
         "ssim": ssim_value,
+        "vmaf": compared.vmaf.mean(),  # VMAF v0.6.1 on the frames PSNR and SSIM compare
         "psss": psss_value,  # mean P(same content) of source vs output frames, every 0.2 s
         "psss_backend": opts.psss,
         "backends": {**encoded.header.backends, "decoder": decoded.backend},

@@ -26,6 +26,7 @@ from semantic.analysis import Analysis, analyse
 from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
 
 MAX_ATTEMPTS = 4
+HIGH_ATTEMPTS = 3  # then up to this many aiming at (LOW, HIGH] x target
 LOW, HIGH = 0.9, 1.1  # the on-air cost must land in [LOW, HIGH] x target; at most the target if it can
 CRITICAL_GUESS = 200  # bytes of the critical prefix before the first encode tells
 MAX_PROTECTION_SHARE = 0.1  # protect the prefix only while that leaves the video >= 90 % of its bytes
@@ -103,11 +104,21 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
         try:
             plan = _plan(source, analysis, cbr, mcs, config, protect=True)
             unprotected = Protection.uniform(mcs).stream_bytes_for(plan.on_air_target)
-            if len(plan.encoded.data) >= (1 - MAX_PROTECTION_SHARE) * unprotected:
+            # What protection costs is the budget it takes, not what the encoder happened to
+            # leave unused (the keyframe track's sizes move in steps).
+            if plan.protection.stream_bytes_for(plan.on_air_target) >= (1 - MAX_PROTECTION_SHARE) * unprotected:
                 return plan
         except EncoderError:
             pass
     return _plan(source, analysis, cbr, mcs, config, protect=False)
+
+
+def _keep_structure(config: EncoderConfig, encoded: EncodedVideo) -> EncoderConfig:
+    """Later attempts only correct the byte count: the keyframe track keeps the keyframe count
+    the first attempt's rate-distortion search chose (a budget a few % off does not move it)."""
+    if config.images != "track" or config.keyframes is not None:
+        return config
+    return replace(config, keyframes=len(encoded.plan.frames))
 
 
 def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,
@@ -119,8 +130,10 @@ def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config:
 
     budget = protection_for(CRITICAL_GUESS).stream_bytes_for(target)
     best: RatePlan | None = None
+    free = config  # the structure as the caller left it: the last resort searches it again
     for attempt in range(1, MAX_ATTEMPTS + 1):
         encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
+        config = _keep_structure(config, encoded)
         protection = protection_for(encoded.critical_bytes)
         used = protection.cost(len(encoded.data))[2]
         plan = RatePlan(encoded, protection, target, used, attempt)
@@ -133,11 +146,18 @@ def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config:
         budget = max(1, int(budget * min(scale, 1.5)))
     if best is None or best.on_air_planned < LOW * target:
         # Bursts carry whole LDPC codewords: at small budgets the next burst may overshoot the
-        # target. Up to HIGH x target is within the tolerance, and better than falling short.
+        # target. Up to HIGH x target is within the tolerance, and better than falling short;
+        # the keyframe track's sizes move in steps (a CRF step, a resolution step), so this too
+        # is corrected by the cost it really had, a few times, each free to choose another keyframe
+        # count (the one the first attempt chose may have no size in the window).
         budget = protection.stream_bytes_for(HIGH * target)
-        encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
-        protection = protection_for(encoded.critical_bytes)
-        used = protection.cost(len(encoded.data))[2]
-        if used <= HIGH * target and (best is None or used > best.on_air_planned):
-            best = RatePlan(encoded, protection, target, used, MAX_ATTEMPTS + 1)
+        for attempt in range(MAX_ATTEMPTS + 1, MAX_ATTEMPTS + 1 + HIGH_ATTEMPTS):
+            encoded = encode_source(source, replace(free, byte_budget=budget, budget_for=None), analysis)
+            protection = protection_for(encoded.critical_bytes)
+            used = protection.cost(len(encoded.data))[2]
+            if used <= HIGH * target and (best is None or used > best.on_air_planned):
+                best = RatePlan(encoded, protection, target, used, attempt)
+            if LOW * target <= used <= HIGH * target:
+                break
+            budget = max(1, int(budget * min((HIGH * target / used) * (0.97 if used > HIGH * target else 1.0), 1.5)))
     return best or plan

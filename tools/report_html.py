@@ -97,7 +97,7 @@ def write_html(path: Path, report: dict, samples: dict[int, tuple[np.ndarray, np
     keys = ["frames_in", "frames_out", "width", "height", "fps", "mcs", "protection", "snr_db", "snr_estimate_db",
             "channel", "cbr_target",
             "stream_bytes", "payload_symbols", "on_air_symbols", "cbr_payload", "cbr_on_air", "pdus_sent",
-            "pdus_received", "per", "ber", "psnr_db", "ssim", "psss", "backends", "wall_s"]
+            "pdus_received", "per", "ber", "psnr_db", "ssim", "vmaf", "psss", "backends", "wall_s"]
     table = "".join(
         f"<tr><th>{k}</th><td>{html.escape(_fmt(report.get(k)))}</td></tr>" for k in keys if k in report
     )

@@ -36,7 +36,7 @@ from tools.sample_videos import NAMES, sample_video
 
 SCHEMES = ("lgvsc", "h264", "h265", "av1")
 COLUMNS = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
-           "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes", "on_air_symbols", "psss_backend",
+           "vmaf", "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes", "on_air_symbols", "psss_backend",
            "seed", "status", "key", "input"]
 PORT_BASE, PORT_STRIDE = 20000, 10  # each point's flowgraphs use ports base .. base+9, below the ephemeral range
 
@@ -130,8 +130,9 @@ def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
     except Exception as exc:  # noqa: BLE001 - recorded in the row; the sweep goes on
         return failed_row(point, settings, exc, time.monotonic() - t0)
     return {**row, "backends": _backends_text(report["backends"]), "cbr_on_air": report["cbr_on_air"],
-            "per": report["per"], "psnr_db": report["psnr_db"], "ssim": report["ssim"], "psss": report["psss"],
-            "frames_out": report["frames_out"], "frames_in": report["frames_in"], "mcs": report["mcs"],
+            "per": report["per"], "psnr_db": report["psnr_db"], "ssim": report["ssim"], "vmaf": report["vmaf"],
+            "psss": report["psss"], "frames_out": report["frames_out"], "frames_in": report["frames_in"],
+            "mcs": report["mcs"],
             "stream_bytes": report["stream_bytes"], "on_air_symbols": report["on_air_symbols"],
             "status": "ok", "wall_s": time.monotonic() - t0}
 

@@ -1,0 +1,275 @@
+"""The keyframe track: a video's keyframes coded as one low-frame-rate AV1 sequence (libsvtav1
+through PyAV, decoded by libdav1d), each keyframe predicted from the ones decoded before it,
+intra at shot cuts and at the recovery points the rate control asks for.
+
+Coding keyframes one by one (WebP/AVIF, ``semantic.image_codec``) pays a whole intra picture per
+keyframe; a conventional codec predicts every picture from the last. The track gives LGVSC that
+prediction back while the keyframes stay explicit: unit i of the track is exactly one shown
+keyframe (an AV1 temporal unit, its temporal delimiter dropped), and units travel in
+``TrackChunk`` segments of about a link PDU each, so a lost PDU costs whole units.
+
+Loss stays graceful: a unit is decoded only when every unit since the last intra unit before
+it was decoded; otherwise its reference may be missing and the keyframe counts as lost (the
+decoder interpolates across it) rather than showing a corrupted prediction.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+import cv2
+import numpy as np
+
+from semantic.bitstream import MAX_SEGMENT_PAYLOAD, SEGMENT_OVERHEAD, TrackChunk
+
+ENCODER, DECODER = "libsvtav1", "libdav1d"
+PRESET = "8"  # SVT-AV1's fast end: the rate control encodes the track a few dozen times
+CRF_RANGE = (18, 63)
+# SVT-AV1 4.1 reads memory it does not own at coded widths of 24 pixels or less (see
+# semantic.separation): narrower tracks are coded this wide and scaled back.
+MIN_WIDTH, MIN_HEIGHT = 32, 16
+SCALES = (1.0, 0.75, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08)
+THREADS = 2
+TEMPORAL_DELIMITER = b"\x12\x00"  # OBU type 2, no payload: starts every temporal unit
+OBU_SEQUENCE_HEADER = 1
+CHUNK_BYTES = 400  # units per segment up to about this many bytes (a PDU carries 200-1400)
+MAX_CHUNK_UNITS = 255
+
+
+class TrackError(RuntimeError):
+    pass
+
+
+def coded_size(width: int, height: int, scale: float) -> tuple[int, int]:
+    """Even dimensions at ``scale``, never below what SVT-AV1 codes safely."""
+    even = lambda v: max(2, int(round(v / 2)) * 2)  # noqa: E731
+    return max(MIN_WIDTH, even(width * scale)), max(MIN_HEIGHT, even(height * scale))
+
+
+def encode_units(images: list[np.ndarray], size: tuple[int, int], crf: int, intra: set[int],
+                 keyint: int | None = None, rate: Fraction = Fraction(5)) -> list[bytes]:
+    """One AV1 sequence of ``images`` at ``size`` and ``crf``: a list of units, one per image.
+    Images at the indices in ``intra`` are coded as key frames, and so is every ``keyint``-th."""
+    # SVT-AV1 prints its whole configuration to stderr per encode (dozens per search) unless its
+    # log level, read from the environment when an encoder starts, says errors only.
+    os.environ.setdefault("SVT_LOG", "1")
+    ctx = av.CodecContext.create(ENCODER, "w")
+    ctx.width, ctx.height = size
+    ctx.pix_fmt = "yuv420p"
+    ctx.framerate, ctx.time_base = rate, 1 / rate
+    ctx.thread_count = THREADS
+    ctx.options = {"crf": str(crf), "preset": PRESET, "g": str(keyint or 100000),
+                   "svtav1-params": f"lp={THREADS}"}
+    packets = []
+    for i, image in enumerate(images):
+        small = image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")
+        frame.pts = i
+        if i in intra:
+            frame.pict_type = av.video.frame.PictureType.I
+        packets += ctx.encode(frame)
+    packets += ctx.encode(None)
+    if len(packets) != len(images):
+        raise TrackError(f"{ENCODER} gave {len(packets)} temporal units for {len(images)} keyframes")
+    return [_without_delimiter(bytes(p)) for p in sorted(packets, key=lambda p: p.pts)]
+
+
+def _without_delimiter(unit: bytes) -> bytes:
+    return unit[len(TEMPORAL_DELIMITER):] if unit.startswith(TEMPORAL_DELIMITER) else unit
+
+
+def is_intra(unit: bytes) -> bool:
+    """A unit the decoder can start from: the encoder puts a sequence header before a key frame."""
+    return bool(unit) and (unit[0] >> 3) & 0x0F == OBU_SEQUENCE_HEADER
+
+
+def chunk_units(units: list[bytes], first: int = 0, target: int = CHUNK_BYTES) -> list[TrackChunk]:
+    """Consecutive units grouped into chunks of about ``target`` bytes (one unit at least)."""
+    chunks, run, size = [], [], 0
+    for i, unit in enumerate(units):
+        if run and (size + len(unit) > target or len(run) == MAX_CHUNK_UNITS):
+            chunks.append(TrackChunk(first + i - len(run), tuple(run)))
+            run, size = [], 0
+        run.append(unit)
+        size += len(unit)
+    if run:
+        chunks.append(TrackChunk(first + len(units) - len(run), tuple(run)))
+    return chunks
+
+
+MAX_UNIT_BYTES = MAX_SEGMENT_PAYLOAD - 3 - 3  # a unit alone in a chunk (prefix and its length) fills one segment
+
+
+def track_bytes(units: list[bytes], target: int = CHUNK_BYTES) -> int | float:
+    """What ``units`` cost in the stream: their chunks as segments (infinite when a unit cannot
+    travel at all: an intra picture at generous settings can outgrow a segment)."""
+    if any(len(unit) > MAX_UNIT_BYTES for unit in units):
+        return math.inf
+    return sum(SEGMENT_OVERHEAD + len(c.pack()) for c in chunk_units(units, 0, target))
+
+
+class TrackDecoder:
+    """Decodes units in order as chunks arrive; a unit whose reference chain is broken (a unit
+    since the last intra one is missing or failed) is lost, never shown. Images stay at their
+    coded size (a few kB each); the caller scales them."""
+
+    def __init__(self, max_width: int, max_height: int) -> None:
+        even = lambda v: v + (v & 1)  # noqa: E731 - an odd-sized video is coded one pixel larger
+        self.max_size = (max(even(max_width), MIN_WIDTH), max(even(max_height), MIN_HEIGHT))
+        self.units: dict[int, bytes] = {}
+        self.images: dict[int, np.ndarray] = {}
+        self.lost: set[int] = set()
+        self.next = 0  # the first unit not yet decoded or given up
+        self._broken = True  # nothing to predict from until an intra unit decodes
+        self._ctx: av.CodecContext | None = None
+
+    def add(self, chunk: TrackChunk) -> list[int]:
+        """Store the chunk's units; returns the units decoded because of it."""
+        for i, unit in enumerate(chunk.units):
+            self.units.setdefault(chunk.first + i, unit)
+        return self._advance(final=False)
+
+    def finish(self, count: int | None = None) -> list[int]:
+        """The stream ended: decode past the gaps, from the next intra unit after each."""
+        last = max(self.units, default=-1) if count is None else count - 1
+        return self._advance(final=True, last=last)
+
+    def _advance(self, final: bool, last: int = -1) -> list[int]:
+        done = []
+        while self.next in self.units or (final and self.next <= last):
+            unit = self.units.pop(self.next, None)
+            if unit is None or (self._broken and not is_intra(unit)):
+                self._broken = self._broken or unit is None
+                self.lost.add(self.next)
+            elif (image := self._decode(unit, self.next)) is None:
+                self._broken = True
+                self.lost.add(self.next)
+            else:
+                self._broken = False
+                self.images[self.next] = image
+                done.append(self.next)
+            self.next += 1
+        return done
+
+    def _decode(self, unit: bytes, index: int) -> np.ndarray | None:
+        if self._ctx is None or is_intra(unit):  # a fresh decoder at each recovery point: no state survives
+            self._ctx = av.CodecContext.create(DECODER, "r")
+            self._ctx.thread_count = 1
+            self._ctx.options = {"max_frame_delay": "1", "max_pixels": str(self.max_size[0] * self.max_size[1])}
+        packet = av.Packet(TEMPORAL_DELIMITER + unit)
+        packet.pts = index
+        try:
+            frames = self._ctx.decode(packet)
+        except (av.FFmpegError, ValueError, MemoryError):
+            return None
+        if len(frames) != 1:
+            return None
+        frame = frames[0]
+        if frame.width > self.max_size[0] or frame.height > self.max_size[1]:
+            return None
+        return frame.to_ndarray(format="rgb24")
+
+
+def decode_units(units: list[bytes], width: int, height: int) -> list[np.ndarray | None]:
+    """Every unit of an intact track, decoded (None where a unit fails)."""
+    decoder = TrackDecoder(width, height)
+    for chunk in chunk_units(units):
+        decoder.add(chunk)
+    decoder.finish(len(units))
+    return [decoder.images.get(i) for i in range(len(units))]
+
+
+@dataclass(frozen=True)
+class TrackCoding:
+    units: list[bytes]
+    size: tuple[int, int]  # coded width, height
+    crf: int
+    quality: float  # what ``fit_track``'s quality function gave the decoded keyframes
+    decoded: list[np.ndarray]  # what the receiver decodes, at the coded size
+
+
+Quality = Callable[[list[np.ndarray]], float]  # decoded keyframes (coded size) -> higher is better
+
+
+def fit_track(images: list[np.ndarray], budget: int, quality: Quality, intra: set[int] | None = None,
+              keyint: int | None = None, rate: Fraction = Fraction(5), start_scale: float | None = None
+              ) -> TrackCoding | None:
+    """The best-quality (resolution, CRF) whose chunks fit ``budget`` bytes, or None if none
+    does. Like the separation baseline's search, the two largest resolutions that fit at the
+    coarsest CRF are compared on decoded quality, each at the smallest CRF that fits (found
+    from a prediction, the stream halving every ~6 CRF steps, by galloping then bisection).
+    The largest fitting resolution is looked for from ``start_scale`` (e.g. what a neighbouring
+    keyframe count chose) up or down: two or three encodes instead of one per scale."""
+    h, w = images[0].shape[:2]
+    intra = intra or set()
+    sizes = list(dict.fromkeys(coded_size(w, h, scale) for scale in SCALES))  # largest first, no repeats
+
+    def cost(crf: int, size: tuple[int, int]) -> tuple[int, list[bytes]]:
+        units = encode_units(images, size, crf, intra, keyint, rate)
+        return track_bytes(units), units
+
+    first = _largest_fitting(sizes, lambda size: cost(CRF_RANGE[1], size), budget, start_scale, w)
+    if first is None:
+        return None
+    best: TrackCoding | None = None
+    index, coarsest = first
+    for size in sizes[index : index + 2]:
+        if coarsest is None:
+            coarsest = cost(CRF_RANGE[1], size)
+        crf, units = _smallest_crf(lambda crf, size=size: cost(crf, size), budget, *coarsest)
+        coarsest = None
+        decoded = decode_units(units, *size)
+        if any(d is None for d in decoded):
+            raise TrackError(f"{DECODER} could not decode a track {ENCODER} made at {size[0]}x{size[1]}")
+        coding = TrackCoding(units, size, crf, quality(decoded), decoded)
+        if best is None or coding.quality > best.quality:
+            best = coding
+    return best
+
+
+def _largest_fitting(sizes: list[tuple[int, int]], at_coarsest: Callable[[tuple[int, int]], tuple[int, list[bytes]]],
+                     budget: int, start_scale: float | None, width: int
+                     ) -> tuple[int, tuple[int, list[bytes]]] | None:
+    """Index of the largest size whose coarsest encode fits, with that encode; the stream grows
+    with the size, so the search walks from the start up while it fits, or down until it does."""
+    start = 0 if start_scale is None else min(range(len(sizes)), key=lambda i: abs(sizes[i][0] - start_scale * width))
+    result = at_coarsest(sizes[start])
+    if result[0] <= budget:
+        found = (start, result)
+        for i in range(start - 1, -1, -1):
+            result = at_coarsest(sizes[i])
+            if result[0] > budget:
+                break
+            found = (i, result)
+        return found
+    for i in range(start + 1, len(sizes)):
+        result = at_coarsest(sizes[i])
+        if result[0] <= budget:
+            return i, result
+    return None
+
+
+def _smallest_crf(cost: Callable[[int], tuple[int, list[bytes]]], budget: int, at_coarsest: int,
+                  coarsest_units: list[bytes]) -> tuple[int, list[bytes]]:
+    lo, hi = CRF_RANGE
+    fits = {hi: coarsest_units}
+    probe = round(hi - 6 * float(np.log2(max(budget, 1) / max(at_coarsest, 1))))
+    step, fit_seen, fail_seen = 1, False, False
+    while lo < hi:
+        if fit_seen and fail_seen:
+            probe = (lo + hi) // 2
+        probe = min(max(probe, lo), hi - 1)
+        size, units = cost(probe)
+        if size <= budget:
+            hi, fit_seen, fits[probe] = probe, True, units
+            probe -= step
+        else:
+            lo, fail_seen = probe + 1, True
+            probe += step
+        step *= 2
+    return lo, fits[lo]

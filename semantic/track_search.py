@@ -1,0 +1,156 @@
+"""Rate-distortion search over the keyframe track's structure: how many keyframes (up to every
+frame), where (``semantic.keyframes``), at which resolution and CRF (``semantic.track.fit_track``),
+judged on what the decoder really shows: the track decoded by libdav1d and the frames between
+keyframes rendered by the ``interp`` decoder, against the source, at a reduced evaluation size.
+
+With a keyframe on every frame the track is plain AV1 of the whole video, so the search can
+always fall back to the best conventional coding and pays only the side information; with
+fewer keyframes the same bytes buy sharper keyframes and the decoder's motion-compensated
+interpolation fills the rest. Which wins depends on the clip and the budget: the search
+measures it instead of guessing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from fractions import Fraction
+
+import cv2
+import numpy as np
+
+from semantic.bitstream import StreamHeader
+from semantic.decoder import Keyframe, SideInfo, Tween, render_planned
+from semantic.keyframes import KeyframePlan
+from semantic.metrics import psnr_frames
+from semantic.track import TrackCoding, fit_track
+
+EVAL_WIDTH = 320  # candidates are compared at this width (the flows run at it anyway)
+EVAL_BYTES = 256 << 20  # the evaluation copy of the video stays under this (narrower for long videos)
+STORE_BYTES = 768 << 20  # the source frames the track codes from stay under this
+STRIDES = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+# Bytes per frame per 100k source pixels at which each stride was best on the bundled clips
+# (2026-11-30): ~3.4 -> stride 8, ~36 -> stride 2; stride ~ 13 / sqrt(that). Only the start of
+# the search: it then walks to the measured best.
+STRIDE_FIT = 13.0
+
+
+def store_width(frames: int, width: int, height: int, limit: int) -> int:
+    """The widest copy of ``frames`` frames that fits ``limit`` bytes as RGB (never upscaled)."""
+    per_frame = max(1, limit // max(frames, 1))
+    return int(min(width, max(32, math.sqrt(per_frame / 3 * width / height))))
+
+
+def shrink(frame: np.ndarray, width: int) -> np.ndarray:
+    if frame.shape[1] <= width:
+        return frame
+    h = max(8, round(frame.shape[0] * width / frame.shape[1]))
+    return cv2.resize(frame, (width, h), interpolation=cv2.INTER_AREA)
+
+
+def count_for_stride(frames: int, stride: int) -> int:
+    return max(1, math.ceil((frames - 1) / stride) + 1) if stride < frames else 1
+
+
+def start_stride(budget: int, frames: int, width: int, height: int) -> int:
+    per_frame = budget / max(frames, 1) / max(width * height / 1e5, 1e-3)
+    guess = STRIDE_FIT / math.sqrt(max(per_frame, 1e-3))
+    return min(STRIDES, key=lambda s: abs(math.log(s / max(guess, 1.0))))
+
+
+GUESS_BITS_PER_PIXEL = 0.1  # what AV1 at its coarsest CRF spends per keyframe pixel (bikes: 0.07 to 0.3)
+
+
+def first_scale(budget: int, images: list[np.ndarray]) -> float:
+    """Where the resolution search starts when nothing better is known."""
+    h, w = images[0].shape[:2]
+    return min(1.0, math.sqrt(budget * 8 / (len(images) * w * h * GUESS_BITS_PER_PIXEL)))
+
+
+@dataclass(frozen=True)
+class Candidate:
+    plan: KeyframePlan
+    coding: TrackCoding
+    score: float  # mean PSNR of the rendered video at the evaluation size
+
+
+@dataclass
+class TrackSearch:
+    """Everything a candidate needs; ``best`` walks the strides from a predicted start."""
+
+    store: dict[int, np.ndarray]  # source frames (every frame, at the store width)
+    reference: np.ndarray  # (T, h, w, 3) the source at the evaluation size
+    fps: Fraction
+    select: Callable[[int], KeyframePlan]  # keyframe count -> keyframe plan
+    track_budget: Callable[[KeyframePlan], int]  # bytes left for the track's chunks
+    tween: Tween
+    motion: Callable[[list[int]], tuple[list[float], list[tuple[float, float]]]]  # per interval, full size
+    full_width: int
+    intra_every: int | None = None  # recovery point every this many keyframes (None: at cuts only)
+    last_scale: float | None = None  # the coded scale the last candidate chose: where the next one starts
+
+    def evaluate(self, count: int, render: bool = True) -> Candidate | None:
+        """The best coding of ``count`` keyframes, scored by the rendered video (or, without
+        ``render``, by its keyframes alone: enough when nothing is compared with it)."""
+        plan = self.select(count)
+        budget = self.track_budget(plan)
+        if budget <= 0:
+            return None
+        images = [self.store[t] for t in plan.frames]
+        intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
+        rate = self.fps * len(plan.frames) / max(len(self.reference), 1)
+        eval_refs = [self.reference[t] for t in plan.frames]
+        coding = fit_track(images, budget, lambda decoded: self._keyframe_psnr(decoded, eval_refs), intra,
+                           self.intra_every, Fraction(rate).limit_denominator(1000) or Fraction(1),
+                           self.last_scale or first_scale(budget, images))
+        if coding is None:
+            return None
+        self.last_scale = coding.size[0] / images[0].shape[1]
+        return Candidate(plan, coding, self._render_psnr(plan, coding) if render else coding.quality)
+
+    def _keyframe_psnr(self, decoded: list[np.ndarray], refs: list[np.ndarray]) -> float:
+        h, w = refs[0].shape[:2]
+        out = np.stack([cv2.resize(d, (w, h), interpolation=cv2.INTER_CUBIC) for d in decoded])
+        return float(np.mean(psnr_frames(np.stack(refs), out)))
+
+    def _render_psnr(self, plan: KeyframePlan, coding: TrackCoding) -> float:
+        total, h, w = len(self.reference), *self.reference.shape[1:3]
+        header = StreamHeader(w, h, self.fps, total, len(plan.frames))
+        motion, pan = self.motion(plan.frames)
+        k = w / self.full_width  # side information in pixels of the evaluation size
+        side = SideInfo(plan.cuts, plan.frames, [m * k for m in motion], [(x * k, y * k) for x, y in pan])
+        keyframes = [Keyframe(t, b"", w, h, coded=img) for t, img in zip(plan.frames, coding.decoded, strict=True)]
+        scores = [float(psnr_frames(self.reference[t][None], frame[None])[0])
+                  for t, frame in enumerate(render_planned(plan.frames, header, side, self.tween,
+                                                           lambda i: keyframes[i]))]
+        return float(np.mean(scores))
+
+    def best(self, start: int, fixed_count: int | None = None) -> Candidate:
+        """The best candidate found by walking the strides from ``start`` while quality grows
+        (quality against stride is unimodal on every clip measured: more keyframes first buy
+        motion, then starve each keyframe of bytes)."""
+        total = len(self.reference)
+        if fixed_count is not None:
+            found = self.evaluate(min(max(fixed_count, 1), total), render=False)
+            if found is None:
+                raise ValueError(f"no track of {fixed_count} keyframes fits the budget")
+            return found
+        strides = [s for s in STRIDES if s < total] + [total]
+        tried: dict[int, Candidate | None] = {}
+
+        def at(i: int) -> float:
+            if i not in tried:
+                tried[i] = self.evaluate(count_for_stride(total, strides[i]))
+            found = tried[i]
+            return -math.inf if found is None else found.score
+
+        i = min(range(len(strides)), key=lambda j: abs(strides[j] - start))
+        while at(i) == -math.inf and i + 1 < len(strides):  # nothing fits: fewer keyframes
+            i += 1
+        for step in (-1, 1):
+            while 0 <= i + step < len(strides) and at(i + step) > at(i):
+                i += step
+        if tried.get(i) is None:
+            raise ValueError("no keyframe track fits the budget")
+        return tried[i]
