@@ -256,56 +256,273 @@ def _crossfade(a: Keyframe, b: Keyframe, side: SideInfo | None = None) -> Iterat
         yield np.clip((1 - alpha) * fa + alpha * fb + 0.5, 0, 255).astype(np.uint8)
 
 
-FLOW_WIDTH = 320  # optical flow on a copy this wide; flows are scaled back up
+FLOW_WIDTH = 320  # optical flow, motion models and occlusion reasoning on a copy this wide
 STRAIGHT_MOTION_RATIO = 4.0  # path length / net displacement beyond which motion is not one straight move
+FB_TRUSTED_PX, FB_FAILED_PX = 1.0, 3.0  # forward-backward disagreement (full-size px): flow trusted / not
+FIT_GREY, MISFIT_GREY = 6.0, 16.0  # local mean |grey difference| under the global model: it fits / it does not
+PAN_MODEL_PX = 3.0  # side-information pan over an interval (full-size px) from which it is a model candidate
+GLOBAL_POINTS = 600  # flow vectors on a grid for the global fit
+SPLAT_FLOOR = 0.02  # splat weight of a pixel nothing vouches for: it only fills what nothing else reaches
+OCCLUSION_MARGIN = 0.5  # one keyframe alone only where the evidence for it exceeds this (noise must not)
 
 
-def _flow(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Dense flow src -> dst at full resolution (DIS on a small grey copy, scaled back up)."""
-    h, w = src.shape[:2]
-    width = min(FLOW_WIDTH, w)
-    height = max(8, round(h * width / w))
-    grey = [cv2.resize(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (width, height), interpolation=cv2.INTER_AREA)
-            for x in (src, dst)]
+def _flow(src: np.ndarray, dst: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
+    """Dense flow src -> dst between two small grey images (DIS), searched from ``init`` if given
+    (a global motion too large for DIS's pyramid)."""
     dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    small = dis.calc(grey[0], grey[1], None)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR) * (w / width)
+    return dis.calc(src, dst, None if init is None else init.copy())
+
+
+Similarity = tuple[complex, complex]  # z -> m z + t on pixel positions as complex numbers x + iy
+
+
+def _power(model: Similarity, alpha: float) -> Similarity:
+    """The similarity applied ``alpha`` times: where a pan, zoom and rotation is after that fraction."""
+    m, t = model
+    m_alpha = complex(np.exp(alpha * np.log(m)))
+    return m_alpha, t * (alpha if abs(m - 1) < 1e-9 else (m_alpha - 1) / (m - 1))
+
+
+def _matrix(model: Similarity) -> np.ndarray:
+    m, t = model
+    return np.array([[m.real, -m.imag, t.real], [m.imag, m.real, t.imag]])
+
+
+def _displacement(model: Similarity, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """G(x) - x on the grid gx, gy: (h, w, 2) float32."""
+    m, t = model
+    return np.dstack([(m.real - 1) * gx - m.imag * gy + t.real,
+                      m.imag * gx + (m.real - 1) * gy + t.imag]).astype(np.float32)
+
+
+def _inside(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    h, w = x.shape
+    return (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
+
+
+def _pan_displacement(side: SideInfo, a: int, b: int) -> tuple[float, float] | None:
+    """Net displacement (full-size px) from frame a to b by the side information's pan."""
+    frames = side.keyframe_frames
+    if not side.pan or len(side.pan) + 1 != len(frames):
+        return None
+    dx = dy = 0.0
+    for lo, hi, (px, py) in zip(frames[:-1], frames[1:], side.pan, strict=True):
+        overlap = min(hi, b) - max(lo, a)
+        if overlap > 0:
+            dx, dy = dx + px * overlap, dy + py * overlap
+    return dx, dy
+
+
+def _consistency(f_ab: np.ndarray, f_ba: np.ndarray, gx: np.ndarray, gy: np.ndarray,
+                 scale: float) -> np.ndarray:
+    """Per pixel of the first image, 1 where following f_ab then f_ba comes back (within
+    FB_TRUSTED_PX at full size, ``scale`` px per small px), 0 from FB_FAILED_PX, and 0 where f_ab
+    leaves the picture (that content is not in the other image)."""
+    tx, ty = gx + f_ab[..., 0], gy + f_ab[..., 1]
+    back = cv2.remap(f_ba, tx, ty, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    error = np.linalg.norm(f_ab + back, axis=2) * scale
+    return np.clip((FB_FAILED_PX - error) / (FB_FAILED_PX - FB_TRUSTED_PX), 0.0, 1.0) * _inside(tx, ty)
+
+
+def _residual(src: np.ndarray, warped: np.ndarray) -> np.ndarray:
+    """Local mean |warped - (gain * src + offset)|: how far the other image, brought onto src by a
+    motion model, is from src, with a global brightness change (a fade) taken out. The gain is
+    the ratio of spreads, so that the gain from b to a is the inverse of that from a to b."""
+    x, y = src.astype(np.float32), warped.astype(np.float32)
+    spread_x, spread_y = float(x.std()), float(y.std())
+    gain = float(np.clip(spread_y / spread_x, 0.5, 2.0)) if min(spread_x, spread_y) > 2.0 else 1.0
+    return cv2.blur(np.abs(y - gain * x - (float(y.mean()) - gain * float(x.mean()))), (5, 5))
+
+
+def _fit(src: np.ndarray, dst: np.ndarray, model: Similarity, gx: np.ndarray, gy: np.ndarray) -> np.ndarray:
+    """Per pixel of src, how well ``model`` maps it onto dst: 1 up to FIT_GREY of residual, 0 from
+    MISFIT_GREY and where the model takes it out of the picture."""
+    warped = cv2.warpAffine(dst, _matrix(model), src.shape[::-1], flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                            borderMode=cv2.BORDER_REPLICATE)
+    fit = np.clip((MISFIT_GREY - _residual(src, warped)) / (MISFIT_GREY - FIT_GREY), 0.0, 1.0)
+    d = _displacement(model, gx, gy)
+    return fit * _inside(gx + d[..., 0], gy + d[..., 1])
+
+
+def _global_model(ga: np.ndarray, gb: np.ndarray, f_ab: np.ndarray, trust: np.ndarray,
+                  pan: tuple[float, float] | None) -> tuple[Similarity | None, str]:
+    """The similarity (pan, zoom, rotation) that maps a onto b: fitted robustly (RANSAC) to the
+    trusted flow vectors on a grid, or the side information's ``pan`` (small px over the
+    interval), whichever leaves the smaller grey residual; None (with how: "none") when neither
+    beats no motion at all. How: "fit" or "pan"."""
+    h, w = ga.shape
+    step = max(1, round(float(np.sqrt(h * w / GLOBAL_POINTS))))
+    ys, xs = np.mgrid[step // 2 : h : step, step // 2 : w : step].reshape(2, -1)
+    keep = trust[ys, xs] > 0.5
+    candidates: list[tuple[Similarity, str]] = [((1 + 0j, 0j), "none")]
+    if keep.sum() >= 12:
+        src = np.stack([xs[keep], ys[keep]], axis=1).astype(np.float32)
+        matrix, inliers = cv2.estimateAffinePartial2D(src, src + f_ab[ys[keep], xs[keep]], method=cv2.RANSAC,
+                                                      ransacReprojThreshold=1.0, maxIters=500, confidence=0.995,
+                                                      refineIters=10)
+        if matrix is not None and inliers.sum() >= max(12, 0.2 * keep.sum()):
+            m = complex(matrix[0, 0], matrix[1, 0])
+            if 0.5 <= abs(m) <= 2.0:
+                candidates.append(((m, complex(matrix[0, 2], matrix[1, 2])), "fit"))
+    if pan is not None:
+        candidates.append(((1 + 0j, complex(*pan)), "pan"))
+    best, best_error = candidates[0], None
+    inner = (slice(step, -step), slice(step, -step)) if min(h, w) > 4 * step else (slice(None), slice(None))
+    for model, how in candidates:
+        warped = cv2.warpAffine(gb, _matrix(model), (w, h), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                                borderMode=cv2.BORDER_REPLICATE)
+        valid = cv2.warpAffine(np.ones_like(gb), _matrix(model), (w, h),
+                               flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP)[inner] > 0
+        if valid.mean() < 0.25:
+            continue
+        error = float(_residual(ga[inner], warped[inner])[valid].mean())
+        if best_error is None or error < best_error:
+            best, best_error = (model, how), error
+    return (None, "none") if best[1] == "none" else best
+
+
+def _splat(x: np.ndarray, y: np.ndarray, sums: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Forward splatting to the nearest grid point: per point of the grid ``shape``, the sum of
+    each row of ``sums`` (channels, points) over the points (x, y) landing there: (h, w, channels)."""
+    h, w = shape
+    xi, yi = np.rint(x).astype(np.int32).ravel(), np.rint(y).astype(np.int32).ravel()
+    index = np.where((xi.view(np.uint32) < w) & (yi.view(np.uint32) < h), yi * w + xi, h * w)  # else a spare bin
+    return np.stack([np.bincount(index, row, h * w + 1)[:-1] for row in sums], axis=-1).astype(np.float32).reshape(
+        h, w, len(sums))
+
+
+@dataclass
+class _IntervalMotion:
+    """How the content moves from keyframe a to keyframe b, on the small grid (FLOW_WIDTH wide)."""
+
+    f_ab: np.ndarray  # (h, w, 2) small px: the dense flow where trusted, the global model elsewhere
+    f_ba: np.ndarray
+    matched_a: np.ndarray  # (h, w) 0..1: a's pixel is found in b (consistent flow, or the global model fits)
+    matched_b: np.ndarray
+    model: Similarity | None  # global motion a -> b (small px), if one beats no motion
+    how: str  # where the model came from: "fit" (to the flow), "pan" (side information) or "none"
+    scale: tuple[float, float]  # full-size px per small px (x, y)
+
+
+def _interval_motion(image_a: np.ndarray, image_b: np.ndarray, pan: tuple[float, float] | None) -> _IntervalMotion:
+    """Dense DIS flow both ways with a forward-backward check, and the global similarity that
+    covers what the flow does not; ``pan``: the side information's displacement (full-size px)."""
+    h, w = image_a.shape[:2]
+    ws = min(FLOW_WIDTH, w)
+    hs = max(MIN_SIDE, round(h * ws / w))  # DIS needs some height (a very wide picture is squeezed less)
+    sx, sy = w / ws, h / hs
+    ga, gb = (cv2.resize(cv2.cvtColor(x, cv2.COLOR_RGB2GRAY), (ws, hs), interpolation=cv2.INTER_AREA)
+              for x in (image_a, image_b))
+    gx, gy = np.meshgrid(np.arange(ws, dtype=np.float32), np.arange(hs, dtype=np.float32))
+    pan_small = (pan[0] / sx, pan[1] / sy) if pan is not None and np.hypot(*pan) >= PAN_MODEL_PX else None
+    f_ab, f_ba = _flow(ga, gb), _flow(gb, ga)
+    c_a = _consistency(f_ab, f_ba, gx, gy, sx)
+    model, how = _global_model(ga, gb, f_ab, c_a, pan_small)
+    if how == "pan":  # the flow missed the global motion (beyond DIS's reach): search again from it
+        f_ab = _flow(ga, gb, _displacement(model, gx, gy))
+        f_ba = _flow(gb, ga, _displacement(_power(model, -1.0), gx, gy))
+        c_a = _consistency(f_ab, f_ba, gx, gy, sx)
+        model, how = _global_model(ga, gb, f_ab, c_a, pan_small)
+    c_b = _consistency(f_ba, f_ab, gx, gy, sx)
+    matched_a, matched_b = c_a, c_b
+    if model is not None:
+        inverse = _power(model, -1.0)
+        f_ab = c_a[..., None] * f_ab + (1 - c_a[..., None]) * _displacement(model, gx, gy)
+        f_ba = c_b[..., None] * f_ba + (1 - c_b[..., None]) * _displacement(inverse, gx, gy)
+        matched_a = np.maximum(c_a, _fit(ga, gb, model, gx, gy))
+        matched_b = np.maximum(c_b, _fit(gb, ga, inverse, gx, gy))
+    return _IntervalMotion(f_ab, f_ba, matched_a.astype(np.float32), matched_b.astype(np.float32), model, how,
+                           (sx, sy))
 
 
 def _motion_compensated(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np.ndarray]:
-    """Warp both keyframes along the optical flow between them and blend by time.
+    """Motion-compensated frames between keyframes a and b.
 
-    Frame t (alpha of the way from a to b) samples a at x - alpha * F_ab(x) and b at
-    x - (1 - alpha) * F_ba(x). Where the two flows disagree (occlusions, content the flow cannot
-    follow) the warp is not trusted and the pixel falls back to the plain cross-fade. The motion
-    side information decides whether straight-line motion is plausible at all: if the content
-    travelled far more than the net displacement between the keyframes (it moved and came back,
-    or the flow failed), the whole interval is cross-faded.
+    Motion (``_interval_motion``): DIS flow both ways on a small grey copy; a flow vector is
+    trusted where the forward-backward check passes. A global similarity (pan, zoom, rotation)
+    is fitted by RANSAC to the trusted vectors, or taken from the side information's pan when
+    the fit fails or leaves the larger residual (then the flow is searched again from it: DIS
+    alone misses a pan of a hundred small pixels). Where the flow is not trusted, the global
+    model moves the pixel, if it fits there (grey residual after taking out a fade's gain).
+
+    Frame t (alpha of the way): every pixel of a and of b is splatted forward to where it is at
+    t (straight along its flow, plus the global model's own curved path of zoom and rotation),
+    carrying its displacement to a and to b; cracks take their neighbours'. Each output pixel
+    then samples both keyframes, blended by time. Occlusion: where a's sample is clearly found
+    in b and b's is not (b's pixel was hidden in a, or came in at the border), the pixel comes
+    from b alone, and vice versa (OCCLUSION_MARGIN keeps flow noise from picking one side);
+    where one keyframe's sample falls outside it, from the other. Where neither motion is
+    vouched for (no trusted flow, no fitting global model), the plain cross-fade.
+
+    The motion side information decides whether straight-line motion is plausible at all: if
+    the content travelled far more than the mean displacement between the keyframes (it moved
+    and came back, or the flow failed), the whole interval is cross-faded.
     """
     if b.frame - a.frame < 2:
         return
-    f_ab, f_ba = _flow(a.image, b.image), _flow(b.image, a.image)
+    if min(a.image.shape[:2]) < MIN_SIDE:  # too small for optical flow to say anything
+        yield from _crossfade(a, b)
+        return
+    motion = _interval_motion(a.image, b.image, _pan_displacement(side, a.frame, b.frame))
+    f_ab, f_ba, model = motion.f_ab, motion.f_ba, motion.model
+    sx, sy = motion.scale
     path = side.path_length(a.frame, b.frame)
-    net = float(np.median(np.linalg.norm(f_ab, axis=2)))
+    net = float(np.mean(np.hypot(f_ab[..., 0] * sx, f_ab[..., 1] * sy)))  # a mean, as the side information's
     if path is not None and path > STRAIGHT_MOTION_RATIO * max(net, 1.0):
         yield from _crossfade(a, b)
         return
     h, w = a.image.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    # Forward-backward check: following F_ab then F_ba should return to the start.
-    back = cv2.remap(f_ba, gx + f_ab[..., 0], gy + f_ab[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    error = np.linalg.norm(f_ab + back, axis=2)
-    trust = np.clip(1.5 - error / 2.0, 0.0, 1.0)[..., None]  # 1 up to 1 px disagreement, 0 from 3 px
-    fa, fb = a.image.astype(np.float32), b.image.astype(np.float32)
+    hs, ws = f_ab.shape[:2]
+    gx, gy = np.meshgrid(np.arange(ws, dtype=np.float32), np.arange(hs, dtype=np.float32))
+    full = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+    to_full = np.array([sx, sy, sx, sy], np.float32)
+    lost_a, lost_b = 1 - motion.matched_a, 1 - motion.matched_b
+    # every pixel of a and of b carries its motion a -> b to where it is at time t, weighted by how
+    # well it is vouched for
+    weight = np.concatenate([SPLAT_FLOOR + motion.matched_a, SPLAT_FLOOR + motion.matched_b]).ravel()
+    carried = np.concatenate([f_ab, -f_ba]).reshape(-1, 2)
+    sums = np.stack([weight, carried[:, 0] * weight, carried[:, 1] * weight]).astype(np.float64)
+    prior = bend = np.zeros((hs, ws, 2), np.float32)
+    if model is not None:
+        inverse = _power(model, -1.0)
+        d_ab, d_ba = _displacement(model, gx, gy), _displacement(inverse, gx, gy)
     for t in range(a.frame + 1, b.frame):
         alpha = (t - a.frame) / (b.frame - a.frame)
-        wa = cv2.remap(a.image, gx - alpha * f_ab[..., 0], gy - alpha * f_ab[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        wb = cv2.remap(b.image, gx - (1 - alpha) * f_ba[..., 0], gy - (1 - alpha) * f_ba[..., 1], cv2.INTER_LINEAR,
-                       borderMode=cv2.BORDER_REPLICATE).astype(np.float32)
-        warped = (1 - alpha) * wa + alpha * wb
-        plain = (1 - alpha) * fa + alpha * fb
-        yield np.clip(trust * warped + (1 - trust) * plain + 0.5, 0, 255).astype(np.uint8)
+        move_a, move_b = alpha * f_ab, (1 - alpha) * f_ba  # where each pixel of a and of b is at time t
+        if model is not None:
+            move_a += _displacement(_power(model, alpha), gx, gy) - alpha * d_ab
+            move_b += _displacement(_power(inverse, 1 - alpha), gx, gy) - (1 - alpha) * d_ba
+            back, ahead = _displacement(_power(model, -alpha), gx, gy), _displacement(_power(model, 1 - alpha), gx, gy)
+            prior = ahead - back  # the global model's motion a -> b of what is at x at time t
+            bend = back + alpha * prior  # how far its path (zoom, rotation) is from a straight line
+        acc = _splat(np.concatenate([gx + move_a[..., 0], gx + move_b[..., 0]]),
+                     np.concatenate([gy + move_a[..., 1], gy + move_b[..., 1]]), sums, (hs, ws))
+        acc += 0.1 * cv2.GaussianBlur(acc, (0, 0), 1.0)  # cracks (zoom in) take their neighbours' motion
+        motion_t = (acc[..., 1:] + 1e-3 * prior) / (acc[..., :1] + 1e-3)  # nothing at all: the global model's
+        disp = np.concatenate([bend - alpha * motion_t, bend + (1 - alpha) * motion_t], axis=-1)  # to a, to b
+        ax, ay, bx, by = (gx + disp[..., 0], gy + disp[..., 1], gx + disp[..., 2], gy + disp[..., 3])
+        miss_a = cv2.remap(lost_a, ax, ay, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        miss_b = cv2.remap(lost_b, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        in_a, in_b = _inside(ax, ay).astype(np.float32), _inside(bx, by).astype(np.float32)
+        # a's sample not found in b while b's is found in a: it is visible in a only (and vice versa)
+        only_a = np.clip((miss_a * (1 - miss_b) - OCCLUSION_MARGIN) / (1 - OCCLUSION_MARGIN), 0, 1)
+        only_b = np.clip((miss_b * (1 - miss_a) - OCCLUSION_MARGIN) / (1 - OCCLUSION_MARGIN), 0, 1)
+        fade = miss_a * miss_b
+        both = 1 - only_a - only_b - fade
+        k_a, k_b = (1 - alpha) * both + only_a, alpha * both + only_b
+        # a sample from outside a keyframe is worthless: the other keyframe gives the pixel
+        k_a, k_b = in_a * (k_a + (1 - in_b) * (k_b + fade)), in_b * (k_b + (1 - in_a) * (k_a + fade))
+        disp_full = cv2.resize(disp * to_full, (w, h), interpolation=cv2.INTER_LINEAR)
+        wa = cv2.remap(a.image, full + disp_full[..., :2], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        wb = cv2.remap(b.image, full + disp_full[..., 2:], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        k = cv2.resize(np.dstack([k_a, k_b]), (w, h), interpolation=cv2.INTER_LINEAR)
+        k_a, k_b = np.ascontiguousarray(k[..., 0]), np.ascontiguousarray(k[..., 1])
+        out = cv2.blendLinear(wa, wb, k_a, k_b)
+        warped = k_a + k_b
+        if float(warped.min()) < 0.999:  # somewhere neither keyframe's motion is vouched for: cross-fade there
+            plain = cv2.addWeighted(a.image, 1 - alpha, b.image, alpha, 0)
+            out = cv2.blendLinear(out, plain, warped, np.maximum(1 - warped, 0))
+        yield out
 
 
 def generative_tween(model: DiffusionTween) -> Tween:

@@ -164,8 +164,8 @@ def test_parse_never_raises_on_garbage() -> None:
 
 
 def test_motion_compensated_interp_beats_crossfade(bikes_video) -> None:  # noqa: ANN001
-    """Measured on bikes (15 kB) and bigbuckbunny (7.6 kB): interp 21.97 / 22.10 dB against
-    cross-fade 21.82 / 22.05 dB (2026-11-26); both keep exact length and timing. Calm
+    """Measured on bikes (15 kB) and bigbuckbunny (7.6 kB), keyframe track: interp 25.02 / 24.57 dB
+    against cross-fade 24.71 / 24.47 dB (2026-11-30); both keep exact length and timing. Calm
     bigbuckbunny gains little from motion: it must not lose."""
     from tools.sample_videos import sample_video
 
