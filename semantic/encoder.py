@@ -245,13 +245,17 @@ def encode_video(video: Video, config: EncoderConfig) -> EncodedVideo:
 
 def encode_source(source: FrameSource, config: EncoderConfig, analysis: Analysis | None = None) -> EncodedVideo:
     """Two passes over ``source``: analysis (skipped when given, e.g. by a rate controller that
-    encodes the same video at several budgets), then keyframe coding."""
-    analysis = analysis or analyse(source.open(), source.fps)
+    encodes the same video at several budgets), then keyframe coding. The keyframe track keeps
+    the frames the analysis pass reads, while they fit ``STORE_BYTES``: one pass instead of two."""
+    kept: dict[int, np.ndarray] | None = None
+    if analysis is None:
+        kept = {} if config.images == "track" else None
+        analysis = analyse(_keeping(source.open(), kept, STORE_BYTES), source.fps)
     info = analysis.info
     if config.byte_budget is None and config.budget_for is not None:
         config = replace(config, byte_budget=int(config.budget_for(info)))
     if config.images == "track" and track_fits_memory(info):
-        return encode_track_stream(source, config, analysis)
+        return encode_track_stream(source, config, analysis, kept if kept and len(kept) == info.frames else None)
     if config.images not in ("track", "intra"):
         raise EncoderError(f"unknown keyframe image mode {config.images!r}; known: track, intra")
     keyframes = "psss" if config.keyframe_mode == "psss" else "error-model"
@@ -379,7 +383,22 @@ def _track_side(plan: KeyframePlan, analysis: Analysis, header: StreamHeader, bu
 GREEDY_MAX_KEYFRAMES = 48  # denser tracks are spaced evenly per shot (the greedy search costs frames x keyframes)
 
 
-def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: Analysis) -> EncodedVideo:
+def _keeping(frames: Iterator[np.ndarray], kept: dict[int, np.ndarray] | None, limit: int) -> Iterator[np.ndarray]:
+    """``frames`` passed through, each also kept in ``kept`` until they outgrow ``limit`` bytes
+    (then ``kept`` is emptied and stays so: the caller reads the source again)."""
+    total = 0
+    for t, frame in enumerate(frames):
+        if kept is not None and total <= limit:
+            total += frame.nbytes
+            if total <= limit:
+                kept[t] = frame
+            else:
+                kept.clear()
+        yield frame
+
+
+def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: Analysis,
+                        kept: dict[int, np.ndarray] | None = None) -> EncodedVideo:
     """The keyframes as one predictive AV1 track, its structure chosen by rate-distortion on the
     decoder's real output (``semantic.track_search``)."""
     info = analysis.info
@@ -391,7 +410,10 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     if config.keyframe_mode == "psss" and scorer is None:
         raise EncoderError("keyframe mode 'psss' needs a PSSS backend")
     store_w = store_width(info.frames, info.width, info.height, STORE_BYTES)
-    store = source.collect(set(range(info.frames)), max_width=store_w)
+    if kept is not None:  # the analysis pass's frames
+        store = {t: FrameSource.shrink(frame, store_w) for t, frame in kept.items()}
+    else:
+        store = source.collect(set(range(info.frames)), max_width=store_w)
     eval_w = min(EVAL_WIDTH, store_width(info.frames, info.width, info.height, EVAL_BYTES))
     reference = np.stack([shrink(store[t], eval_w) for t in range(info.frames)])
     p_prev_by_count: dict[int, list[float]] = {}
