@@ -224,19 +224,25 @@ def unpack_timing_v2(payload: bytes) -> tuple[list[int], list[int]]:
         if count > MAX_TIMING_VALUES:
             raise BitstreamError("timing segment claims too many frames")
         values, frame = [], 0
-        for _ in range(count):
+        for k in range(count):
             delta, pos = _read_varint(body, pos)
+            if k and not delta and not lists:  # keyframes strictly ascend (unit i is keyframe i)
+                raise BitstreamError("timing segment repeats a keyframe frame")
             frame += delta
             values.append(frame)
         lists.append(values)
     return lists[0], lists[1]
 
 
-def timing_of(segment: Segment) -> tuple[list[int], list[int]]:
-    """(keyframe frames, cut frames) of a KEYFRAME_TIMING or TIMING segment; BitstreamError if malformed."""
-    if segment.type == SegmentType.TIMING:
-        return unpack_timing_v2(segment.payload)
-    return unpack_timing(segment.payload)
+def timing_of(segment: Segment, frames: int | None = None) -> tuple[list[int], list[int]]:
+    """(keyframe frames, cut frames) of a KEYFRAME_TIMING or TIMING segment; BitstreamError if
+    malformed, or (given the header's ``frames``) if it places a keyframe past the video: a forged
+    plan of a million keyframes would otherwise cost the renderer time per entry."""
+    keyframes, cuts = (unpack_timing_v2 if segment.type == SegmentType.TIMING else unpack_timing)(segment.payload)
+    if frames is not None and (len(keyframes) > frames or any(not 0 <= t < frames for t in keyframes)
+                               or len(cuts) > frames):
+        raise BitstreamError("timing segment places keyframes outside the video")
+    return keyframes, cuts
 
 
 def pack_timing(keyframes: list[int], cuts: list[int]) -> bytes:

@@ -42,7 +42,7 @@ def _track_tiles(parsed: ParsedStream, header: StreamHeader, tile_h: int, p_prev
     if not chunks or not timing:
         return []
     try:
-        plan = timing_of(timing[0])[0]
+        plan = timing_of(timing[0], header.frames)[0]
     except BitstreamError:
         return []
     track, units = TrackDecoder(header.width, header.height), {}

@@ -5,8 +5,8 @@ at its frame index and fills the frames between neighbouring received keyframes 
 ``interp`` (CPU default) by motion-compensated interpolation, ``crossfade`` by blending,
 ``diffusers:<id>`` by a video diffusion model (``semantic.diffusion_decoder``) prompted with the
 interval's description and motion. Before a shot's first keyframe and after its last the
-picture holds. Lost keyframes simply widen an interval; with none at all the output is mid-grey
-at the right size, length and rate.
+picture holds. Lost keyframes simply widen an interval; with none at all the output is the
+stream's colour layout (or mid-grey without one) at the right size, length and rate.
 """
 
 from __future__ import annotations
@@ -47,8 +47,9 @@ class DecoderError(ValueError):
 
 @dataclass
 class Keyframe:
-    """A received keyframe; its image is decoded when first needed and released after use, so
-    a long stream holds only coded bytes (a few kB per keyframe), not full-size images."""
+    """A received keyframe; its full-size image is made when first needed and released after use,
+    so a stream holds coded bytes (intra images) or coded-size pictures (the track), not full-size
+    images."""
 
     frame: int
     data: bytes  # an intra-coded image (empty for a track keyframe)
@@ -141,14 +142,19 @@ def received_keyframes(parsed: ParsedStream, header: StreamHeader,
 def track_keyframes(track: TrackDecoder, plan: list[int], header: StreamHeader, notes: list[str] | None,
                     ordinals: list[int] | None = None) -> list[Keyframe]:
     """Keyframes for the decoded track units ``ordinals`` (default all), placed by ``plan``."""
-    out = []
+    out, unplaced = [], []
     for i in sorted(track.images) if ordinals is None else ordinals:
         if i < len(plan) and plan[i] < header.frames:
             out.append(Keyframe(plan[i], b"", header.width, header.height, coded=track.images[i]))
-        elif notes is not None:
-            notes.append(f"track keyframe {i} has no frame in the timing segment")
-    if track.lost and notes is not None:
-        notes.append(f"track keyframes lost or without their reference: {sorted(track.lost)}")
+        else:
+            unplaced.append(i)
+    if notes is not None:
+        if unplaced:
+            notes.append(f"{len(unplaced)} track keyframe(s) without a frame in the timing segment")
+        if track.lost:
+            lost = sorted(track.lost)
+            shown = ", ".join(map(str, lost[:8])) + (", ..." if len(lost) > 8 else "")
+            notes.append(f"{len(lost)} track keyframe(s) lost or without their reference: {shown}")
     return out
 
 
@@ -211,7 +217,8 @@ def render_planned(plan: list[int], header: StreamHeader, side: SideInfo, tween:
     keyframe only when the output reaches it: a receiver can render while the rest of the
     stream is still on the air. Per shot: ``tween`` between its received keyframes, hold before
     the first and after the last. A shot whose keyframes were all lost shows the nearest
-    received keyframe; with none at all the output is mid-grey. Never blends across a cut."""
+    received keyframe; with none at all the output is the colour layout, else mid-grey. Never
+    blends across a cut."""
     for lo, hi in shot_ranges(side.cuts, header.frames):
         previous: Keyframe | None = None
         for i in (i for i, f in enumerate(plan) if lo <= f <= hi):
@@ -571,7 +578,7 @@ def decode_bitstream(data: bytes, decoder: str = "interp", diffusion: DiffusionS
         raise DecoderError("bitstream has no intact stream header (both copies lost or not an LGVSC file)")
     header = parsed.header
     notes: list[str] = []
-    side = side_info(parsed.segments, None, notes)
+    side = side_info(parsed.segments, None, notes, header.frames)
     keyframes, kf_notes = received_keyframes(parsed, header, side.keyframe_frames)
     notes += kf_notes
     if not side.keyframe_frames and keyframes:
@@ -582,8 +589,10 @@ def decode_bitstream(data: bytes, decoder: str = "interp", diffusion: DiffusionS
                         [k.frame for k in keyframes], decoder, notes)
 
 
-def side_info(segments: list[Segment], plan: list[int] | None = None, notes: list[str] | None = None) -> SideInfo:
-    """What the stream says beside the keyframes, from whichever of its segments arrived."""
+def side_info(segments: list[Segment], plan: list[int] | None = None, notes: list[str] | None = None,
+              frames: int | None = None) -> SideInfo:
+    """What the stream says beside the keyframes, from whichever of its segments arrived (a
+    timing segment that places keyframes outside the header's ``frames`` counts as damaged)."""
     def first(kind: SegmentType) -> Segment | None:
         return next((seg for seg in segments if seg.type == kind), None)
 
@@ -591,7 +600,7 @@ def side_info(segments: list[Segment], plan: list[int] | None = None, notes: lis
     timing = first(SegmentType.TIMING) or first(SegmentType.KEYFRAME_TIMING)
     if timing is not None:
         try:
-            expected, cuts = timing_of(timing)
+            expected, cuts = timing_of(timing, frames)
         except BitstreamError as exc:
             if notes is not None:
                 notes.append(str(exc))

@@ -1,5 +1,5 @@
-"""Video -> LGVSC bitstream: keyframes (WebP/AVIF at a byte budget), their timing, motion, descriptions, and a
-header."""
+"""Video -> LGVSC bitstream: keyframes (one predictive AV1 track, or WebP/AVIF images each) at a byte
+budget, their timing, motion, descriptions, and a header."""
 
 from __future__ import annotations
 
@@ -30,6 +30,8 @@ from semantic.bitstream import (
     pack_timing_v2,
     parse_stream,
     unpack_layout,
+    unpack_motion,
+    unpack_pan,
 )
 from semantic.colour_layout import ColourLayout
 from semantic.decoder import get_decoder_tween
@@ -45,8 +47,17 @@ from semantic.keyframes import (
 from semantic.metrics import psnr_frames
 from semantic.psss import get_psss
 from semantic.text_codec import compress_text
-from semantic.track import chunk_units, fit_track
-from semantic.track_search import EVAL_BYTES, EVAL_WIDTH, STORE_BYTES, TrackSearch, shrink, start_stride, store_width
+from semantic.track import chunk_units
+from semantic.track_search import (
+    EVAL_BYTES,
+    EVAL_WIDTH,
+    STORE_BYTES,
+    NoTrackFits,
+    TrackSearch,
+    shrink,
+    start_stride,
+    store_width,
+)
 from semantic.video_io import Video, VideoInfo, iter_frames, probe_fps
 
 KEYFRAME_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
@@ -432,20 +443,35 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
 
     probe = StreamHeader(info.width, info.height, info.fps, info.frames, 0, backends)
 
+    def side_for(plan: KeyframePlan) -> _TrackSide:
+        # PSSS scores count as sent (a placeholder of their size) wherever they would be
+        placeholder = [1.0] * len(plan.frames) if scorer is not None else None
+        return _track_side(plan, analysis, probe, config.byte_budget, config, placeholder, [])
+
     def track_budget(plan: KeyframePlan) -> int:
         if config.byte_budget is None:
             return config.default_keyframe_bytes * len(plan.frames)
-        return _track_side(plan, analysis, probe, config.byte_budget, config, None, []).track_budget
+        return side_for(plan).track_budget
+
+    def motion_sent(frames: list[int]) -> tuple[list[float], list[tuple[float, float]]]:
+        """The motion side information the stream will carry for these keyframes (none when it
+        costs too much): the search renders with what the decoder gets."""
+        side = side_for(KeyframePlan(frames, analysis.cuts, analysis.change))
+        kinds = {seg.type for seg in side.segments}
+        sent = SegmentType.MOTION in kinds
+        motion = unpack_motion(pack_motion(analysis.interval_motion(frames))) if sent else []
+        return motion, unpack_pan(pack_pan(analysis.interval_pan(frames))) if sent else []
 
     search = TrackSearch(store, reference, info.fps, select, track_budget, get_decoder_tween("interp"),
-                         lambda frames: (analysis.interval_motion(frames), analysis.interval_pan(frames)),
-                         info.width, recovery_interval(config.expected_loss))
+                         motion_sent, info.width, recovery_interval(config.expected_loss))
     fixed = config.keyframes
     if config.byte_budget is None and fixed is None:
         fixed = keyframe_count(info, config, float(analysis.change.mean()), len(analysis.cuts) + 1)
     try:
         best = search.best(start_stride(max(track_budget(select(2)), 1), info.frames, info.width, info.height), fixed)
-    except ValueError:  # not even one keyframe fits: the colour layout, or the header alone
+    except NoTrackFits as exc:  # not even one keyframe fits: the colour layout, or the header alone
+        if fixed is not None and config.keyframes is not None:
+            raise EncoderError(f"{config.keyframes} keyframes do not fit {config.byte_budget} bytes: {exc}") from None
         return _layout_stream(store.values(), probe, config.byte_budget or 0, analysis)
     if fixed is None and config.byte_budget is not None:  # a few keyframes at a tiny size can lose to it
         layout = _layout_stream(store.values(), probe, config.byte_budget, analysis)
@@ -466,9 +492,11 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, text)
     coding = best.coding
     if text:  # the descriptions took bytes the search gave the track: refit at the same structure
-        coding = fit_track([store[t] for t in plan.frames], side.track_budget, lambda decoded: 0.0,
-                           {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)},
-                           recovery_interval(config.expected_loss)) or coding
+        coding = search.refit(plan, best.coding.size, side.track_budget)
+        if coding is None:  # no room for both: the track keeps its bytes, the text goes
+            text, descriptions = [], []
+            side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, text)
+            coding = best.coding
     chunks = [Segment(SegmentType.TRACK, i, c.pack()) for i, c in enumerate(chunk_units(coding.units))]
     segments = side.segments + chunks + ([side.timing] if side.redundant else [])
     data = pack_stream(header, segments, trailing_header=side.redundant)

@@ -44,7 +44,7 @@ def inspect_stream(data: bytes) -> dict:
                                      "time_s": kf.frame / float(h.fps) if h else None})
         elif seg.type in (SegmentType.KEYFRAME_TIMING, SegmentType.TIMING) and "timing" not in out:
             try:
-                frames, cuts = timing_of(seg)
+                frames, cuts = timing_of(seg, h.frames if h else None)
                 out["timing"] = {"keyframe_frames": frames, "shot_cuts": cuts}
             except BitstreamError as exc:
                 out["timing"] = {"error": str(exc)}

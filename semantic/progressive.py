@@ -84,7 +84,7 @@ class ProgressiveStream:
             self.segments.append(seg)
             if seg.type in (SegmentType.KEYFRAME_TIMING, SegmentType.TIMING) and self.plan is None:
                 try:
-                    self.plan = timing_of(seg)[0]
+                    self.plan = timing_of(seg, self.header.frames if self.header else None)[0]
                 except ValueError:
                     pass
             elif seg.type == SegmentType.KEYFRAME_IMAGE and self.header:
@@ -134,7 +134,7 @@ class ProgressiveStream:
         if self.header is None or self.plan is None:
             return decode_bitstream(bytes(self.data), self.decoder, self.diffusion)
         with self.cond:
-            side: SideInfo = side_info(self.segments, self.plan)
+            side: SideInfo = side_info(self.segments, self.plan, None, self.header.frames)
         tween = get_decoder_tween(self.decoder, self.diffusion)
         header, plan = self.header, list(self.plan)
 

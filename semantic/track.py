@@ -113,10 +113,14 @@ def track_bytes(units: list[bytes], target: int = CHUNK_BYTES) -> int | float:
     return sum(SEGMENT_OVERHEAD + len(c.pack()) for c in chunk_units(units, 0, target))
 
 
+MAX_DECODED_BYTES = 1 << 30  # decoded pictures a track may hold; units beyond are lost (a forged stream's)
+
+
 class TrackDecoder:
     """Decodes units in order as chunks arrive; a unit whose reference chain is broken (a unit
-    since the last intra one is missing or failed) is lost, never shown. Images stay at their
-    coded size (a few kB each); the caller scales them."""
+    since the last intra one is missing or failed) is lost, never shown. Pictures stay at their
+    coded size (what the encoder's store allows: at most ``STORE_BYTES`` in all for an honest
+    stream) and are kept for the whole decode, up to ``MAX_DECODED_BYTES``; the caller scales them."""
 
     def __init__(self, max_width: int, max_height: int) -> None:
         even = lambda v: v + (v & 1)  # noqa: E731 - an odd-sized video is coded one pixel larger
@@ -127,6 +131,7 @@ class TrackDecoder:
         self.next = 0  # the first unit not yet decoded or given up
         self._broken = True  # nothing to predict from until an intra unit decodes
         self._ctx: av.CodecContext | None = None
+        self._held = 0  # bytes of decoded pictures
 
     def add(self, chunk: TrackChunk) -> list[int]:
         """Store the chunk's units; returns the units decoded because of it."""
@@ -172,7 +177,8 @@ class TrackDecoder:
         frame = frames[0]
         if frame.width > self.max_size[0] or frame.height > self.max_size[1]:
             return None
-        return frame.to_ndarray(format="rgb24")
+        self._held += 3 * frame.width * frame.height
+        return frame.to_ndarray(format="rgb24") if self._held <= MAX_DECODED_BYTES else None
 
 
 def decode_units(units: list[bytes], width: int, height: int) -> list[np.ndarray | None]:
@@ -197,8 +203,8 @@ Quality = Callable[[list[np.ndarray]], float]  # decoded keyframes (coded size) 
 
 
 def fit_track(images: list[np.ndarray], budget: int, quality: Quality, intra: set[int] | None = None,
-              keyint: int | None = None, rate: Fraction = Fraction(5), start_scale: float | None = None
-              ) -> TrackCoding | None:
+              keyint: int | None = None, rate: Fraction = Fraction(5), start_scale: float | None = None,
+              sizes_tried: int = 2) -> TrackCoding | None:
     """The best-quality (resolution, CRF) whose chunks fit ``budget`` bytes, or None if none
     does. Like the separation baseline's search, the two largest resolutions that fit at the
     coarsest CRF are compared on decoded quality, each at the smallest CRF that fits (found
@@ -218,9 +224,11 @@ def fit_track(images: list[np.ndarray], budget: int, quality: Quality, intra: se
         return None
     best: TrackCoding | None = None
     index, coarsest = first
-    for size in sizes[index : index + 2]:
+    for size in sizes[index : index + sizes_tried]:
         if coarsest is None:
             coarsest = cost(CRF_RANGE[1], size)
+            if coarsest[0] > budget:  # a smaller size is not always a smaller stream
+                continue
         crf, units = _smallest_crf(lambda crf, size=size: cost(crf, size), budget, *coarsest)
         coarsest = None
         decoded = decode_units(units, *size)

@@ -25,6 +25,7 @@ from semantic.decoder import Keyframe, SideInfo, Tween, render_planned
 from semantic.keyframes import KeyframePlan
 from semantic.metrics import psnr_frames
 from semantic.track import TrackCoding, fit_track
+from semantic.video_io import upscale
 
 EVAL_WIDTH = 320  # candidates are compared at this width (the flows run at it anyway)
 EVAL_BYTES = 256 << 20  # the evaluation copy of the video stays under this (narrower for long videos)
@@ -68,6 +69,13 @@ def first_scale(budget: int, images: list[np.ndarray]) -> float:
     return min(1.0, math.sqrt(budget * 8 / (len(images) * w * h * GUESS_BITS_PER_PIXEL)))
 
 
+class NoTrackFits(ValueError):
+    pass
+
+
+MAX_TRACK_UNITS = 0xFFFF  # a chunk numbers its first unit in 16 bits
+
+
 @dataclass(frozen=True)
 class Candidate:
     plan: KeyframePlan
@@ -99,19 +107,30 @@ class TrackSearch:
             return None
         images = [self.store[t] for t in plan.frames]
         intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
-        rate = self.fps * len(plan.frames) / max(len(self.reference), 1)
         eval_refs = [self.reference[t] for t in plan.frames]
         coding = fit_track(images, budget, lambda decoded: self._keyframe_psnr(decoded, eval_refs), intra,
-                           self.intra_every, Fraction(rate).limit_denominator(1000) or Fraction(1),
-                           self.last_scale or first_scale(budget, images))
+                           self.intra_every, self._rate(plan), self.last_scale or first_scale(budget, images))
         if coding is None:
             return None
         self.last_scale = coding.size[0] / images[0].shape[1]
         return Candidate(plan, coding, self._render_psnr(plan, coding) if render else coding.quality)
 
+    def refit(self, plan: KeyframePlan, size: tuple[int, int], budget: int) -> TrackCoding | None:
+        """The chosen structure again at ``size``, its CRF fitted to a smaller ``budget``."""
+        images = [self.store[t] for t in plan.frames]
+        intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
+        scale = size[0] / images[0].shape[1]
+        coding = fit_track(images, budget, lambda decoded: 0.0, intra, self.intra_every, self._rate(plan), scale,
+                           sizes_tried=1)
+        return coding if coding is not None and coding.size == size else None
+
+    def _rate(self, plan: KeyframePlan) -> Fraction:
+        rate = self.fps * len(plan.frames) / max(len(self.reference), 1)
+        return Fraction(rate).limit_denominator(1000) or Fraction(1)
+
     def _keyframe_psnr(self, decoded: list[np.ndarray], refs: list[np.ndarray]) -> float:
         h, w = refs[0].shape[:2]
-        out = np.stack([cv2.resize(d, (w, h), interpolation=cv2.INTER_CUBIC) for d in decoded])
+        out = np.stack([upscale(d, w, h) for d in decoded])  # as the decoder scales them
         return float(np.mean(psnr_frames(np.stack(refs), out)))
 
     def _render_psnr(self, plan: KeyframePlan, coding: TrackCoding) -> float:
@@ -132,11 +151,11 @@ class TrackSearch:
         motion, then starve each keyframe of bytes)."""
         total = len(self.reference)
         if fixed_count is not None:
-            found = self.evaluate(min(max(fixed_count, 1), total), render=False)
+            found = self.evaluate(min(max(fixed_count, 1), total, MAX_TRACK_UNITS), render=False)
             if found is None:
-                raise ValueError(f"no track of {fixed_count} keyframes fits the budget")
+                raise NoTrackFits(f"no track of {fixed_count} keyframes fits the budget")
             return found
-        strides = [s for s in STRIDES if s < total] + [total]
+        strides = [s for s in STRIDES if s < total and count_for_stride(total, s) <= MAX_TRACK_UNITS] + [total]
         tried: dict[int, Candidate | None] = {}
 
         def at(i: int) -> float:
@@ -152,5 +171,5 @@ class TrackSearch:
             while 0 <= i + step < len(strides) and at(i + step) > at(i):
                 i += step
         if tried.get(i) is None:
-            raise ValueError("no keyframe track fits the budget")
+            raise NoTrackFits("no keyframe track fits the budget")
         return tried[i]

@@ -161,3 +161,28 @@ def test_contact_sheet_draws_the_track(short_bikes: Video, tmp_path) -> None:  #
     encoded = encode_video(short_bikes, EncoderConfig(byte_budget=2500))
     drawn = contact_sheet(encoded.data, tmp_path / "sheet.png")
     assert drawn == min(len(encoded.plan.frames), 48) and (tmp_path / "sheet.png").stat().st_size > 1000
+
+
+def test_a_forged_timing_of_a_million_keyframes_counts_as_damaged(short_bikes: Video) -> None:
+    """2 kB of DEFLATE can claim a million keyframes; the renderer would walk them per shot."""
+    import time
+
+    encoded = encode_video(short_bikes, EncoderConfig(byte_budget=2500))
+    bomb = Segment(SegmentType.TIMING, 0, pack_timing_v2(list(range(1_000_000)), [])).pack()
+    assert len(bomb) < 4000
+    t0 = time.monotonic()
+    at = len(encoded.header.pack())  # right after the header: before the real timing
+    decoded = decode_bitstream(encoded.data[:at] + bomb + encoded.data[at:])
+    assert len(list(decoded.iter_frames())) == 60 and time.monotonic() - t0 < 60
+    assert any("outside the video" in note for note in decoded.notes)
+    with pytest.raises(BitstreamError):
+        unpack_timing_v2(pack_timing_v2([0, 5, 5], []))  # a repeated keyframe frame
+
+
+def test_expected_loss_must_be_a_fraction(tmp_path) -> None:  # noqa: ANN001
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "tools.cli", "encode", "x.mp4", "-o", str(tmp_path / "s.lgv"),
+                        "--expected-loss", "nan"], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and "not a loss fraction" in r.stderr

@@ -54,10 +54,17 @@ def _write(path: str, decoded: DecodedVideo) -> int:
     return write_video(path, frames, decoded.fps)  # streamed: any length
 
 
+def _loss_fraction(text: str) -> float:
+    value = float(text)
+    if not 0.0 <= value < 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{text} is not a loss fraction in [0, 1)")
+    return value
+
+
 def _image_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--images", default="track", choices=["track", "intra"],
                         help="track: keyframes as one predictive AV1 track (default); intra: WebP/AVIF each")
-    parser.add_argument("--expected-loss", type=float, default=0.0, metavar="P",
+    parser.add_argument("--expected-loss", type=_loss_fraction, default=0.0, metavar="P",
                         help="PDU loss the link is expected to show (0..1): the track gets more recovery points")
 
 

@@ -60,16 +60,16 @@ def main() -> None:
     clean = lgvsc(0.0)
     baselines = {scheme: encode_to_budget(source, scheme, args.bytes) for scheme in args.schemes}
     link = Protection.uniform(get_mcs(args.mcs))
-    rng = np.random.default_rng(3)
     rows = []
     for fraction in args.loss:
         adapted = clean if fraction == 0 else lgvsc(fraction)
         streams = {"lgvsc": (clean, None), "lgvsc_adapted": (adapted, None)}
         streams.update({scheme: (coded.data, coded) for scheme, coded in baselines.items()})
         scores: dict[str, list[float]] = {name: [] for name in streams}
-        for _ in range(args.trials):
+        for trial in range(args.trials):
             for name, (data, coded) in streams.items():
-                damaged = lose(data, link, fraction, rng)
+                # every scheme meets the same draw of lost PDU numbers in a trial
+                damaged = lose(data, link, fraction, np.random.default_rng([3, trial, int(fraction * 1000)]))
                 out = decode_bitstream(damaged).frames if coded is None else np.stack(list(decode(damaged, coded)))
                 scores[name].append(_psnr(frames, out))
         row = {"pdu_loss": fraction, **{f"{name}_psnr_db": float(np.mean(v)) for name, v in scores.items()}}

@@ -116,7 +116,7 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
 def _keep_structure(config: EncoderConfig, encoded: EncodedVideo) -> EncoderConfig:
     """Later attempts only correct the byte count: the keyframe track keeps the keyframe count
     the first attempt's rate-distortion search chose (a budget a few % off does not move it)."""
-    if config.images != "track" or config.keyframes is not None:
+    if config.keyframes is not None or encoded.header.backends.get("img") != "track-av1" or not encoded.plan.frames:
         return config
     return replace(config, keyframes=len(encoded.plan.frames))
 
@@ -132,8 +132,14 @@ def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config:
     best: RatePlan | None = None
     free = config  # the structure as the caller left it: the last resort searches it again
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
-        config = _keep_structure(config, encoded)
+        try:
+            encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
+        except EncoderError:
+            if config is free:
+                raise
+            config = free  # the pinned keyframe count no longer fits: search the structure again
+            encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
+        config = _keep_structure(free, encoded)
         protection = protection_for(encoded.critical_bytes)
         used = protection.cost(len(encoded.data))[2]
         plan = RatePlan(encoded, protection, target, used, attempt)
