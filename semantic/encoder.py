@@ -491,7 +491,7 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
         descriptions, text = _describe(source, plan.frames, motion, analysis.interval_pan(plan.frames), describer, cap)
     side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, text)
     coding = best.coding
-    if text:  # the descriptions took bytes the search gave the track: refit at the same structure
+    if text and config.byte_budget is not None:  # the descriptions took bytes the search gave the track
         coding = search.refit(plan, best.coding.size, side.track_budget)
         if coding is None:  # no room for both: the track keeps its bytes, the text goes
             text, descriptions = [], []

@@ -240,6 +240,24 @@ def fit_track(images: list[np.ndarray], budget: int, quality: Quality, intra: se
     return best
 
 
+def fit_crf(images: list[np.ndarray], size: tuple[int, int], budget: int, intra: set[int] | None = None,
+            keyint: int | None = None, rate: Fraction = Fraction(5)) -> TrackCoding | None:
+    """The track at exactly ``size``, at the smallest CRF whose chunks fit ``budget`` (None if
+    even the coarsest does not): a chosen structure refitted to fewer bytes."""
+    def cost(crf: int) -> tuple[int, list[bytes]]:
+        units = encode_units(images, size, crf, intra or set(), keyint, rate)
+        return track_bytes(units), units
+
+    coarsest = cost(CRF_RANGE[1])
+    if coarsest[0] > budget:
+        return None
+    crf, units = _smallest_crf(cost, budget, *coarsest)
+    decoded = decode_units(units, *size)
+    if any(d is None for d in decoded):
+        raise TrackError(f"{DECODER} could not decode a track {ENCODER} made at {size[0]}x{size[1]}")
+    return TrackCoding(units, size, crf, 0.0, decoded)
+
+
 def _largest_fitting(sizes: list[tuple[int, int]], at_coarsest: Callable[[tuple[int, int]], tuple[int, list[bytes]]],
                      budget: int, start_scale: float | None, width: int
                      ) -> tuple[int, tuple[int, list[bytes]]] | None:

@@ -24,7 +24,7 @@ from semantic.bitstream import StreamHeader
 from semantic.decoder import Keyframe, SideInfo, Tween, render_planned
 from semantic.keyframes import KeyframePlan
 from semantic.metrics import psnr_frames
-from semantic.track import TrackCoding, fit_track
+from semantic.track import TrackCoding, fit_crf, fit_track
 from semantic.video_io import upscale
 
 EVAL_WIDTH = 320  # candidates are compared at this width (the flows run at it anyway)
@@ -117,12 +117,8 @@ class TrackSearch:
 
     def refit(self, plan: KeyframePlan, size: tuple[int, int], budget: int) -> TrackCoding | None:
         """The chosen structure again at ``size``, its CRF fitted to a smaller ``budget``."""
-        images = [self.store[t] for t in plan.frames]
         intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
-        scale = size[0] / images[0].shape[1]
-        coding = fit_track(images, budget, lambda decoded: 0.0, intra, self.intra_every, self._rate(plan), scale,
-                           sizes_tried=1)
-        return coding if coding is not None and coding.size == size else None
+        return fit_crf([self.store[t] for t in plan.frames], size, budget, intra, self.intra_every, self._rate(plan))
 
     def _rate(self, plan: KeyframePlan) -> Fraction:
         rate = self.fps * len(plan.frames) / max(len(self.reference), 1)
