@@ -16,14 +16,13 @@ from semantic.bitstream import (
     ParsedStream,
     SegmentType,
     StreamHeader,
-    TrackChunk,
     parse_stream,
     timing_of,
     unpack_psss,
 )
 from semantic.image_codec import decode_image
 from semantic.text_codec import decompress_text
-from semantic.track import TrackDecoder, is_intra
+from semantic.track import decode_track, is_intra, track_units
 
 TILE_WIDTH = 240
 CAPTION = 30
@@ -45,15 +44,8 @@ def _track_tiles(parsed: ParsedStream, header: StreamHeader, tile_h: int, p_prev
         plan = timing_of(timing[0], header.frames)[0]
     except BitstreamError:
         return []
-    track, units = TrackDecoder(header.width, header.height), {}
-    for seg in sorted(chunks, key=lambda seg: seg.index):
-        try:
-            chunk = TrackChunk.unpack(seg.payload)
-        except BitstreamError:
-            continue
-        units.update({chunk.first + i: unit for i, unit in enumerate(chunk.units)})
-        track.add(chunk)
-    track.finish(len(plan))
+    units = track_units(chunks)
+    track = decode_track(units, header.width, header.height, len(plan))
     shown = sorted(i for i in track.images if i < len(plan))
     if len(shown) > MAX_TRACK_TILES:
         shown = [shown[round(k * (len(shown) - 1) / (MAX_TRACK_TILES - 1))] for k in range(MAX_TRACK_TILES)]

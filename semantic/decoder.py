@@ -25,7 +25,6 @@ from semantic.bitstream import (
     Segment,
     SegmentType,
     StreamHeader,
-    TrackChunk,
     parse_stream,
     timing_of,
     unpack_layout,
@@ -37,7 +36,7 @@ from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings,
 from semantic.image_codec import MIN_SIDE, decode_image
 from semantic.keyframes import shot_ranges
 from semantic.text_codec import decompress_text
-from semantic.track import TrackDecoder
+from semantic.track import TrackDecoder, decode_track, track_units
 from semantic.video_io import upscale
 
 
@@ -125,15 +124,9 @@ def received_keyframes(parsed: ParsedStream, header: StreamHeader,
             notes.append(keyframe)
         else:
             keyframes.append(keyframe)
-    chunks = parsed.of_type(SegmentType.TRACK)
-    if chunks:
-        track = TrackDecoder(header.width, header.height)
-        for seg in sorted(chunks, key=lambda seg: seg.index):
-            try:
-                track.add(TrackChunk.unpack(seg.payload))
-            except BitstreamError as exc:
-                notes.append(f"track segment {seg.index}: {exc}")
-        track.finish(len(plan) if plan else None)
+    units = track_units(parsed.segments, notes)
+    if units:
+        track = decode_track(units, header.width, header.height, len(plan) if plan else None)
         keyframes += track_keyframes(track, plan or [], header, notes)
     by_frame = {k.frame: k for k in keyframes}  # one keyframe per frame, whichever came first
     return sorted(by_frame.values(), key=lambda k: k.frame), notes

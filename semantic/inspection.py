@@ -9,7 +9,6 @@ from semantic.bitstream import (
     ParsedStream,
     SegmentType,
     StreamHeader,
-    TrackChunk,
     parse_stream,
     timing_of,
     unpack_layout,
@@ -19,7 +18,7 @@ from semantic.bitstream import (
 )
 from semantic.describe import motion_phrase
 from semantic.text_codec import decompress_text
-from semantic.track import is_intra
+from semantic.track import is_intra, track_units
 
 
 def inspect_stream(data: bytes) -> dict:
@@ -70,14 +69,7 @@ def inspect_stream(data: bytes) -> dict:
 def _track_keyframes(parsed: ParsedStream, plan: list[int], header: StreamHeader | None) -> list[dict]:
     """The keyframe track's units in order: which are intra (recovery points) and which are
     predicted from the keyframes decoded since the last intra one."""
-    units: dict[int, bytes] = {}
-    for seg in parsed.of_type(SegmentType.TRACK):
-        try:
-            chunk = TrackChunk.unpack(seg.payload)
-        except BitstreamError:
-            continue
-        for i, unit in enumerate(chunk.units):
-            units.setdefault(chunk.first + i, unit)
+    units = track_units(parsed.segments)
     out, chain = [], None
     for i in sorted(units):
         intra = is_intra(units[i])

@@ -33,6 +33,7 @@ import av
 import cv2
 import numpy as np
 
+from semantic.crf_search import smallest_fitting_crf
 from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames
 from semantic.video_io import upscale
@@ -254,7 +255,11 @@ def _search(frames: list[np.ndarray], fps: Fraction, scheme: str, byte_budget: i
             coarsest = floor[scale] = len(encode(kept, rate, scheme, SCHEMES[scheme].crf_range[1], size))
             if coarsest > byte_budget:
                 continue  # even the coarsest quantizer does not fit at this size
-            crf = _smallest_crf(kept, rate, scheme, size, byte_budget, coarsest)
+            def stream_size(crf: int, size: tuple[int, int] = size, kept: list = kept, rate: Fraction = rate
+                            ) -> tuple[int, None]:
+                return len(encode(kept, rate, scheme, crf, size)), None
+
+            crf, _ = smallest_fitting_crf(stream_size, SCHEMES[scheme].crf_range, byte_budget, (coarsest, None))
             coded = CodedVideo(encode(kept, rate, scheme, crf, size), scheme, size[0], size[1], crf, len(frames),
                                fps, (w, h), stride)
             quality = float(np.mean(psnr_frames(reference, np.stack(list(decode(coded.data, coded))))))
@@ -277,27 +282,6 @@ def strides(frames: int) -> list[int]:
     while out[-1] < frames:
         out.append(min(2 * out[-1], frames))
     return out
-
-
-def _smallest_crf(frames: list[np.ndarray], fps: Fraction, scheme: str, size: tuple[int, int], budget: int,
-                  size_at_max: int) -> int:
-    """The smallest CRF whose stream fits ``budget``, given that the scheme's coarsest CRF fits with
-    ``size_at_max`` bytes. The stream roughly halves every 6 CRF steps, so the search starts at
-    that prediction and gallops away from it until the answer is bracketed, then bisects:
-    2-3 encodes where a plain bisection of 18..51 takes 5-6 (each one a full encode)."""
-    lo, hi = SCHEMES[scheme].crf_range  # the answer lies in [lo, hi]; hi fits
-    probe = round(hi - 6 * float(np.log2(max(budget, 1) / max(size_at_max, 1))))
-    step, fit_seen, fail_seen = 1, False, False
-    while lo < hi:
-        if fit_seen and fail_seen:
-            probe = (lo + hi) // 2
-        probe = min(max(probe, lo), hi - 1)
-        if len(encode(frames, fps, scheme, probe, size)) <= budget:
-            hi, fit_seen, probe = probe, True, probe - step
-        else:
-            lo, fail_seen, probe = probe + 1, True, probe + step
-        step *= 2
-    return lo
 
 
 def decode(data: bytes, coded: CodedVideo) -> Iterator[np.ndarray]:

@@ -25,7 +25,8 @@ import av
 import cv2
 import numpy as np
 
-from semantic.bitstream import MAX_SEGMENT_PAYLOAD, SEGMENT_OVERHEAD, TrackChunk
+from semantic.bitstream import MAX_SEGMENT_PAYLOAD, SEGMENT_OVERHEAD, BitstreamError, Segment, SegmentType, TrackChunk
+from semantic.crf_search import smallest_fitting_crf
 
 ENCODER, DECODER = "libsvtav1", "libdav1d"
 PRESET = "8"  # SVT-AV1's fast end: the rate control encodes the track a few dozen times
@@ -181,6 +182,31 @@ class TrackDecoder:
         return frame.to_ndarray(format="rgb24") if self._held <= MAX_DECODED_BYTES else None
 
 
+def track_units(segments: list[Segment], notes: list[str] | None = None) -> dict[int, bytes]:
+    """The units the TRACK segments carry, by keyframe index: chunks in segment-index order, the
+    first copy of a unit wins (what the decoder, inspect and the contact sheet all read)."""
+    units: dict[int, bytes] = {}
+    for seg in sorted((s for s in segments if s.type == SegmentType.TRACK), key=lambda s: s.index):
+        try:
+            chunk = TrackChunk.unpack(seg.payload)
+        except BitstreamError as exc:
+            if notes is not None:
+                notes.append(f"track segment {seg.index}: {exc}")
+            continue
+        for i, unit in enumerate(chunk.units):
+            units.setdefault(chunk.first + i, unit)
+    return units
+
+
+def decode_track(units: dict[int, bytes], width: int, height: int, count: int | None) -> TrackDecoder:
+    """A finished decode of ``units`` (``count`` keyframes expected, or as many as there are)."""
+    decoder = TrackDecoder(width, height)
+    for i in sorted(units):
+        decoder.add(TrackChunk(i, (units[i],)))
+    decoder.finish(count)
+    return decoder
+
+
 def decode_units(units: list[bytes], width: int, height: int) -> list[np.ndarray | None]:
     """Every unit of an intact track, decoded (None where a unit fails)."""
     decoder = TrackDecoder(width, height)
@@ -229,7 +255,7 @@ def fit_track(images: list[np.ndarray], budget: int, quality: Quality, intra: se
             coarsest = cost(CRF_RANGE[1], size)
             if coarsest[0] > budget:  # a smaller size is not always a smaller stream
                 continue
-        crf, units = _smallest_crf(lambda crf, size=size: cost(crf, size), budget, *coarsest)
+        crf, units = smallest_fitting_crf(lambda crf, size=size: cost(crf, size), CRF_RANGE, budget, coarsest)
         coarsest = None
         decoded = decode_units(units, *size)
         if any(d is None for d in decoded):
@@ -251,7 +277,7 @@ def fit_crf(images: list[np.ndarray], size: tuple[int, int], budget: int, intra:
     coarsest = cost(CRF_RANGE[1])
     if coarsest[0] > budget:
         return None
-    crf, units = _smallest_crf(cost, budget, *coarsest)
+    crf, units = smallest_fitting_crf(cost, CRF_RANGE, budget, coarsest)
     decoded = decode_units(units, *size)
     if any(d is None for d in decoded):
         raise TrackError(f"{DECODER} could not decode a track {ENCODER} made at {size[0]}x{size[1]}")
@@ -278,24 +304,3 @@ def _largest_fitting(sizes: list[tuple[int, int]], at_coarsest: Callable[[tuple[
         if result[0] <= budget:
             return i, result
     return None
-
-
-def _smallest_crf(cost: Callable[[int], tuple[int, list[bytes]]], budget: int, at_coarsest: int,
-                  coarsest_units: list[bytes]) -> tuple[int, list[bytes]]:
-    lo, hi = CRF_RANGE
-    fits = {hi: coarsest_units}
-    probe = round(hi - 6 * float(np.log2(max(budget, 1) / max(at_coarsest, 1))))
-    step, fit_seen, fail_seen = 1, False, False
-    while lo < hi:
-        if fit_seen and fail_seen:
-            probe = (lo + hi) // 2
-        probe = min(max(probe, lo), hi - 1)
-        size, units = cost(probe)
-        if size <= budget:
-            hi, fit_seen, fits[probe] = probe, True, units
-            probe -= step
-        else:
-            lo, fail_seen = probe + 1, True
-            probe += step
-        step *= 2
-    return lo, fits[lo]
