@@ -17,7 +17,7 @@ setup:
 
 demo: setup
 	@mkdir -p out
-	$(VENV)/bin/lgvsc loopback "$$($(PY) -m tools.sample_videos bikes)" -o out/demo.mp4 \
+	$(VENV)/bin/lgvsc loopback "$$($(PY) -m lgvsc.sample_videos bikes)" -o out/demo.mp4 \
 		--snr-db $(DEMO_SNR) --cbr $(DEMO_CBR) --report out/report.json --html out/report.html
 
 test: setup
@@ -38,4 +38,4 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 clean:
-	rm -rf out .pytest_cache build/grc_cache
+	rm -rf out .pytest_cache build

@@ -187,14 +187,14 @@ class Link:
             return [(pdu, mcs.name) for pdu, mcs in plan.pdus(data, stream_id)]
         return [(pdu, None) for pdu in split_stream(data, stream_id, plan)]
 
-    def _send(self, data: bytes, stream_id: int, plan: int | Protection) -> list[LinkPdu]:
+    def send_all(self, data: bytes, stream_id: int, plan: int | Protection) -> list[LinkPdu]:
         """Send all PDUs at once (for a transmitter alone: nothing downstream to pace on)."""
         pairs = self._pdus(data, stream_id, plan)
         for pdu, mcs in pairs:
             self.send_pdu(pdu.pack(), mcs)
         return [pdu for pdu, _ in pairs]
 
-    def _drain_stats(self) -> bool:
+    def drain_stats(self) -> bool:
         """Read pending counters from both flowgraphs; True if anything new arrived."""
         news = False
         for sock, target in ((self.stats, self.count), (self.rx_stats, self.rx_count)):
@@ -245,7 +245,7 @@ class Link:
         every poll (the runner's crash check) and may raise.
         """
         t0 = time.monotonic()
-        self._drain_stats()
+        self.drain_stats()
         base = TxCount(self.count.bursts, self.count.samples)
         rx_base = self.rx_count.decoded
         queue = self._pdus(data, stream_id, max_pdu_bytes)
@@ -261,7 +261,7 @@ class Link:
             now = time.monotonic()
             if fault or now - t0 > deadline_s:
                 break
-            if self._drain_stats():
+            if self.drain_stats():
                 last_event = now  # a flowgraph is still working through the queue
             for i in pacer.release(self.rx_count.decoded - rx_base, now):
                 self.send_pdu(queue[i][0].pack(), queue[i][1])
@@ -284,7 +284,7 @@ class Link:
                 metas.append(accepted[1])
         if fault:  # what the rx already decoded is still on its way: keep it
             metas += self._collect(got, stream_id)
-        self._drain_stats()
+        self.drain_stats()
         if got.stream_id is None:
             got = Reassembly(stream_id, len(pdus), {})
         assembled, ranges = got.assemble()
@@ -338,9 +338,9 @@ def send_stream(link: Link, data: bytes, max_pdu_bytes: int | Protection, stream
                 check: Callable[[], None] | None = None) -> TxCount:
     """Send ``data`` and wait until the tx flowgraph has emitted every burst; returns what it
     emitted for this stream (bursts, samples)."""
-    link._drain_stats()
+    link.drain_stats()
     base = TxCount(link.count.bursts, link.count.samples)
-    pdus = link._send(data, stream_id, max_pdu_bytes)
+    pdus = link.send_all(data, stream_id, max_pdu_bytes)
     t0 = time.monotonic()
     while link.count.bursts - base.bursts < len(pdus):
         if check is not None:
@@ -349,7 +349,7 @@ def send_stream(link: Link, data: bytes, max_pdu_bytes: int | Protection, stream
             raise LinkError(f"tx flowgraph emitted {link.count.bursts - base.bursts}/{len(pdus)} bursts "
                             f"in {deadline_s:.0f} s")
         time.sleep(0.05)
-        link._drain_stats()
+        link.drain_stats()
     return TxCount(link.count.bursts - base.bursts, link.count.samples - base.samples)
 
 
@@ -390,7 +390,7 @@ def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 
         silence = idle_timeout_s if last is not None or first_pdu_timeout_s is None else first_pdu_timeout_s
         if now - t0 > deadline_s or now - (last if last is not None else t0) > silence:
             break
-        link._drain_stats()
+        link.drain_stats()
         try:
             msg = link.rx.recv()
         except zmq.Again:

@@ -35,9 +35,10 @@ class OfdmModulator:
         spec = np.zeros(self.p.fft_len, dtype=np.complex128)
         for k, v in carriers.items():
             spec[k + self.p.fft_len // 2] = v
-        return self._to_time(spec)
+        return self.to_time(spec)
 
-    def _to_time(self, centred: np.ndarray) -> np.ndarray:
+    def to_time(self, centred: np.ndarray) -> np.ndarray:
+        """One OFDM symbol from its carriers in centred order, cyclic prefix first."""
         x = np.fft.ifft(np.fft.ifftshift(centred)) * self.p.fft_len  # GNU Radio's IFFT is unnormalized
         return np.concatenate([x[-self.p.cp_len :], x])
 
@@ -53,7 +54,7 @@ class OfdmModulator:
 
     def burst(self, symbols: np.ndarray) -> np.ndarray:
         w1, w2 = self.p.sync_words()
-        parts = [self._to_time(np.asarray(w1)), self._to_time(np.asarray(w2))]
+        parts = [self.to_time(np.asarray(w1)), self.to_time(np.asarray(w2))]
         parts += self._data_symbols(np.asarray(symbols))
         x = np.concatenate(parts) * self.p.tx_scale()
         return np.concatenate([x, np.zeros(self.p.post_padding)]).astype(np.complex64)
@@ -165,7 +166,7 @@ class OfdmBurstReceiver:
         self.pending: _Pending | None = None
         w1, w2 = (np.asarray(w) for w in params.sync_words())
         ref = OfdmModulator(params)
-        self.preamble = np.concatenate([ref._to_time(w1), ref._to_time(w2)])
+        self.preamble = np.concatenate([ref.to_time(w1), ref.to_time(w2)])
         self.preamble_energy = float(np.sum(np.abs(self.preamble) ** 2))
         self._build_channel_fit(w1, w2)
         half = params.fft_len // 2

@@ -12,19 +12,30 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-GRC_DIR = REPO_ROOT / "grc_flowgraphs"
+# The flowgraphs ship inside the package (a link to grc_flowgraphs/ in a checkout, copies in a wheel).
+GRC_DIR = Path(__file__).resolve().parent / "flowgraphs"
 BLOCKS_DIR = GRC_DIR / "blocks"
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent  # where lgvsc_phy imports from, for the flowgraphs
 READY_PROMPT = "Press Enter to quit"
+
+
+def default_cache_dir() -> Path:
+    """Where compiled flowgraphs are kept: ``$LGVSC_CACHE_DIR``, else the user's cache directory."""
+    if explicit := os.environ.get("LGVSC_CACHE_DIR"):
+        return Path(explicit)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "lgvsc" / "grc"
 
 
 class FlowgraphError(RuntimeError):
@@ -37,8 +48,11 @@ class FlowgraphError(RuntimeError):
 
 def _grc_env() -> dict[str, str]:
     env = dict(os.environ)
+    # Our own blocks come from BLOCKS_DIR; GRC's per-user library (~/.grc_gnuradio, where `make
+    # setup` links them for GUI users) would load them a second time, with a warning per block.
+    env["GRC_HIER_PATH"] = str(default_cache_dir() / "hier")
     env["GRC_BLOCKS_PATH"] = os.pathsep.join(filter(None, [str(BLOCKS_DIR), env.get("GRC_BLOCKS_PATH")]))
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
     # Three flowgraphs share the cores: a BLAS thread pool per process would only contend.
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
@@ -47,22 +61,34 @@ def _grc_env() -> dict[str, str]:
 
 
 def compile_flowgraph(grc: Path, cache_dir: Path | None = None) -> Path:
-    """Compile ``grc`` with grcc into a content-addressed cache; return the generated .py."""
+    """Compile ``grc`` with grcc into a content-addressed cache; return the generated .py.
+
+    grcc writes into a fresh directory that is then renamed into place: a concurrent process
+    (a Ray worker, a second test) sees either no entry or a whole one, never a half-written
+    script; when two compile at once, the first rename wins and the other's copy is dropped."""
     grc = Path(grc)
     digest = hashlib.sha256(grc.read_bytes())
     for yml in sorted(BLOCKS_DIR.glob("*.yml")):
         digest.update(yml.read_bytes())
-    out_dir = (cache_dir or REPO_ROOT / "build" / "grc_cache") / f"{grc.stem}-{digest.hexdigest()[:16]}"
-    existing = sorted(out_dir.glob("*.py"))
-    if existing:
+    root = Path(cache_dir or default_cache_dir())
+    out_dir = root / f"{grc.stem}-{digest.hexdigest()[:16]}"
+    if existing := sorted(out_dir.glob("*.py")):
         return existing[0]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(["grcc", "-o", str(out_dir), str(grc)], env=_grc_env(), capture_output=True, text=True)
-    scripts = sorted(out_dir.glob("*.py"))
-    if proc.returncode != 0 or not scripts:
-        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-        raise FlowgraphError(f"grcc failed on {grc.name}: {' | '.join(tail)}")
-    return scripts[0]
+    root.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f".{grc.stem}-", dir=root))
+    try:
+        proc = subprocess.run(["grcc", "-o", str(work), str(grc)], env=_grc_env(), capture_output=True, text=True)
+        if proc.returncode != 0 or not list(work.glob("*.py")):
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+            raise FlowgraphError(f"grcc failed on {grc.name}: {' | '.join(tail)}")
+        try:
+            work.rename(out_dir)
+        except OSError:  # another process put its (identical) copy there first
+            if not list(out_dir.glob("*.py")):
+                raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return sorted(out_dir.glob("*.py"))[0]
 
 
 def _die_with_parent() -> None:

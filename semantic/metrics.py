@@ -1,8 +1,10 @@
 """Quality metrics on RGB uint8 videos of equal shape: PSNR, SSIM (Wang et al. 2004) and
-VMAF v0.6.1 (Netflix; computed by vmaf-torch, checked against libvmaf in tests/test_vmaf.py)."""
+VMAF v0.6.1 (Netflix; computed by vmaf-torch, checked against libvmaf in tests/test_vmaf.py).
+VMAF needs the ``vmaf`` extra (PyTorch); without it every VMAF figure is None ("n/a")."""
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -100,6 +102,18 @@ def _sep_blur(x, weight, stride=1):  # noqa: ANN001, ANN202 - vmaf_torch.utils.f
     return torch.from_numpy(np.stack(planes)).reshape(*x.shape[:-2], *planes[0].shape)
 
 
+VMAF_MISSING = "n/a (pip install 'lgvsc[vmaf]')"
+
+
+@cache
+def vmaf_available() -> bool:
+    return importlib.util.find_spec("vmaf_torch") is not None
+
+
+def format_vmaf(value: float | None) -> str:
+    return VMAF_MISSING if value is None else f"{value:.1f}"
+
+
 @cache
 def _vmaf_model():  # noqa: ANN202 - vmaf_torch.VMAF, imported lazily (it pulls pandas)
     import vmaf_torch.motion
@@ -130,7 +144,8 @@ class VmafMeter:
     between batches only the last reference's blurred luma and the newest frame's features are
     kept, because libvmaf's motion2 for frame i is min(SAD(i, i-1), SAD(i+1, i)): frame i's score
     is final once frame i+1 arrives, and the last frame takes its own SAD. ``mean()`` may be read
-    at any time and feeding may go on after it.
+    at any time and feeding may go on after it. Without the ``vmaf`` extra it measures nothing
+    and ``mean()`` is None.
     """
 
     def __init__(self, batch: int | None = None, keep_frames: bool = False) -> None:
@@ -148,6 +163,8 @@ class VmafMeter:
 
     def update(self, ref: np.ndarray, out: np.ndarray) -> None:
         _check(ref, out)
+        if not vmaf_available():
+            return
         if self._shape not in (None, ref.shape):  # motion compares consecutive references
             raise ValueError(f"frame size changed: {self._shape} then {ref.shape}")
         self._shape = ref.shape
@@ -214,6 +231,6 @@ def vmaf_frames(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
     return meter.frames()
 
 
-def vmaf(ref: np.ndarray, out: np.ndarray) -> float:
-    """Mean of per-frame VMAF (libvmaf's pooled mean)."""
-    return float(vmaf_frames(ref, out).mean())
+def vmaf(ref: np.ndarray, out: np.ndarray) -> float | None:
+    """Mean of per-frame VMAF (libvmaf's pooled mean); None without the ``vmaf`` extra."""
+    return float(vmaf_frames(ref, out).mean()) if vmaf_available() else None

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lgvsc.sample_videos import sample_video
 from lgvsc_phy.link import free_base_port
 from semantic.video_io import Video, read_video, write_video
-from tools.sample_videos import sample_video
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ import pytest
 from lgvsc_phy.link import free_base_port
 from semantic.video_io import read_video
 
-LGVSC = [sys.executable, "-m", "tools.cli"]
+LGVSC = [sys.executable, "-m", "lgvsc.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -166,7 +166,7 @@ def test_internal_errors_exit_3_in_one_line_and_debug_shows_the_traceback(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture, bikes: Path, tmp_path: Path) -> None:
     """A bug of ours (here a KeyError raised inside the encoder) is not bad input: exit 3, its
     type and message on one line; --debug, before or after the command, re-raises it."""
-    import tools.cli as cli
+    import lgvsc.cli as cli
 
     def broken(*_: object, **__: object) -> None:
         raise KeyError(116)

@@ -92,7 +92,7 @@ def test_mllm_captions_are_deterministic_and_inspectable(tiny_mllm: str, bikes: 
     assert len(first.descriptions) == 2 and any(first.descriptions)
     stream = tmp_path / "s.lgv"
     stream.write_bytes(first.data)
-    out = subprocess.run([sys.executable, "-m", "tools.cli", "inspect", str(stream), "--json"], capture_output=True,
+    out = subprocess.run([sys.executable, "-m", "lgvsc.cli", "inspect", str(stream), "--json"], capture_output=True,
                          text=True, check=True)
     info = json.loads(out.stdout)
     assert [t["text"] for t in info["text"]] == [t for t in first.descriptions if t]

@@ -123,13 +123,13 @@ def test_cli_decode_of_fuzzed_files(tmp_path: Path) -> None:
     damaged.write_bytes(fuzz._zero_pdu(fuzz._flip(data, rng), rng))
     headless.write_bytes(data.replace(MAGIC, b"XXXX"))
     out = tmp_path / "out.mp4"
-    ok = subprocess.run([sys.executable, "-m", "tools.cli", "decode", str(damaged), "-o", str(out)],
+    ok = subprocess.run([sys.executable, "-m", "lgvsc.cli", "decode", str(damaged), "-o", str(out)],
                         capture_output=True, text=True, timeout=120)
     assert ok.returncode == 0, ok.stderr
     from semantic.video_io import probe_frame_count
 
     assert probe_frame_count(out) == 24
-    bad = subprocess.run([sys.executable, "-m", "tools.cli", "decode", str(headless), "-o", str(tmp_path / "x.mp4")],
+    bad = subprocess.run([sys.executable, "-m", "lgvsc.cli", "decode", str(headless), "-o", str(tmp_path / "x.mp4")],
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1 and "header" in bad.stderr
     assert "Traceback" not in bad.stderr

@@ -74,12 +74,12 @@ def test_cli_decodes_with_the_model_and_rejects_a_bad_one(tiny_wan: str, stream,
     src = tmp_path / "s.lgv"
     src.write_bytes(data)
     out = tmp_path / "gen.mp4"
-    run = subprocess.run([sys.executable, "-m", "tools.cli", "decode", str(src), "-o", str(out), "--decoder",
+    run = subprocess.run([sys.executable, "-m", "lgvsc.cli", "decode", str(src), "-o", str(out), "--decoder",
                           f"diffusers:{tiny_wan}", "--steps", "2", "--gen-side", "32", "--gen-frames", "9"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert len(read_video(out).frames) == frames
-    bad = subprocess.run([sys.executable, "-m", "tools.cli", "decode", str(src), "-o", str(tmp_path / "x.mp4"),
+    bad = subprocess.run([sys.executable, "-m", "lgvsc.cli", "decode", str(src), "-o", str(tmp_path / "x.mp4"),
                           "--decoder", f"diffusers:{tmp_path / 'missing'}"], capture_output=True, text=True)
     assert bad.returncode != 0 and "Traceback" not in bad.stderr
     assert "cannot load diffusion pipeline" in bad.stderr.strip().splitlines()[-1]

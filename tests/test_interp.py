@@ -23,7 +23,7 @@ from tools.interp_compare import interp_v1
 
 @pytest.fixture(scope="module")
 def still() -> np.ndarray:
-    from tools.sample_videos import sample_video
+    from lgvsc.sample_videos import sample_video
 
     return read_video(sample_video("bikes"), max_frames=41).frames[40]  # 640 x 272, street and rider
 

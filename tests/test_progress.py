@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
-from tools.progress import Progress, progress_source
+from lgvsc.progress import Progress, progress_source
 
 
 def test_progress_counts_and_stays_silent_off_a_terminal() -> None:

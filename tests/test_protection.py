@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from lgvsc.rate_control import HIGH, LOW, plan_stream
 from lgvsc_phy.link import Link, LinkAddresses
 from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, get_mcs
 from lgvsc_phy.protection import Protection, robust_mcs_for
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.bitstream import SegmentType, parse_stream
 from semantic.encoder import EncoderConfig, FrameSource
-from tools.rate_control import HIGH, LOW, plan_stream
 
 
 @pytest.mark.parametrize("rate", list(MCS_TABLE))

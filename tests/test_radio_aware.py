@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from conftest import free_base_port
 
-from tools.loopback import LoopbackOptions, run_loopback
-from tools.sample_videos import sample_video
+from lgvsc.loopback import LoopbackOptions, run_loopback
+from lgvsc.sample_videos import sample_video
 
 SNRS, CHANNELS, CBRS = (0, 5, 10, 20), ("awgn", "multipath"), (1e-3, 1e-4)
 

@@ -16,7 +16,7 @@ from conftest import free_base_port
 from lgvsc_phy.zmq_security import bind_warning, is_loopback
 from semantic.video_io import probe_frame_count
 
-LGVSC = [sys.executable, "-m", "tools.cli"]
+LGVSC = [sys.executable, "-m", "lgvsc.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -57,7 +57,7 @@ def flowgraph_child(pid: int, name: str, timeout_s: float = 30) -> int:
                 cmd = Path(f"/proc/{child}/cmdline").read_bytes().decode(errors="replace")
             except OSError:
                 continue
-            if f"grc_cache/{name}-" in cmd:
+            if any(arg.endswith(".py") and f"/{name}-" in arg for arg in cmd.split("\0")):
                 return child
         time.sleep(0.05)
     raise AssertionError(f"no {name} flowgraph under {pid}")

@@ -167,7 +167,7 @@ def test_motion_compensated_interp_beats_crossfade(bikes_video) -> None:  # noqa
     """Measured on bikes (15 kB) and bigbuckbunny (7.6 kB), keyframe track: interp 25.02 / 24.57 dB
     against cross-fade 24.71 / 24.47 dB (2026-11-30); both keep exact length and timing. Calm
     bigbuckbunny gains little from motion: it must not lose."""
-    from tools.sample_videos import sample_video
+    from lgvsc.sample_videos import sample_video
 
     gains = []
     for video, budget in ((bikes_video, 15000), (read_video(sample_video("bigbuckbunny")), 7600)):

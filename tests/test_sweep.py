@@ -25,7 +25,7 @@ REQUIRED = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "c
 @pytest.fixture(scope="module")
 def short_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """24 frames of bikes, cropped to 576x240: not a clip anything was tuned on."""
-    from tools.sample_videos import sample_video
+    from lgvsc.sample_videos import sample_video
 
     video = read_video(sample_video("bikes"), max_frames=24)
     path = tmp_path_factory.mktemp("sweep") / "bikes_crop.mp4"
@@ -168,9 +168,9 @@ def test_report_without_results_is_a_clear_error(tmp_path: Path, capsys: pytest.
 
 def test_baseline_budget_follows_the_rate_control_rule() -> None:
     """On air at most the target unless whole bursts leave that under 90 %; never over 110 %."""
+    from lgvsc.rate_control import stream_bytes_near
     from lgvsc_phy.mcs import get_mcs
     from lgvsc_phy.protection import Protection
-    from tools.rate_control import stream_bytes_near
 
     protection = Protection.uniform(get_mcs("qpsk-2/3"))
     full = protection.rate.max_stream_bytes_per_pdu

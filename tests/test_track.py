@@ -183,6 +183,6 @@ def test_expected_loss_must_be_a_fraction(tmp_path) -> None:  # noqa: ANN001
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "tools.cli", "encode", "x.mp4", "-o", str(tmp_path / "s.lgv"),
+    r = subprocess.run([sys.executable, "-m", "lgvsc.cli", "encode", "x.mp4", "-o", str(tmp_path / "s.lgv"),
                         "--expected-loss", "nan"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "not a loss fraction" in r.stderr

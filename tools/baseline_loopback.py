@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lgvsc.loopback import semantic_similarity
+from lgvsc.rate_control import PROBE_MCS, adapt_link, stream_bytes_near
 from lgvsc_phy.link import Link, LinkAddresses
 from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
@@ -23,8 +25,6 @@ from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames, ssim_frames, vmaf
 from semantic.separation import SCHEMES, SeparationError, decode, encode_to_budget
 from semantic.video_io import write_video
-from tools.loopback import semantic_similarity
-from tools.rate_control import PROBE_MCS, adapt_link, stream_bytes_near
 
 
 @dataclass(frozen=True)

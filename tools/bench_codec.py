@@ -22,17 +22,19 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, features
 
+from semantic.metrics import format_vmaf
+
 CLIPS = ("bikes", "bigbuckbunny", "carphone_pristine")
 CBRS = (1e-4, 3e-4, 1e-3)
 
 
 def _run(clip: str, cbr: float, decoder: str, queue: mp.Queue) -> None:
     """One clip at one CBR, streamed as `lgvsc loopback` does it (without the radio)."""
+    from lgvsc.loopback import Comparison
+    from lgvsc.sample_videos import sample_video
     from lgvsc_phy.mcs import get_mcs
     from semantic.decoder import decode_bitstream
     from semantic.encoder import EncoderConfig, EncoderError, FrameSource, encode_source
-    from tools.loopback import _Comparison
-    from tools.sample_videos import sample_video
 
     source = FrameSource.of_file(sample_video(clip))
     mcs = get_mcs("qpsk-1/2")
@@ -45,7 +47,7 @@ def _run(clip: str, cbr: float, decoder: str, queue: mp.Queue) -> None:
         h = encoded.header
         t = time.perf_counter()
         decoded = decode_bitstream(encoded.data, decoder)
-        compared = _Comparison(source, decoded, "classical", set())
+        compared = Comparison(source, decoded, "classical", set())
         frames_out = sum(1 for _ in compared.frames())
         row["decode_s"] = time.perf_counter() - t  # decoding plus the per-frame metrics
         row.update(frames=h.frames, size=f"{h.width}x{h.height}", bytes=len(encoded.data),
@@ -74,10 +76,10 @@ def run_isolated(clip: str, cbr: float, decoder: str) -> dict:
 def image_codecs(sizes: tuple[int, ...] = (300, 800, 2000)) -> dict:
     """PSNR of one keyframe per clip coded at each byte budget by each codec (best resolution and
     quality found by the same search the encoder uses for WebP)."""
+    from lgvsc.sample_videos import sample_video
     from semantic.image_codec import MIN_SIDE
     from semantic.metrics import psnr
     from semantic.video_io import read_video
-    from tools.sample_videos import sample_video
 
     codecs = {"webp": "WEBP", "jpeg": "JPEG"}
     if features.check("avif"):
@@ -125,7 +127,7 @@ def main() -> None:
                     print(f"{clip:18s} CBR {cbr:.0e} {decoder:9s} {row['error']}", flush=True)
                 else:
                     print(f"{clip:18s} CBR {cbr:.0e} {decoder:9s} {row['bytes']:6d} B {row['keyframes']:3d} kf  "
-                          f"PSNR {row['psnr_db']:.2f}  SSIM {row['ssim']:.3f}  VMAF {row['vmaf']:.1f}  "
+                          f"PSNR {row['psnr_db']:.2f}  SSIM {row['ssim']:.3f}  VMAF {format_vmaf(row['vmaf'])}  "
                           f"PSSS {row['psss']:.3f}  "
                           f"enc {row['encode_s']:.1f}s dec {row['decode_s']:.1f}s  RSS {row['peak_rss_mb']:.0f} MB",
                           flush=True)

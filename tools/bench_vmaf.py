@@ -1,5 +1,5 @@
 """VMAF speed on this machine: the 250 frames of bikes.mp4 (640x272) against an H.264 CRF 32
-copy, scored as tools/loopback.py scores (VmafMeter, one pair at a time), at a few batch sizes
+copy, scored as lgvsc/loopback.py scores (VmafMeter, one pair at a time), at a few batch sizes
 and torch thread counts.
 
     python -m tools.bench_vmaf [--clip bikes] [--frames 250] [--batches 0,1,2,4] [--threads 1,2]
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from lgvsc.sample_videos import sample_video
 from semantic import metrics
 from semantic.video_io import read_video, write_video
-from tools.sample_videos import sample_video
 
 
 def _distorted(ref: np.ndarray) -> np.ndarray:

@@ -15,10 +15,10 @@ import argparse
 
 import numpy as np
 
+from lgvsc.sample_videos import sample_video
 from semantic.keyframes import change_scores, detect_cuts, shot_ranges, thumbnails
 from semantic.psss import ClassicalPsss
 from semantic.video_io import read_video
-from tools.sample_videos import sample_video
 
 
 def labelled_pairs(count: int, seed: int = 0) -> tuple[list[tuple[np.ndarray, np.ndarray]], np.ndarray]:

@@ -31,7 +31,7 @@ from lgvsc_phy.link import free_base_port
 from semantic.video_io import VideoError, iter_frames, probe_fps
 from tools.heldout_corpus import build_corpus
 
-LGVSC = [sys.executable, "-m", "tools.cli"]
+LGVSC = [sys.executable, "-m", "lgvsc.cli"]
 ROOT = Path(__file__).resolve().parent.parent
 MODES = ("error-model", "psss")
 BUDGETS = ("cbr=1e-4", "cbr=1e-3", "cbr=1e-2", "bytes=1", "bytes=100", "bytes=3000", "bytes=1000000")

@@ -50,9 +50,9 @@ def corpus() -> tuple[bytes, ...]:
     track and intra images."""
     import cv2
 
+    from lgvsc.sample_videos import sample_video
     from semantic.encoder import EncoderConfig, FrameSource, encode_source
     from semantic.video_io import Video, read_video
-    from tools.sample_videos import sample_video
 
     def small(name: str, size: tuple[int, int], frames: int, crop: slice = slice(None)) -> np.ndarray:
         v = read_video(sample_video(name), max_frames=frames).frames

@@ -21,7 +21,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.sample_videos import sample_video
+from lgvsc.sample_videos import sample_video
 
 # Stills the photographic scenes are cut from: (sample video, frame index).
 PHOTOS = {"street": ("bikes", 40), "meadow": ("bigbuckbunny", 60), "forest": ("bigbuckbunny", 110),

@@ -35,6 +35,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lgvsc.sample_videos import sample_video
 from semantic.analysis import analyse
 from semantic.bitstream import StreamHeader
 from semantic.decoder import TWEENS, Keyframe, SideInfo, Tween, render_planned
@@ -43,7 +44,6 @@ from semantic.keyframes import shot_ranges
 from semantic.metrics import psnr_frames, ssim_frames
 from semantic.video_io import read_video
 from tools.heldout_corpus import build_corpus
-from tools.sample_videos import sample_video
 
 # --- the interp decoder as it was before (semantic/decoder.py at c165b72), for comparison only ---
 

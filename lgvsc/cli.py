@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lgvsc.progress import Progress, progress_source
 from lgvsc_phy import channel_profiles
 from lgvsc_phy.channel_profiles import ChannelError
 from lgvsc_phy.link import LinkError
@@ -27,10 +28,9 @@ from semantic.describe import DescribeError
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings
 from semantic.encoder import EncoderConfig, EncoderError, encode_source
 from semantic.inspection import format_inspection, inspect_stream
-from semantic.metrics import VmafMeter, psnr_frames, ssim_frames
+from semantic.metrics import VmafMeter, format_vmaf, psnr_frames, ssim_frames
 from semantic.psss import PsssError
 from semantic.video_io import VideoError, VideoInfo, write_video
-from tools.progress import Progress, progress_source
 
 EXIT_DEGRADED = 4  # the stream ended early (a fault, an interrupt, lost PDUs): what arrived was written
 EXIT_BAD_INPUT, EXIT_INTERNAL = 2, 3
@@ -166,14 +166,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"PSNR {result['psnr_db']:.2f} dB, SSIM {result['ssim']:.4f}, VMAF {result['vmaf']:.2f} "
+        print(f"PSNR {result['psnr_db']:.2f} dB, SSIM {result['ssim']:.4f}, VMAF {format_vmaf(result['vmaf'])} "
               f"over {len(psnrs)} frames ({n_ref} in, {n_out} out)")
     return 0
 
 
 def cmd_loopback(args: argparse.Namespace) -> int:
-    from tools.loopback import LoopbackOptions, run_loopback
-    from tools.report_html import write_html
+    from lgvsc.loopback import LoopbackOptions, run_loopback
+    from lgvsc.report_html import write_html
 
     opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, cbr=args.cbr, channel=args.channel,
                            mcs=args.mcs, cfo=args.cfo, timing_offset=args.timing_offset, doppler=args.doppler,
@@ -193,7 +193,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     probe = f", probe {r['probe']['esnr_db']:.1f} dB effective" if r.get("probe") and r["probe"]["esnr_db"] else ""
     print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB{probe} "
           f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
-          f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f}, VMAF {r['vmaf'] or 0:.1f} "
+          f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f}, "
+          f"VMAF {format_vmaf(r['vmaf'])} "
           f"[decoder {r['backends']['decoder']}]; {r['wall_s']:.1f} s")
     if r["fault"]:
         print(f"lgvsc: error: {r['fault']}; wrote a degraded video from {r['pdus_received']}/{r['pdus_sent']} "
@@ -255,9 +256,9 @@ def _start_radio(runner: FlowgraphRunner, usrp: str | None) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
+    from lgvsc.rate_control import choose_mcs, plan_stream
     from lgvsc_phy.link import Link, LinkAddresses, send_stream
     from lgvsc_phy.protection import Protection
-    from tools.rate_control import choose_mcs, plan_stream
 
     source = progress_source(args.input, args.max_frames)
     mcs = choose_mcs(args.mcs, args.snr_db if args.snr_db is not None else -99.0)

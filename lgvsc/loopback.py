@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lgvsc.progress import Progress, progress_source
+from lgvsc.rate_control import PROBE_MCS, adapt_link, choose_mcs, plan_stream
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
@@ -21,8 +23,6 @@ from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderErr
 from semantic.metrics import VmafMeter, psnr_frames, ssim_frames
 from semantic.psss import get_psss
 from semantic.video_io import VideoInfo, write_video
-from tools.progress import Progress, progress_source
-from tools.rate_control import PROBE_MCS, adapt_link, choose_mcs, plan_stream
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ class LoopbackResult:
     keyframe_images: dict[int, np.ndarray]  # received keyframes as decoded
 
 
-class _Comparison:
+class Comparison:
     """Walks source and output together while the output is written: per-frame PSNR and SSIM,
     running VMAF, PSSS on evenly spaced pairs, and the few frames the HTML page shows."""
 
@@ -106,7 +106,7 @@ class _Comparison:
 
 def semantic_similarity(source: np.ndarray, output: np.ndarray, backend: str, samples: int = 24) -> float | None:
     """Mean PSSS P(Yes) between source and reconstructed frames at the instants and size
-    ``_Comparison`` uses, so that LGVSC and the baselines are scored alike."""
+    ``Comparison`` uses, so that LGVSC and the baselines are scored alike."""
     if backend == "none" or len(source) == 0:
         return None
     picks = np.unique(np.linspace(0, len(source) - 1, min(samples, len(source))).round().astype(int))
@@ -159,7 +159,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         why = f"{transfer.fault}; " if transfer.fault else ""
         raise DecoderError(f"{why}{transfer.pdus_received}/{transfer.pdus_sent} PDUs arrived ({mcs.name} at "
                            f"{opts.snr_db:g} dB, {opts.channel}); {exc}") from None
-    compared = _Comparison(source, decoded, opts.psss, set(decoded.keyframes_received))
+    compared = Comparison(source, decoded, opts.psss, set(decoded.keyframes_received))
     frames_out = write_video(opts.output, compared.frames(), decoded.fps)
     timings["decode_and_metrics_s"] = time.monotonic() - t
     per_frame_psnr = np.array(compared.psnr)
