@@ -28,7 +28,8 @@ READABLE_VERSIONS = (1, 2)
 SYNC = b"\xa5\x5a"
 _HEADER = struct.Struct(">HHIIIH")
 _SEGMENT = struct.Struct(">2sBHH")
-SEGMENT_OVERHEAD = _SEGMENT.size + 4
+SEGMENT_PREFIX = _SEGMENT.size  # sync word, type, index, payload length
+SEGMENT_OVERHEAD = SEGMENT_PREFIX + 4
 MAX_SEGMENT_PAYLOAD = 0xFFFF
 # What a stream header may claim; beyond these it is treated as damaged (documented in README).
 MAX_SIDE = 8192  # 8K UHD is 7680 x 4320
@@ -53,6 +54,43 @@ class SegmentType(IntEnum):
 
 
 @dataclass(frozen=True)
+class HeaderFields:
+    """A header block's fields as written, unchecked: the one layout StreamHeader packs and
+    parses, and what a test or the fuzzer rewrites to forge a CRC-valid header that lies."""
+
+    version: int
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    frames: int
+    keyframes: int
+    tag_length: int  # the length byte of the backend tags (a forged one may disagree with ``tags``)
+    tags: bytes  # the rest of the header: the backend tags
+
+    def pack(self) -> bytes:
+        body = _HEADER.pack(self.width, self.height, self.fps_num, self.fps_den, self.frames, self.keyframes) + \
+            bytes([self.tag_length]) + self.tags
+        block = MAGIC + bytes([self.version]) + struct.pack(">H", len(body)) + body
+        return block + struct.pack(">I", zlib.crc32(block))
+
+    @classmethod
+    def unpack_at(cls, data: bytes, pos: int) -> tuple[HeaderFields, int] | None:
+        """The block at ``pos`` and the position after it, if its framing and CRC hold (any
+        version and values: StreamHeader judges those), else None."""
+        if data[pos : pos + 4] != MAGIC or len(data) < pos + 7:
+            return None
+        (length,) = struct.unpack_from(">H", data, pos + 5)
+        end = pos + 7 + length
+        if end + 4 > len(data) or length < _HEADER.size + 1:
+            return None
+        if zlib.crc32(data[pos:end]) != struct.unpack_from(">I", data, end)[0]:
+            return None
+        body = pos + 7 + _HEADER.size
+        return cls(data[pos + 4], *_HEADER.unpack_from(data, pos + 7), data[body], data[body + 1 : end]), end + 4
+
+
+@dataclass(frozen=True)
 class StreamHeader:
     width: int
     height: int
@@ -64,32 +102,28 @@ class StreamHeader:
     def pack(self, version: int = VERSION) -> bytes:
         """The header block; ``version`` 1 writes what version 1 encoders wrote (tests of old streams)."""
         tags = ";".join(f"{k}={v}" for k, v in self.backends.items()).encode("ascii")[:255]
-        body = _HEADER.pack(self.width, self.height, self.fps.numerator, self.fps.denominator,
-                            self.frames, self.keyframes) + bytes([len(tags)]) + tags
-        block = MAGIC + bytes([version]) + struct.pack(">H", len(body)) + body
-        return block + struct.pack(">I", zlib.crc32(block))
+        return HeaderFields(version, self.width, self.height, self.fps.numerator, self.fps.denominator, self.frames,
+                            self.keyframes, len(tags), tags).pack()
 
     @classmethod
     def unpack_at(cls, data: bytes, pos: int) -> tuple[StreamHeader, int] | None:
-        """Header starting at ``pos`` and the position after it, or None if absent or corrupt."""
-        if data[pos : pos + 4] != MAGIC or len(data) < pos + 7:
+        """Header starting at ``pos`` and the position after it, or None if absent, corrupt, of
+        an unreadable version or beyond the limits."""
+        found = HeaderFields.unpack_at(data, pos)
+        if found is None:
             return None
-        version = data[pos + 4]
-        (length,) = struct.unpack_from(">H", data, pos + 5)
-        end = pos + 7 + length
-        if version not in READABLE_VERSIONS or end + 4 > len(data) or length < _HEADER.size + 1:
+        f, end = found
+        if f.version not in READABLE_VERSIONS:
             return None
-        if zlib.crc32(data[pos:end]) != struct.unpack_from(">I", data, end)[0]:
+        if not (0 < f.width <= MAX_SIDE and 0 < f.height <= MAX_SIDE and 0 < f.frames <= MAX_FRAMES
+                and f.fps_num and f.fps_den):
             return None
-        w, h, num, den, frames, keyframes = _HEADER.unpack_from(data, pos + 7)
-        tag_len = data[pos + 7 + _HEADER.size]
-        tags = data[pos + 8 + _HEADER.size : pos + 8 + _HEADER.size + tag_len].decode("ascii", "replace")
+        fps = Fraction(f.fps_num, f.fps_den)
+        if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
+            return None
+        tags = f.tags[: f.tag_length].decode("ascii", "replace")  # a lying tag length reads no further than the block
         backends = dict(item.split("=", 1) for item in tags.split(";") if "=" in item)
-        if not (0 < w <= MAX_SIDE and 0 < h <= MAX_SIDE and 0 < frames <= MAX_FRAMES and num and den):
-            return None
-        if not FPS_RANGE[0] <= Fraction(num, den) <= FPS_RANGE[1]:
-            return None
-        return cls(w, h, Fraction(num, den), frames, keyframes, backends), end + 4
+        return cls(f.width, f.height, fps, f.frames, f.keyframes, backends), end
 
 
 @dataclass(frozen=True)
@@ -151,16 +185,40 @@ def parse_stream(data: bytes) -> ParsedStream:
     return ParsedStream(header, segments, corrupt, consumed)
 
 
-def _segment_at(data: bytes, pos: int) -> tuple[Segment, int] | None:
-    if len(data) < pos + SEGMENT_OVERHEAD or data[pos : pos + 2] != SYNC:
+def segment_prefix_at(data: bytes, pos: int) -> tuple[int, int, int] | None:
+    """(type, index, payload length) as the segment prefix at ``pos`` states them, unchecked (any
+    type value, no CRC), or None where no prefix starts."""
+    if len(data) < pos + SEGMENT_PREFIX or data[pos : pos + 2] != SYNC:
         return None
     _, kind, index, length = _SEGMENT.unpack_from(data, pos)
-    end = pos + _SEGMENT.size + length
+    return kind, index, length
+
+
+def _segment_at(data: bytes, pos: int) -> tuple[Segment, int] | None:
+    prefix = segment_prefix_at(data, pos) if len(data) >= pos + SEGMENT_OVERHEAD else None
+    if prefix is None:
+        return None
+    kind, index, length = prefix
+    end = pos + SEGMENT_PREFIX + length
     if end + 4 > len(data) or kind not in SegmentType._value2member_map_:
         return None
     if zlib.crc32(data[pos:end]) != struct.unpack_from(">I", data, end)[0]:
         return None
-    return Segment(SegmentType(kind), index, data[pos + _SEGMENT.size : end]), end + 4
+    return Segment(SegmentType(kind), index, data[pos + SEGMENT_PREFIX : end]), end + 4
+
+
+TIMING_KINDS = (SegmentType.TIMING, SegmentType.KEYFRAME_TIMING)  # where a stream holds both, the compact one
+
+
+def first_segment(segments: list[Segment], *kinds: SegmentType) -> Segment | None:
+    """The one segment of ``kinds`` that every reader (decoder, inspect, contact sheet) uses: of
+    the first kind present, the first in stream order. Another copy under another index, stale
+    or forged, is ignored by all of them alike."""
+    for kind in kinds:
+        found = next((seg for seg in segments if seg.type == kind), None)
+        if found is not None:
+            return found
+    return None
 
 
 def _varints(values: list[int]) -> bytes:

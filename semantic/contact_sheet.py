@@ -11,11 +11,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from semantic.bitstream import (
+    TIMING_KINDS,
     BitstreamError,
     KeyframeImage,
     ParsedStream,
     SegmentType,
     StreamHeader,
+    first_segment,
     parse_stream,
     timing_of,
     unpack_psss,
@@ -37,11 +39,11 @@ def _track_tiles(parsed: ParsedStream, header: StreamHeader, tile_h: int, p_prev
     """Tiles of the keyframe track's decoded units (what the decoder shows), captioned with
     their coding: intra (a recovery point) or predicted."""
     chunks = parsed.of_type(SegmentType.TRACK)
-    timing = parsed.of_type(SegmentType.TIMING) or parsed.of_type(SegmentType.KEYFRAME_TIMING)
-    if not chunks or not timing:
+    timing = first_segment(parsed.segments, *TIMING_KINDS)
+    if not chunks or timing is None:
         return []
     try:
-        plan = timing_of(timing[0], header.frames)[0]
+        plan = timing_of(timing, header.frames)[0]
     except BitstreamError:
         return []
     units = track_units(chunks)
@@ -68,8 +70,8 @@ def contact_sheet(data: bytes, path: Path, columns: int = 4) -> int:
     header = parsed.header
     if header is None:
         raise BitstreamError("bitstream has no intact stream header")
-    psss = parsed.of_type(SegmentType.PSSS)
-    p_prev = unpack_psss(psss[0].payload) if psss else []
+    psss = first_segment(parsed.segments, SegmentType.PSSS)
+    p_prev = unpack_psss(psss.payload) if psss else []
     texts = {seg.index: decompress_text(seg.payload) or "" for seg in parsed.of_type(SegmentType.TEXT)}
     caption_h = CAPTION + (TEXT_LINES * LINE if texts else 0)
     tile_h = max(16, round(TILE_WIDTH * header.height / header.width))

@@ -19,12 +19,14 @@ import cv2
 import numpy as np
 
 from semantic.bitstream import (
+    TIMING_KINDS,
     BitstreamError,
     KeyframeImage,
     ParsedStream,
     Segment,
     SegmentType,
     StreamHeader,
+    first_segment,
     parse_stream,
     timing_of,
     unpack_layout,
@@ -586,11 +588,8 @@ def side_info(segments: list[Segment], plan: list[int] | None = None, notes: lis
               frames: int | None = None) -> SideInfo:
     """What the stream says beside the keyframes, from whichever of its segments arrived (a
     timing segment that places keyframes outside the header's ``frames`` counts as damaged)."""
-    def first(kind: SegmentType) -> Segment | None:
-        return next((seg for seg in segments if seg.type == kind), None)
-
     expected, cuts = [], []
-    timing = first(SegmentType.TIMING) or first(SegmentType.KEYFRAME_TIMING)
+    timing = first_segment(segments, *TIMING_KINDS)
     if timing is not None:
         try:
             expected, cuts = timing_of(timing, frames)
@@ -598,13 +597,13 @@ def side_info(segments: list[Segment], plan: list[int] | None = None, notes: lis
             if notes is not None:
                 notes.append(str(exc))
     magnitude, pan = [], []
-    if (seg := first(SegmentType.MOTION)) is not None:
+    if (seg := first_segment(segments, SegmentType.MOTION)) is not None:
         magnitude = unpack_motion(seg.payload)
-    if (seg := first(SegmentType.PAN)) is not None:
+    if (seg := first_segment(segments, SegmentType.PAN)) is not None:
         pan = unpack_pan(seg.payload)
     texts = {seg.index: decompress_text(seg.payload) for seg in segments if seg.type == SegmentType.TEXT}
     layout = None
-    if (seg := first(SegmentType.LAYOUT)) is not None:
+    if (seg := first_segment(segments, SegmentType.LAYOUT)) is not None:
         try:
             layout = ColourLayout(*unpack_layout(seg.payload))
         except BitstreamError as exc:

@@ -4,11 +4,14 @@ explicit, interpretable intermediate representation, read with the same parsers 
 from __future__ import annotations
 
 from semantic.bitstream import (
+    TIMING_KINDS,
     BitstreamError,
     KeyframeImage,
     ParsedStream,
+    Segment,
     SegmentType,
     StreamHeader,
+    first_segment,
     parse_stream,
     timing_of,
     unpack_layout,
@@ -22,6 +25,7 @@ from semantic.track import is_intra, track_units
 
 
 def inspect_stream(data: bytes) -> dict:
+    """Every element of ``data`` as a JSON-ready dict; damaged parts are reported, never raised."""
     parsed = parse_stream(data)
     h = parsed.header
     out: dict = {"bytes": len(data), "header_ok": h is not None, "corrupt_regions": parsed.corrupt_regions}
@@ -29,40 +33,61 @@ def inspect_stream(data: bytes) -> dict:
         out.update(width=h.width, height=h.height, fps=float(h.fps), fps_exact=f"{h.fps.numerator}/{h.fps.denominator}",
                    frames=h.frames, duration_s=h.frames / float(h.fps), backends=h.backends,
                    keyframes_declared=h.keyframes)
-    out["keyframes"], out["segments"] = [], []
-    for seg in parsed.segments:
-        out["segments"].append({"type": seg.type.name.lower(), "index": seg.index,
-                                "bytes": len(seg.payload), "crc_ok": True})
-        if seg.type == SegmentType.KEYFRAME_IMAGE:
-            try:
-                kf = KeyframeImage.unpack(seg.payload)
-            except BitstreamError:  # too short to say which frame: listed among the segments only
-                continue
-            out["keyframes"].append({"index": seg.index, "frame": kf.frame, "bytes": len(kf.data),
-                                     "coded_size": f"{kf.width}x{kf.height}",
-                                     "time_s": kf.frame / float(h.fps) if h else None})
-        elif seg.type in (SegmentType.KEYFRAME_TIMING, SegmentType.TIMING) and "timing" not in out:
-            try:
-                frames, cuts = timing_of(seg, h.frames if h else None)
-                out["timing"] = {"keyframe_frames": frames, "shot_cuts": cuts}
-            except BitstreamError as exc:
-                out["timing"] = {"error": str(exc)}
-        elif seg.type == SegmentType.LAYOUT:
-            try:
-                y, cb, cr = unpack_layout(seg.payload)
-                out["colour_layout"] = {"luma": list(y), "cb": list(cb), "cr": list(cr)}
-            except BitstreamError as exc:
-                out["colour_layout"] = {"error": str(exc)}
-        elif seg.type == SegmentType.PSSS:
-            out["psss_vs_previous"] = [round(p, 3) for p in unpack_psss(seg.payload)]
-        elif seg.type == SegmentType.MOTION:
-            out["motion_px_per_frame"] = [round(v, 2) for v in unpack_motion(seg.payload)]
-        elif seg.type == SegmentType.PAN:
-            out["pan_px_per_frame"] = [[round(dx, 2), round(dy, 2)] for dx, dy in unpack_pan(seg.payload)]
-        elif seg.type == SegmentType.TEXT:
-            text = decompress_text(seg.payload)
-            out.setdefault("text", []).append({"interval": seg.index, "text": "<damaged>" if text is None else text})
-    out["keyframes"] += _track_keyframes(parsed, out.get("timing", {}).get("keyframe_frames", []), h)
+    out["segments"] = [{"type": seg.type.name.lower(), "index": seg.index, "bytes": len(seg.payload), "crc_ok": True}
+                       for seg in parsed.segments]
+    out.update(_side_info(parsed.segments, h))
+    out["keyframes"] = _image_keyframes(parsed, h) + \
+        _track_keyframes(parsed, out.get("timing", {}).get("keyframe_frames", []), h)
+    return out
+
+
+def inspect_file(data: bytes, name: str) -> dict:
+    """``inspect_stream`` of a file that should hold a stream: BitstreamError naming ``name`` when
+    it holds neither a stream header nor a segment."""
+    info = inspect_stream(data)
+    if not info["header_ok"] and not info["segments"]:
+        raise BitstreamError(f"{name} is not an LGVSC bitstream (no stream header, no segment)")
+    return info
+
+
+def _side_info(segments: list[Segment], header: StreamHeader | None) -> dict:
+    """Timing, colour layout, PSSS, motion and descriptions: the segments the decoder reads."""
+    out: dict = {}
+    if (seg := first_segment(segments, *TIMING_KINDS)) is not None:
+        try:
+            frames, cuts = timing_of(seg, header.frames if header else None)
+            out["timing"] = {"keyframe_frames": frames, "shot_cuts": cuts}
+        except BitstreamError as exc:
+            out["timing"] = {"error": str(exc)}
+    if (seg := first_segment(segments, SegmentType.LAYOUT)) is not None:
+        try:
+            y, cb, cr = unpack_layout(seg.payload)
+            out["colour_layout"] = {"luma": list(y), "cb": list(cb), "cr": list(cr)}
+        except BitstreamError as exc:
+            out["colour_layout"] = {"error": str(exc)}
+    if (seg := first_segment(segments, SegmentType.PSSS)) is not None:
+        out["psss_vs_previous"] = [round(p, 3) for p in unpack_psss(seg.payload)]
+    if (seg := first_segment(segments, SegmentType.MOTION)) is not None:
+        out["motion_px_per_frame"] = [round(v, 2) for v in unpack_motion(seg.payload)]
+    if (seg := first_segment(segments, SegmentType.PAN)) is not None:
+        out["pan_px_per_frame"] = [[round(dx, 2), round(dy, 2)] for dx, dy in unpack_pan(seg.payload)]
+    texts = [(seg.index, decompress_text(seg.payload)) for seg in segments if seg.type == SegmentType.TEXT]
+    if texts:
+        out["text"] = [{"interval": i, "text": "<damaged>" if text is None else text} for i, text in texts]
+    return out
+
+
+def _image_keyframes(parsed: ParsedStream, header: StreamHeader | None) -> list[dict]:
+    """The intra-coded keyframes; one too short to say which frame it is stays among the segments only."""
+    out = []
+    for seg in parsed.of_type(SegmentType.KEYFRAME_IMAGE):
+        try:
+            kf = KeyframeImage.unpack(seg.payload)
+        except BitstreamError:
+            continue
+        time_s = kf.frame / float(header.fps) if header else None
+        out.append({"index": seg.index, "frame": kf.frame, "bytes": len(kf.data),
+                    "coded_size": f"{kf.width}x{kf.height}", "time_s": time_s})
     return out
 
 

@@ -16,7 +16,15 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from semantic.bitstream import BitstreamError, SegmentType, StreamHeader, TrackChunk, parse_stream, timing_of
+from semantic.bitstream import (
+    TIMING_KINDS,
+    BitstreamError,
+    SegmentType,
+    StreamHeader,
+    TrackChunk,
+    parse_stream,
+    timing_of,
+)
 from semantic.decoder import (
     DecodedVideo,
     Keyframe,
@@ -82,7 +90,7 @@ class ProgressiveStream:
                 continue
             self.seen.add((seg.type, seg.index))
             self.segments.append(seg)
-            if seg.type in (SegmentType.KEYFRAME_TIMING, SegmentType.TIMING) and self.plan is None:
+            if seg.type in TIMING_KINDS and self.plan is None:  # the first to arrive: rendering starts early
                 try:
                     self.plan = timing_of(seg, self.header.frames if self.header else None)[0]
                 except ValueError:

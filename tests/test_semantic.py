@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from semantic.bitstream import Segment, SegmentType, StreamHeader, pack_stream, parse_stream
+from semantic.bitstream import KeyframeImage, Segment, SegmentType, StreamHeader, pack_stream, pack_timing, parse_stream
 from semantic.decoder import DecoderError, decode_bitstream
 from semantic.encoder import EncoderConfig, EncoderError, encode_video
 from semantic.image_codec import decode_image, encode_image
@@ -140,13 +140,12 @@ def test_bitstream_survives_any_damage(bikes_video) -> None:  # noqa: ANN001
 
 def test_lost_keyframe_widens_the_interval_and_header_copy_at_end_suffices() -> None:
     header = StreamHeader(32, 16, Fraction(10), 30, 3, {"keyframes": "test"})
-    from semantic.bitstream import pack_timing
     from semantic.image_codec import encode_image as enc
 
     segs = [Segment(SegmentType.KEYFRAME_TIMING, 0, pack_timing([0, 15, 29], []))]
     for i, (t, level) in enumerate([(0, 0), (15, 128), (29, 255)]):
         img = enc(np.full((16, 32, 3), level, np.uint8), 400)
-        segs.append(Segment(SegmentType.KEYFRAME_IMAGE, i, t.to_bytes(4, "big") + b"\0\x20\0\x10" + img.data))
+        segs.append(Segment(SegmentType.KEYFRAME_IMAGE, i, KeyframeImage(t, 32, 16, img.data).pack()))
     data = bytearray(pack_stream(header, segs))
     middle = data.find(segs[2].pack())
     data[: len(header.pack())] = bytes(len(header.pack()))  # first header copy lost

@@ -27,10 +27,9 @@ import struct
 import sys
 import time
 import traceback
-import zlib
 from collections import Counter, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -138,44 +137,78 @@ def _reorder(data: bytes, rng: np.random.Generator) -> bytes:
 
 
 def _lie_length(data: bytes, rng: np.random.Generator) -> bytes:
-    """A segment's length field rewritten and its CRC recomputed, so the lie parses."""
+    """A segment's length field rewritten and its CRC recomputed, so the lie parses: the same
+    type and index, packed around whatever bytes follow (zeros past the end)."""
+    from semantic.bitstream import SEGMENT_PREFIX, Segment, SegmentType, segment_prefix_at
+
     starts = _segment_starts(data)
     if not starts:
         return data
     pos = int(rng.choice(starts))
+    prefix = segment_prefix_at(data, pos)
+    if prefix is None or prefix[0] not in {t.value for t in SegmentType}:
+        return data  # a sync word inside a payload, or of no type: the parser passes it over anyway
+    kind, index, _ = prefix
     length = int(rng.choice([0, 1, 2, 3, 7, 8, 0xFFFF, int(rng.integers(0x10000))]))
-    body = bytearray(data[pos: pos + 7 + length])
-    if len(body) < 7:
-        return data
-    struct.pack_into(">H", body, 5, length)
-    body = body.ljust(7 + length, b"\0")
-    return data[:pos] + bytes(body) + struct.pack(">I", zlib.crc32(body)) + data[pos + 7 + length:]
+    start = pos + SEGMENT_PREFIX
+    payload = data[start: start + length].ljust(length, b"\0")
+    return data[:pos] + Segment(SegmentType(kind), index, payload).pack() + data[start + length:]
+
+
+def _damage(payload: bytes, rng: np.random.Generator) -> bytes:
+    """A packer's honest payload made to lie: bytes near the front rewritten (where every
+    layout keeps its counts, lengths and modes), the end cut or extended, or left as packed."""
+    out = bytearray(payload)
+    how = int(rng.integers(4))
+    if how == 0 and out:
+        for _ in range(int(rng.integers(1, 3))):
+            at = min(int(rng.geometric(0.4)) - 1, len(out) - 1)
+            out[at] = int(rng.choice([0, 1, 0x7F, 0x80, 0xFF, int(rng.integers(256))]))
+    elif how == 1:
+        del out[int(rng.integers(len(out) + 1)):]
+    elif how == 2:
+        out += rng.bytes(int(rng.integers(1, 8)))
+    return bytes(out)
 
 
 def _forge_segment(data: bytes, rng: np.random.Generator) -> bytes:
-    """A CRC-valid segment of any type whose payload lies: huge frame indices and sizes, NaN
-    motion, counts beyond the payload, garbage images and text."""
+    """A CRC-valid segment of any type whose payload lies: built by the bitstream's own packers
+    from huge frame indices and sizes, NaN motion, unsorted or repeated frames, then damaged
+    (counts beyond the payload, odd lengths, unknown modes); garbage images and text."""
+    from semantic import bitstream as bs
     from semantic.bitstream import KeyframeImage, Segment, SegmentType
 
+    def frames(n: int) -> list[int]:
+        return sorted(int(v) for v in rng.choice([0, 1, 23, 24, 65535, 2**32 - 1, int(rng.integers(2**32))], n))
+
+    def floats(n: int) -> list[float]:
+        return [float(v) for v in rng.choice([np.nan, np.inf, -np.inf, 65504.0, -65504.0, -1.0, 2.0, 3.0], n)]
+
+    def coefficients(n: int) -> tuple[int, ...]:
+        return (int(rng.integers(256)), *(int(v) for v in rng.integers(-128, 128, n - 1)))
+
     kind = SegmentType(int(rng.choice([t.value for t in SegmentType])))
+    chroma = int(rng.integers(1, 70))
     choices = {
         SegmentType.KEYFRAME_IMAGE: lambda: KeyframeImage(int(rng.choice([0, 5, 2**32 - 1])),
                                                           int(rng.choice([1, 96, 65535])),
                                                           int(rng.choice([1, 40, 65535])), rng.bytes(40)).pack(),
-        SegmentType.KEYFRAME_TIMING: lambda: struct.pack(">H", int(rng.choice([0, 3, 65535])))
-        + np.array(rng.integers(0, 2**32, int(rng.integers(0, 12))), dtype=">u4").tobytes(),
-        SegmentType.MOTION: lambda: np.array(rng.choice([np.nan, np.inf, -np.inf, 65504.0, -1.0, 3.0], 6),
-                                             dtype=">f2").tobytes() + rng.bytes(int(rng.integers(0, 2))),
-        SegmentType.PAN: lambda: np.array(rng.choice([np.nan, np.inf, -65504.0, 2.0], 8), dtype=">f2").tobytes()
-        + rng.bytes(int(rng.integers(0, 4))),  # odd lengths: every reader must take what the decoder takes
-        SegmentType.PSSS: lambda: rng.bytes(int(rng.integers(0, 40))),
+        SegmentType.KEYFRAME_TIMING: lambda: bs.pack_timing(frames(int(rng.integers(0, 8))),
+                                                            frames(int(rng.integers(0, 4)))),
+        SegmentType.MOTION: lambda: bs.pack_motion(floats(6)),
+        SegmentType.PAN: lambda: bs.pack_pan(list(zip(floats(4), floats(4), strict=True))),
+        SegmentType.PSSS: lambda: bs.pack_psss([float(p) for p in rng.uniform(-0.5, 1.5, int(rng.integers(0, 40)))]),
         SegmentType.TEXT: lambda: rng.bytes(int(rng.integers(0, 100))),
         SegmentType.TRACK: lambda: _forge_track(data, rng),
-        SegmentType.TIMING: lambda: bytes([int(rng.integers(0, 3))]) + rng.bytes(int(rng.integers(0, 30))),
-        SegmentType.LAYOUT: lambda: bytes([int(rng.integers(0, 70)), int(rng.integers(0, 70))])
-        + rng.bytes(int(rng.integers(0, 200))),
+        SegmentType.TIMING: lambda: bs.pack_timing_v2(frames(int(rng.integers(0, 30))),
+                                                      frames(int(rng.integers(0, 4)))),
+        SegmentType.LAYOUT: lambda: bs.pack_layout(coefficients(int(rng.integers(1, 70))), coefficients(chroma),
+                                                   coefficients(chroma)),
     }
-    segment = Segment(kind, int(rng.integers(0, 70000)) % 0x10000, choices[kind]()).pack()
+    payload = choices[kind]()
+    if kind not in (SegmentType.KEYFRAME_IMAGE, SegmentType.TEXT, SegmentType.TRACK):  # those lie already
+        payload = _damage(payload, rng)
+    segment = Segment(kind, int(rng.integers(0, 70000)) % 0x10000, payload).pack()
     at = int(rng.choice(_segment_starts(data) or [len(data)]))
     return data[:at] + segment + data[at:]
 
@@ -209,23 +242,18 @@ def _units(payload: bytes) -> tuple[bytes, ...]:
 def _lie_header(data: bytes, rng: np.random.Generator) -> bytes:
     """A CRC-valid stream header that lies: sizes beyond the limits, zero or absurd rates, a
     keyframe count or tag length that disagrees with the rest."""
-    from semantic.bitstream import MAGIC, VERSION
+    from semantic.bitstream import MAGIC, HeaderFields
 
     pos = data.find(MAGIC)
-    if pos < 0 or len(data) < pos + 7:
+    found = HeaderFields.unpack_at(data, pos) if pos >= 0 else None
+    if found is None:
         return data
-    (length,) = struct.unpack_from(">H", data, pos + 5)
-    body = bytearray(data[pos + 7: pos + 7 + length])
-    if len(body) < 21:
-        return data
-    field_offset, fmt, value = [(0, ">H", int(rng.choice([0, 9000, 65535]))), (2, ">H", int(rng.choice([0, 65535]))),
-                                (4, ">I", int(rng.choice([0, 1, 2**32 - 1]))), (8, ">I", int(rng.choice([0, 7]))),
-                                (12, ">I", int(rng.choice([0, 1, 300, 2**32 - 1]))),
-                                (16, ">H", int(rng.integers(0x10000))),
-                                (18, ">B", int(rng.integers(256)))][int(rng.integers(7))]
-    struct.pack_into(fmt, body, field_offset, value)
-    block = MAGIC + bytes([VERSION]) + struct.pack(">H", len(body)) + bytes(body)
-    return data[:pos] + block + struct.pack(">I", zlib.crc32(block)) + data[pos + 11 + length:]
+    fields, end = found
+    name, value = [("width", int(rng.choice([0, 9000, 65535]))), ("height", int(rng.choice([0, 65535]))),
+                   ("fps_num", int(rng.choice([0, 1, 2**32 - 1]))), ("fps_den", int(rng.choice([0, 7]))),
+                   ("frames", int(rng.choice([0, 1, 300, 2**32 - 1]))), ("keyframes", int(rng.integers(0x10000))),
+                   ("tag_length", int(rng.integers(256)))][int(rng.integers(7))]
+    return data[:pos] + replace(fields, **{name: value}).pack() + data[end:]
 
 
 STREAM_MUTATORS: dict[str, Callable[[bytes, np.random.Generator], bytes]] = {
