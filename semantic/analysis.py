@@ -14,7 +14,7 @@ from semantic.keyframes import MODEL_THUMB, THUMB, detect_cuts
 from semantic.video_io import VideoError, VideoInfo
 
 MOTION_STRIDE = 2  # optical flow between frames this far apart
-FLOW_WIDTH = 160  # flow on a small grey copy; magnitudes are scaled back to full resolution
+MOTION_WIDTH = 160  # the side information's motion: flow on a grey copy this wide, scaled back to full size
 
 
 @dataclass
@@ -53,7 +53,7 @@ def analyse(frames: Iterable[np.ndarray], fps: Fraction) -> Analysis:
         previous_thumb = thumb
         thumbs.append(cv2.resize(grey, (MODEL_THUMB, MODEL_THUMB), interpolation=cv2.INTER_AREA).astype(np.float32)
                       / 255.0)
-        flow_w = min(FLOW_WIDTH, width)
+        flow_w = min(MOTION_WIDTH, width)
         small = cv2.resize(grey, (flow_w, max(8, round(height * flow_w / width))), interpolation=cv2.INTER_AREA)
         greys = (greys + [small])[-(MOTION_STRIDE + 1):]
         motion.append(0.0)

@@ -38,6 +38,7 @@ from semantic.decoder import get_decoder_tween
 from semantic.describe import Describer, IntervalView, get_describer
 from semantic.image_codec import CodedImage, encode_image
 from semantic.keyframes import (
+    CANDIDATE_SPACING_S,
     KeyframePlan,
     candidate_frames,
     select_keyframes_from,
@@ -45,7 +46,7 @@ from semantic.keyframes import (
     uniform_keyframes,
 )
 from semantic.metrics import psnr_frames
-from semantic.psss import get_psss
+from semantic.psss import PSSS_WIDTH, get_psss
 from semantic.text_codec import compress_text
 from semantic.track import chunk_units
 from semantic.track_search import (
@@ -60,7 +61,6 @@ from semantic.track_search import (
 )
 from semantic.video_io import Video, VideoInfo, iter_frames, probe_fps
 
-KEYFRAME_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
 MIN_IMAGE_BYTES = 100  # a WebP/AVIF thumbnail still says something at this size
 MAX_IMAGE_BYTES = MAX_SEGMENT_PAYLOAD - KEYFRAME_PREFIX  # what one keyframe segment can carry
 
@@ -97,7 +97,6 @@ class EncodedVideo:
 
 
 MAX_CANDIDATES = 1500  # keyframe candidates per video: every frame for short clips, sparser beyond
-PSSS_WIDTH = 320  # candidate frames are scored at this width (what the classical PSSS looks at)
 MAX_CUTS = 64  # cuts sent in the timing segment; more only cost the decoder a blend
 
 
@@ -159,7 +158,7 @@ def keyframe_count(info: VideoInfo, config: EncoderConfig, change: float = CALM_
     scans on the bundled clips (2026-11-26, PSNR after `interp`): calm bigbuckbunny peaks at
     ~280 B a keyframe at 160 B/s and ~2.1 kB at 8 kB/s; busy bikes (5 times the change, 6 shots)
     at ~160 B at 310 B/s and ~580 B at 3.9 kB/s. Every shot wants its own."""
-    by_time = max(2, math.floor(info.duration_s / KEYFRAME_SPACING_S) + 1)
+    by_time = max(2, math.floor(info.duration_s / CANDIDATE_SPACING_S) + 1)
     ceiling = min(info.frames, by_time)
     if config.keyframes is not None:
         return int(np.clip(config.keyframes, min(2, info.frames), info.frames))

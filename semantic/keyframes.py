@@ -212,7 +212,7 @@ def _shot_cost(model: _ErrorModel, shot: tuple[int, int], keys: list[int], chose
 # PSSS-guided selection (the LGVSC paper's rule, plus a budget mode)
 # ---------------------------------------------------------------------------------------------
 
-CANDIDATE_SPACING_S = 0.2
+CANDIDATE_SPACING_S = 0.2  # the paper samples candidates every 0.2 s: no keyframes closer than that
 PAPER_THRESHOLD = 0.35  # new keyframe when S_rel against the last keyframe exceeds this
 
 

@@ -59,6 +59,7 @@ def _focus(focus: str) -> str:
 # (and clips concatenated from them). Rerun it to refit; it prints the fit and its accuracy.
 CLASSICAL_CALIBRATION = (14.82, 15.72, 6.11, -11.93)  # held-out accuracy 0.975, Brier 0.014
 THUMB = 64
+PSSS_WIDTH = 320  # frames are compared at this width (ORB features; callers shrink to it first)
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,9 @@ class ClassicalPsss:
 
     def features(self, frame: np.ndarray) -> _Features:
         grey_full = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-        width = 320
-        scale = width / grey_full.shape[1]
-        small = cv2.resize(grey_full, (width, max(8, round(grey_full.shape[0] * scale))), interpolation=cv2.INTER_AREA)
+        scale = PSSS_WIDTH / grey_full.shape[1]
+        small = cv2.resize(grey_full, (PSSS_WIDTH, max(8, round(grey_full.shape[0] * scale))),
+                           interpolation=cv2.INTER_AREA)
         grey = cv2.resize(grey_full, (THUMB, THUMB), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
         hsv = cv2.cvtColor(cv2.resize(frame, (THUMB, THUMB), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2HSV)
         hist = cv2.calcHist([hsv], [0, 1, 2], None, [12, 4, 4], [0, 180, 0, 256, 0, 256]).reshape(-1)

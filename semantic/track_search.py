@@ -23,13 +23,13 @@ import cv2
 import numpy as np
 
 from semantic.bitstream import StreamHeader
-from semantic.decoder import Keyframe, SideInfo, Tween, render_planned
+from semantic.decoder import FLOW_WIDTH, Keyframe, SideInfo, Tween, render_planned
 from semantic.keyframes import KeyframePlan
 from semantic.metrics import psnr_frames
 from semantic.track import TrackCoding, fit_crf, fit_track
 from semantic.video_io import upscale
 
-EVAL_WIDTH = 320  # candidates are compared at this width (the flows run at it anyway)
+EVAL_WIDTH = FLOW_WIDTH  # candidates are compared at the width the decoder's flows run at
 EVAL_BYTES = 256 << 20  # the evaluation copy of the video stays under this (narrower for long videos)
 STORE_BYTES = 768 << 20  # the source frames the track codes from stay under this
 RENDER_THREADS = max(1, min(4, os.cpu_count() or 1))  # candidates' intervals rendered at once
