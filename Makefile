@@ -10,10 +10,14 @@ REPORT_DIR ?= out/sweep-quick
 FULL_DIR ?= out/sweep-full
 SWEEP_VIDEOS ?= bikes bigbuckbunny
 
-.PHONY: setup demo test lint clean report sweep-full
+.PHONY: setup uninstall-grc demo test lint clean report sweep-full
 
 setup:
 	@bash tools/setup.sh
+
+# Removes the links `make setup` made for GRC (~/.grc_gnuradio, the user site-packages).
+uninstall-grc:
+	@bash tools/install_grc.sh --uninstall
 
 demo: setup
 	@mkdir -p out

@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from lgvsc.progress import Progress, progress_source
-from lgvsc_phy import channel_profiles
 from lgvsc_phy.channel_profiles import ChannelError
+from lgvsc_phy.channel_spec import add_channel_options, channel_settings, grc_argv
 from lgvsc_phy.link import LinkError
 from lgvsc_phy.mcs import McsError
+from lgvsc_phy.ports import DEFAULT_BASE_PORT, PORT_SPAN, Port, socket_addresses
 from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
 from lgvsc_phy.zmq_security import CurveClient, CurveServer, IqRelay, SecurityError, bind_warning, make_keys
 from semantic.bitstream import BitstreamError
@@ -27,7 +28,7 @@ from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.describe import DescribeError
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings
 from semantic.encoder import EncoderConfig, EncoderError, encode_source
-from semantic.inspection import format_inspection, inspect_stream
+from semantic.inspection import format_inspection, inspect_file
 from semantic.metrics import VmafMeter, format_vmaf, psnr_frames, ssim_frames
 from semantic.psss import PsssError
 from semantic.video_io import VideoError, VideoInfo, write_video
@@ -120,9 +121,7 @@ def cmd_decode(args: argparse.Namespace) -> int:
 
 def cmd_inspect(args: argparse.Namespace) -> int:
     data = Path(args.input).read_bytes()
-    info = inspect_stream(data)
-    if info.get("width") is None and not info["segments"]:
-        raise BitstreamError(f"{args.input} is not an LGVSC bitstream (no stream header, no segment)")
+    info = inspect_file(data, args.input)
     if args.contact_sheet:
         from semantic.contact_sheet import contact_sheet
 
@@ -175,9 +174,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     from lgvsc.loopback import LoopbackOptions, run_loopback
     from lgvsc.report_html import write_html
 
-    opts = LoopbackOptions(Path(args.input), Path(args.output), args.snr_db, cbr=args.cbr, channel=args.channel,
-                           mcs=args.mcs, cfo=args.cfo, timing_offset=args.timing_offset, doppler=args.doppler,
-                           phase_noise=args.phase_noise, seed=args.seed, decoder=args.decoder,
+    opts = LoopbackOptions(Path(args.input), Path(args.output), cbr=args.cbr, mcs=args.mcs, decoder=args.decoder,
+                           **channel_settings(args),
                            diffusion=_diffusion(args), psss=args.psss, describe=args.describe,
                            protect=not args.no_protect, probe=not args.no_probe, images=args.images,
                            expected_loss=args.expected_loss, base_port=args.base_port, max_frames=args.max_frames,
@@ -204,31 +202,29 @@ def cmd_loopback(args: argparse.Namespace) -> int:
 
 
 def _radio_specs(args: argparse.Namespace, role: str) -> list[tuple[str, str, list[str]]]:
-    """The flowgraph for one direction: the USRP flowgraph with --usrp, else the ZMQ-IQ one."""
-    base = args.base_port
-    addr = lambda off: f"tcp://127.0.0.1:{base + off}"  # noqa: E731
-    radio = [f"--usrp-args={args.usrp}", f"--freq={args.freq}", f"--gain={args.gain}", f"--rate={args.rate}"]
-    if role == "tx":
-        common = [f"--mcs={args.mcs}", f"--pdu-in={addr(0)}", f"--stats-out={addr(2)}"]
-        if args.usrp is not None:
-            return [("tx_usrp", "tx_usrp.grc", common + radio + [f"--amplitude={args.amplitude}"])]
-        iq_out = _relay_inner(args) if args.curve_key else (args.iq_out or addr(1))  # the relay faces out
-        return [("tx", "tx.grc", common + [f"--iq-out={iq_out}"])]
-    common = [f"--pdu-out={addr(4)}", f"--stats-out={addr(5)}"]
+    """The flowgraph for one direction (``role`` tx or rx): the USRP flowgraph with --usrp, else the
+    ZMQ-IQ one. Its sockets toward the link are the loopback's; its IQ socket faces the other host."""
+    sockets = socket_addresses(role, args.base_port)
+    iq = "iq_out" if role == "tx" else "iq_in"
+    own = {"mcs": args.mcs} if role == "tx" else {}
     if args.usrp is not None:
-        return [("rx_usrp", "rx_usrp.grc", common + radio)]
-    iq_in = _relay_inner(args) if args.curve_key else (args.iq_in or addr(1))
-    return [("rx", "rx.grc", common + [f"--iq-in={iq_in}"])]
-
-
-def _relay_inner(args: argparse.Namespace) -> str:
-    """Where the flowgraph meets the CurveZMQ relay (base port + 3, unused by send and receive)."""
-    return f"tcp://127.0.0.1:{args.base_port + 3}"
+        del sockets[iq]
+        radio = {"usrp_args": args.usrp, "freq": args.freq, "gain": args.gain, "rate": args.rate}
+        if role == "tx":
+            radio["amplitude"] = args.amplitude
+        return [(f"{role}_usrp", f"{role}_usrp.grc", grc_argv({**own, **sockets, **radio}))]
+    if args.curve_key:  # the relay faces the other host
+        sockets[iq] = Port.RELAY_IQ.address(args.base_port)
+    elif given := (args.iq_out if role == "tx" else args.iq_in):
+        sockets[iq] = given
+    elif role == "rx":  # no channel between: a sender on this host with the same base port
+        sockets[iq] = Port.TX_IQ.address(args.base_port)
+    return [(role, f"{role}.grc", grc_argv({**own, **sockets}))]
 
 
 def _iq_relay(args: argparse.Namespace, role: str) -> IqRelay | None:
     """The CurveZMQ hop between hosts (``--curve-key``), or None; warns about exposed binds."""
-    local = _relay_inner(args)
+    local = Port.RELAY_IQ.address(args.base_port)  # where the flowgraph meets the relay
     if role == "tx":
         if args.iq_out and (warning := bind_warning(args.iq_out, "the IQ stream", bool(args.curve_key))):
             print(f"lgvsc send: {warning}", file=sys.stderr)
@@ -370,7 +366,7 @@ def _radio_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freq", type=float, default=2.45e9, help="centre frequency in Hz")
     p.add_argument("--gain", type=float, default=30.0, help="gain in dB")
     p.add_argument("--rate", type=float, default=1e6, help="sample rate in S/s")
-    p.add_argument("--base-port", type=int, default=52001, help="first of the local ZMQ ports")
+    p.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, help="first of the local ZMQ ports")
     p.add_argument("--curve-key", metavar="FILE.key_secret",
                    help="CurveZMQ: this host's secret key; encrypts the IQ hop between hosts (lgvsc keys)")
 
@@ -427,17 +423,10 @@ def build_parser() -> argparse.ArgumentParser:
     lb = sub.add_parser("loopback", help="through the tx, channel and rx flowgraphs as separate processes")
     lb.add_argument("input")
     lb.add_argument("-o", "--output", required=True)
-    lb.add_argument("--snr-db", type=float, required=True, help="Es/N0 per data subcarrier on the tx power")
+    add_channel_options(lb, required=["snr_db"])
     lb.add_argument("--cbr", type=float, default=1e-3, help="on-air CBR target that sets the byte budget")
-    lb.add_argument("--channel", default="awgn", choices=list(channel_profiles.names()),
-                    help="awgn; multipath (static, inside the CP); rayleigh / rician (flat fading with Doppler)")
     lb.add_argument("--mcs", default="auto",
                     help="auto, or bpsk|qpsk|16qam|64qam with -1/2|-2/3|-3/4|-5/6, e.g. qpsk-3/4")
-    lb.add_argument("--cfo", type=float, default=0.0, help="carrier offset in subcarrier spacings")
-    lb.add_argument("--timing-offset", type=float, default=0.0, help="sample timing offset, fraction of a sample")
-    lb.add_argument("--doppler", type=float, default=1e-5, help="normalized Doppler fD*Ts (rayleigh/rician)")
-    lb.add_argument("--phase-noise", type=float, default=0.0, help="phase noise magnitude in radians")
-    lb.add_argument("--seed", type=int, default=1, help="channel noise seed")
     _decoder_args(lb)
     lb.add_argument("--psss", default="classical", help="PSSS backend for keyframe scores and the report")
     lb.add_argument("--describe", default="none", help="description backend: none, tags, mllm:<HF id or path>")
@@ -445,7 +434,8 @@ def build_parser() -> argparse.ArgumentParser:
                     help="with --mcs auto: choose from --snr-db instead of the effective SNR a probe burst measures")
     lb.add_argument("--no-protect", action="store_true",
                     help="send the stream's critical prefix (header, timing, motion, text) on the rate MCS too")
-    lb.add_argument("--base-port", type=int, default=52001, help="first of the five TCP ports used on 127.0.0.1")
+    lb.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
+                    help=f"first of the {PORT_SPAN} TCP ports used on 127.0.0.1")
     lb.add_argument("--max-frames", type=int, help="send only the first N frames")
     lb.add_argument("--deadline", type=float, default=600.0, help="give up on the link after this many seconds")
     _image_args(lb)

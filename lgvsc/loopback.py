@@ -8,36 +8,34 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lgvsc.progress import Progress, progress_source
 from lgvsc.rate_control import PROBE_MCS, adapt_link, choose_mcs, plan_stream
+from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_fields
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult
+from lgvsc_phy.ports import DEFAULT_BASE_PORT
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.diffusion_decoder import DiffusionSettings
-from semantic.encoder import PSSS_WIDTH, EncodedVideo, EncoderConfig, EncoderError, FrameSource
+from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource
 from semantic.metrics import VmafMeter, psnr_frames, ssim_frames
-from semantic.psss import get_psss
+from semantic.psss import PSSS_WIDTH, get_psss
 from semantic.video_io import VideoInfo, write_video
 
 
 @dataclass(frozen=True)
-class LoopbackOptions:
+class LoopbackOptions(ChannelConfig):
+    """The job's settings; the channel's (snr_db, channel, ...) are ChannelConfig's keywords."""
+
     input: Path
     output: Path
-    snr_db: float
+    _: KW_ONLY
     cbr: float = 1e-3
-    channel: str = "awgn"
     mcs: str = "auto"
-    cfo: float = 0.0
-    timing_offset: float = 0.0
-    doppler: float = 1e-5
-    phase_noise: float = 0.0
-    seed: int = 1
     decoder: str = "interp"
     describe: str = "none"  # description backend
     protect: bool = True  # critical prefix on a more robust MCS
@@ -46,7 +44,7 @@ class LoopbackOptions:
     psss: str = "classical"
     images: str = "track"  # keyframe images: the predictive AV1 track, or intra (WebP/AVIF each)
     expected_loss: float = 0.0  # PDU loss the encoder plans the track's recovery points for
-    base_port: int = 52001
+    base_port: int = DEFAULT_BASE_PORT
     max_frames: int | None = None
     idle_timeout_s: float = 3.0
     deadline_s: float = 600.0
@@ -120,9 +118,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     source = progress_source(opts.input, opts.max_frames)
-    config = LoopbackConfig(mcs=PROBE_MCS, snr_db=opts.snr_db, channel=opts.channel, cfo=opts.cfo,
-                            timing_offset=opts.timing_offset, doppler=opts.doppler, phase_noise=opts.phase_noise,
-                            seed=opts.seed, base_port=opts.base_port)
+    config = LoopbackConfig(mcs=PROBE_MCS, base_port=opts.base_port, **channel_settings(opts))
     t = time.monotonic()
     probe = None
     with FlowgraphRunner(config) as runner:
@@ -197,13 +193,8 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "probe": None if probe is None else {"esnr_db": probe.esnr_db, "snr_db": probe.snr_db,
                                              "samples": probe.samples},
         "cbr_on_air_with_probe": (transfer.tx_samples + (probe.samples if probe else 0)) / info.source_values,
-        "snr_db": opts.snr_db,
+        **report_fields(opts),
         "snr_estimate_db": float(np.mean(snr_estimates)) if snr_estimates else None,
-        "channel": opts.channel,
-        "cfo": opts.cfo,
-        "timing_offset": opts.timing_offset,
-        "doppler": opts.doppler if opts.channel in ("rayleigh", "rician") else None,
-        "phase_noise": opts.phase_noise,
         "mcs": mcs.name,
         "protection": protection.describe(),
         "robust_mcs": protection.robust.name,

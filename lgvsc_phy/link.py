@@ -11,13 +11,14 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import zmq
 
 from lgvsc_phy.framing import FramingError, LinkPdu, Reassembly, split_stream
 from lgvsc_phy.pmt_codec import PmtError, decode_pdu, encode_pdu
+from lgvsc_phy.ports import LOCALHOST, PORT_SPAN, Port
 from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphError
 
@@ -30,19 +31,20 @@ class LinkError(RuntimeError):
 
 @dataclass(frozen=True)
 class LinkAddresses:
-    """ZeroMQ endpoints of the flowgraphs (they bind; the link connects)."""
+    """ZeroMQ endpoints of the flowgraphs (they bind; the link connects); each field is named
+    after its ``Port``."""
 
-    pdu_in: str = "tcp://127.0.0.1:52001"  # tx flowgraph's PDU input
-    tx_stats: str = "tcp://127.0.0.1:52003"  # tx flowgraph's burst counter
-    pdu_out: str = "tcp://127.0.0.1:52005"  # rx flowgraph's decoded PDUs
-    rx_stats: str = "tcp://127.0.0.1:52006"  # rx flowgraph's decoder counters
+    pdu_in: str  # tx flowgraph's PDU input
+    tx_stats: str  # tx flowgraph's burst counter
+    pdu_out: str  # rx flowgraph's decoded PDUs
+    rx_stats: str  # rx flowgraph's decoder counters
 
     @classmethod
-    def from_base_port(cls, base: int, host: str = "127.0.0.1") -> LinkAddresses:
-        return cls(*(f"tcp://{host}:{base + offset}" for offset in (0, 2, 4, 5)))
+    def from_base_port(cls, base: int, host: str = LOCALHOST) -> LinkAddresses:
+        return cls(**{f.name: Port[f.name.upper()].address(base, host) for f in fields(cls)})
 
 
-def free_base_port(span: int = 6, host: str = "127.0.0.1") -> int:
+def free_base_port(span: int = PORT_SPAN, host: str = LOCALHOST) -> int:
     """First of ``span`` consecutive free TCP ports on ``host``, for flowgraphs run side by side
     (tests, the held-out matrix). Drawn at random below the OS's ephemeral range: a port there
     can be taken by any outgoing connection (ZeroMQ's own among them) between this check and

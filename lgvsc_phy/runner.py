@@ -23,6 +23,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from lgvsc_phy.channel_spec import ChannelConfig, flowgraph_args, grc_argv
+from lgvsc_phy.ports import DEFAULT_BASE_PORT, LOCALHOST, socket_addresses
+
 # The flowgraphs ship inside the package (a link to grc_flowgraphs/ in a checkout, copies in a wheel).
 GRC_DIR = Path(__file__).resolve().parent / "flowgraphs"
 BLOCKS_DIR = GRC_DIR / "blocks"
@@ -60,35 +63,134 @@ def _grc_env() -> dict[str, str]:
     return env
 
 
+def _grc_options(grc: Path) -> dict:
+    """The Options block's parameters of a .grc (its ``id`` names the generated module)."""
+    import yaml  # GRC's own dependency: wherever grcc runs, PyYAML is installed
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yaml.load(Path(grc).read_text(), Loader=loader)["options"]["parameters"]
+
+
+def is_hier_block(grc: Path) -> bool:
+    """Whether ``grc`` generates a hier block (Options ``generate_options: hb``): a block that
+    other flowgraphs instantiate, compiled into a block library instead of run on its own."""
+    return str(_grc_options(grc).get("generate_options", "")).startswith("hb")
+
+
+def hier_block_sources(grc_dir: Path = GRC_DIR) -> list[Path]:
+    return [grc for grc in sorted(Path(grc_dir).glob("*.grc")) if is_hier_block(grc)]
+
+
+def flowgraph_sources(grc_dir: Path = GRC_DIR) -> list[Path]:
+    """The .grc files that run as flowgraphs (every .grc but the hier blocks)."""
+    return [grc for grc in sorted(Path(grc_dir).glob("*.grc")) if not is_hier_block(grc)]
+
+
+def _grcc(grc: Path, out_dir: Path, hier_library: Path) -> Path:
+    """grcc ``grc`` into ``out_dir`` with ``hier_library`` as the only hier-block library (GRC's
+    per-user one may hold stale copies); return the generated module."""
+    env = _grc_env()
+    env["GRC_HIER_PATH"] = str(hier_library)
+    proc = subprocess.run(["grcc", "-o", str(out_dir), str(grc)], env=env, capture_output=True, text=True)
+    module = out_dir / f"{_grc_options(grc)['id']}.py"
+    if proc.returncode != 0 or not module.is_file():
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
+        raise FlowgraphError(f"grcc failed on {grc.name}: {' | '.join(tail)}")
+    return module
+
+
+def _compile_hier_blocks_into(work: Path, grc_dir: Path) -> list[Path]:
+    """Every hier block of ``grc_dir`` into the empty directory ``work``: ``<id>.py`` (the module
+    flowgraphs import) and ``<id>.block.yml`` (what GRC reads). In name order, each compile
+    sees the blocks compiled before it."""
+    written = []
+    for grc in hier_block_sources(grc_dir):
+        module = _grcc(grc, work, hier_library=work)
+        written += [module, module.with_suffix(".block.yml")]
+    return written
+
+
+def compile_hier_blocks(dest: Path, grc_dir: Path = GRC_DIR) -> list[Path]:
+    """Compile the hier blocks of ``grc_dir`` into the hier-block library ``dest``; return the
+    files written there (``<id>.py`` and ``<id>.block.yml`` per block). Each file is made in a
+    temporary directory and renamed into place, so GRC never reads half a block. For GNU Radio
+    Companion's GUI: ``compile_hier_blocks(Path.home() / ".grc_gnuradio")``."""
+    dest = Path(dest)
+    dest.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".lgvsc-hier-", dir=dest))
+    try:
+        installed = []
+        for path in _compile_hier_blocks_into(work, grc_dir):
+            # The block's documentation names the module's path: the final one, not the temporary.
+            path.write_text(path.read_text().replace(str(work), str(dest)))
+            installed.append(path.replace(dest / path.name))
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return installed
+
+
+def _digest(paths: list[Path], *extra: str) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    for text in extra:
+        digest.update(text.encode())
+    return digest.hexdigest()[:16]
+
+
+def _rename_into_place(work: Path, final: Path) -> None:
+    """A whole directory appears at ``final`` or none: when two processes compile at once, the
+    first rename wins and the other's (identical) copy is dropped."""
+    try:
+        work.rename(final)
+    except OSError:
+        if not final.is_dir():
+            raise
+
+
+def _cached_hier_library(grc_dir: Path, root: Path) -> Path:
+    """The hier blocks of ``grc_dir`` compiled under ``root/hier/<digest of their sources>``."""
+    block_yml = sorted(BLOCKS_DIR.glob("*.yml"))
+    library = root / "hier" / _digest([*hier_block_sources(grc_dir), *block_yml])
+    if library.is_dir():
+        return library
+    library.parent.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=".lib-", dir=library.parent))
+    try:
+        _compile_hier_blocks_into(work, grc_dir)
+        _rename_into_place(work, library)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return library
+
+
 def compile_flowgraph(grc: Path, cache_dir: Path | None = None) -> Path:
     """Compile ``grc`` with grcc into a content-addressed cache; return the generated .py.
 
+    The hier blocks beside ``grc`` are compiled first, and their sources are part of the cache
+    key: editing one recompiles every flowgraph. Their modules are copied next to the script,
+    which Python searches first, so a compiled flowgraph runs the blocks it was compiled with.
     grcc writes into a fresh directory that is then renamed into place: a concurrent process
     (a Ray worker, a second test) sees either no entry or a whole one, never a half-written
-    script; when two compile at once, the first rename wins and the other's copy is dropped."""
+    script."""
     grc = Path(grc)
-    digest = hashlib.sha256(grc.read_bytes())
-    for yml in sorted(BLOCKS_DIR.glob("*.yml")):
-        digest.update(yml.read_bytes())
+    if is_hier_block(grc):
+        raise ValueError(f"{grc.name} is a hier block: compile it with compile_hier_blocks")
     root = Path(cache_dir or default_cache_dir())
-    out_dir = root / f"{grc.stem}-{digest.hexdigest()[:16]}"
-    if existing := sorted(out_dir.glob("*.py")):
-        return existing[0]
-    root.mkdir(parents=True, exist_ok=True)
+    library = _cached_hier_library(grc.parent, root)
+    out_dir = root / f"{grc.stem}-{_digest([grc, *sorted(BLOCKS_DIR.glob('*.yml'))], library.name)}"
+    script = out_dir / f"{_grc_options(grc)['id']}.py"
+    if script.is_file():
+        return script
     work = Path(tempfile.mkdtemp(prefix=f".{grc.stem}-", dir=root))
     try:
-        proc = subprocess.run(["grcc", "-o", str(work), str(grc)], env=_grc_env(), capture_output=True, text=True)
-        if proc.returncode != 0 or not list(work.glob("*.py")):
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-5:]
-            raise FlowgraphError(f"grcc failed on {grc.name}: {' | '.join(tail)}")
-        try:
-            work.rename(out_dir)
-        except OSError:  # another process put its (identical) copy there first
-            if not list(out_dir.glob("*.py")):
-                raise
+        _grcc(grc, work, library)
+        for module in library.glob("*.py"):
+            shutil.copy2(module, work)
+        _rename_into_place(work, out_dir)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    return sorted(out_dir.glob("*.py"))[0]
+    return script
 
 
 def _die_with_parent() -> None:
@@ -192,25 +294,14 @@ class FlowgraphProcess:
 
 
 @dataclass(frozen=True)
-class LoopbackConfig:
-    """Parameters of the tx -> channel -> rx chain; every address derives from ``base_port``:
-    +0 PDUs in, +1 IQ tx->channel, +2 tx counters, +3 IQ channel->rx, +4 PDUs out, +5 rx counters."""
+class LoopbackConfig(ChannelConfig):
+    """The tx -> channel -> rx chain: the channel's parameters (keyword-only, see channel_spec), the
+    tx's MCS, the rx's sync threshold; every address derives from ``base_port`` (see ports.Port)."""
 
     mcs: str = "qpsk-1/2"
-    snr_db: float = 20.0
-    channel: str = "awgn"
-    cfo: float = 0.0
-    timing_offset: float = 0.0  # fraction of a sample
-    doppler: float = 1e-5  # normalized fD * Ts, fading profiles only
-    k_factor: float = 4.0  # Rician
-    phase_noise: float = 0.0  # magnitude (rad) of GNU Radio's phase_noise_gen
-    seed: int = 1
-    base_port: int = 52001
-    host: str = "127.0.0.1"
+    base_port: int = DEFAULT_BASE_PORT
+    host: str = LOCALHOST
     sync_threshold: float = 0.06
-
-    def addr(self, offset: int) -> str:
-        return f"tcp://{self.host}:{self.base_port + offset}"
 
 
 class FlowgraphRunner:
@@ -231,20 +322,16 @@ class FlowgraphRunner:
         if self.specs is not None:
             return [FlowgraphProcess(name, self._argv(grc, *args)) for name, grc, args in self.specs]
         c = self.config
-        return [
-            FlowgraphProcess("rx", self._argv(
-                "rx.grc", f"--iq-in={c.addr(3)}", f"--pdu-out={c.addr(4)}", f"--stats-out={c.addr(5)}",
-                f"--sync-threshold={c.sync_threshold}")),
-            FlowgraphProcess("channel", self._argv(
-                "channel.grc", f"--iq-in={c.addr(1)}", f"--iq-out={c.addr(3)}", f"--snr-db={c.snr_db}",
-                f"--cfo={c.cfo}", f"--profile={c.channel}", f"--seed={c.seed}", f"--timing-offset={c.timing_offset}",
-                f"--doppler={c.doppler}", f"--k-factor={c.k_factor}", f"--phase-noise={c.phase_noise}")),
-            FlowgraphProcess("tx", self._argv(
-                "tx.grc", f"--mcs={c.mcs}", f"--pdu-in={c.addr(0)}", f"--iq-out={c.addr(1)}",
-                f"--stats-out={c.addr(2)}")),
-        ]
+        own_args = {"rx": grc_argv({"sync_threshold": c.sync_threshold}), "channel": flowgraph_args(c),
+                    "tx": grc_argv({"mcs": c.mcs})}
+        return [FlowgraphProcess(name, self._argv(f"{name}.grc", *args,
+                                                  *grc_argv(socket_addresses(name, c.base_port, c.host))))
+                for name, args in own_args.items()]
 
-    def start(self, timeout_s: float = 30.0) -> None:
+    def start(self, timeout_s: float = 120.0) -> None:
+        """Start every flowgraph and wait until each is ready. The first start after an install
+        compiles the receiver's numba kernels (over 30 s on a loaded 2-core machine); a crash
+        still ends the wait within one poll."""
         self.flowgraphs = self.plan()
         try:
             for fg in self.flowgraphs:

@@ -1,4 +1,5 @@
-"""Shared fixtures: real sample videos, clips derived from them, free TCP port ranges."""
+"""Shared fixtures: real sample videos, clips derived from them, free TCP port ranges; the
+unit / flowgraph markers (``pytest -m unit`` runs what needs no GNU Radio flowgraph)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,18 @@ import pytest
 from lgvsc.sample_videos import sample_video
 from lgvsc_phy.link import free_base_port
 from semantic.video_io import Video, read_video, write_video
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that takes ``base_port`` starts flowgraphs (the ports are theirs); other flowgraph
+    tests say so with ``@pytest.mark.flowgraph`` or a module's ``pytestmark``. The rest, slow
+    sweeps aside, are unit tests."""
+    for item in items:
+        if "base_port" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.flowgraph)
+        if not item.get_closest_marker("flowgraph") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.unit)
 
 
 @pytest.fixture

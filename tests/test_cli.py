@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -119,12 +118,14 @@ def test_send_and_receive_over_zmq_iq(bikes: Path, tmp_path: Path, base_port: in
     assert read_video(out).info.frames == 50
 
 
+@pytest.mark.flowgraph
 @pytest.mark.parametrize("command", ["send", "receive"])
 def test_missing_usrp_is_a_one_line_error_within_seconds(command: str, bikes: Path, tmp_path: Path) -> None:
+    """Within seconds by cause, not by the clock: "no USRP found" comes only from the flowgraph's
+    own exit with UHD's "No devices found"; a start left to wait ends at the runner's 30 s start
+    timeout with "not ready" instead, so the message check below fails it on any machine."""
     args = [bikes] if command == "send" else ["-o", tmp_path / "x.mp4"]
-    t0 = time.monotonic()
-    r = lgvsc(command, *args, "--usrp", "type=b200,serial=NOPE")
-    assert time.monotonic() - t0 < 20
+    r = lgvsc(command, *args, "--usrp", "type=b200,serial=NOPE", timeout=120)
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "no USRP found" in r.stderr and "serial=NOPE" in r.stderr
 

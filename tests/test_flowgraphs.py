@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 import time
@@ -11,20 +12,94 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 import zmq
 
 from lgvsc_phy.mcs import get_mcs
 from lgvsc_phy.ofdm import OfdmBurstReceiver, OfdmModulator
 from lgvsc_phy.pmt_codec import encode_pdu
-from lgvsc_phy.runner import GRC_DIR, FlowgraphProcess, compile_flowgraph
+from lgvsc_phy.runner import (
+    GRC_DIR,
+    FlowgraphProcess,
+    compile_flowgraph,
+    compile_hier_blocks,
+    flowgraph_sources,
+    hier_block_sources,
+)
 
-GRC_FILES = sorted(GRC_DIR.glob("*.grc"))
+GRC_FILES = flowgraph_sources()
+OFDM_TX = GRC_DIR / "lgvsc_ofdm_tx.grc"
+# Block kinds a flowgraph may use for its own purposes too (loopback.grc streams decoded PDUs).
+GENERIC_BLOCKS = {"pad_source", "pad_sink", "parameter", "variable", "import", "pdu_pdu_to_tagged_stream",
+                  "blocks_multiply_const_vxx"}
+
+
+def read_grc(path: Path) -> dict:
+    return yaml.safe_load(path.read_text())
 
 
 def test_there_are_flowgraphs() -> None:
     assert {p.name for p in GRC_FILES} >= {"tx.grc", "channel.grc", "rx.grc", "loopback.grc"}
+    assert hier_block_sources() == [OFDM_TX]  # a block, not a flowgraph to run
 
 
+@pytest.mark.parametrize("name", ["tx.grc", "tx_usrp.grc", "loopback.grc"])
+def test_tx_chain_is_the_hier_block(name: str) -> None:
+    """The OFDM transmitter exists once, in lgvsc_ofdm_tx.grc: its users hold the block, no copy
+    of its stages, frame layout or power scaling."""
+    hier = read_grc(OFDM_TX)
+    blocks = read_grc(GRC_DIR / name)["blocks"]
+    assert [b["id"] for b in blocks].count(hier["options"]["parameters"]["id"]) == 1
+    stages = {b["id"] for b in hier["blocks"]} - GENERIC_BLOCKS
+    assert {"lgvsc_burst_mapper", "digital_ofdm_carrier_allocator_cvc", "fft_vxx"} <= stages
+    assert not stages & {b["id"] for b in blocks}
+    layout = {b["name"] for b in hier["blocks"] if b["id"] == "variable"}
+    assert "fft_len" in layout and not layout & {b["name"] for b in blocks}
+    assert not [b["name"] for b in blocks if "ofdm_tx_scale" in str(b["parameters"])]
+
+
+@pytest.mark.parametrize("grc", sorted(GRC_DIR.glob("*.grc")), ids=lambda p: p.name)
+def test_no_two_blocks_share_a_place(grc: Path) -> None:
+    """In GRC's canvas a block on top of another hides it."""
+    data = read_grc(grc)
+    places = [tuple(b["states"]["coordinate"]) for b in [data["options"], *data["blocks"]]]
+    assert len(set(places)) == len(places)
+
+
+@pytest.mark.flowgraph
+def test_hier_blocks_install_into_a_library(tmp_path: Path) -> None:
+    """What an installer puts into GRC's hier-block library: the module and its block YAML,
+    no temporary directory left, the documentation naming the installed module."""
+    written = compile_hier_blocks(tmp_path)
+    assert sorted(p.name for p in written) == ["lgvsc_ofdm_tx.block.yml", "lgvsc_ofdm_tx.py"]
+    assert sorted(tmp_path.iterdir()) == sorted(written)
+    block = yaml.safe_load((tmp_path / "lgvsc_ofdm_tx.block.yml").read_text())
+    assert block["id"] == "lgvsc_ofdm_tx" and str(tmp_path / "lgvsc_ofdm_tx.py") in block["documentation"]
+    assert compile_hier_blocks(tmp_path) == written  # installs again over its own files
+    with pytest.raises(ValueError, match="hier block"):
+        compile_flowgraph(OFDM_TX, tmp_path)
+
+
+@pytest.mark.flowgraph
+def test_editing_the_hier_block_recompiles_its_users(tmp_path: Path) -> None:
+    """The hier block's source is part of each user's cache key, and a compiled flowgraph
+    carries the hier block it was compiled with."""
+    sources = tmp_path / "grc"
+    sources.mkdir()
+    for grc in ("tx.grc", OFDM_TX.name):
+        shutil.copy(GRC_DIR / grc, sources)
+    before = compile_flowgraph(sources / "tx.grc", tmp_path / "cache")
+    hier = sources / OFDM_TX.name
+    edited = hier.read_text().replace("value: '1.0'", "value: '0.5'")  # the default amplitude
+    assert edited != hier.read_text()
+    hier.write_text(edited)
+    after = compile_flowgraph(sources / "tx.grc", tmp_path / "cache")
+    assert after.parent != before.parent
+    assert "amplitude=1.0" in (before.parent / "lgvsc_ofdm_tx.py").read_text()
+    assert "amplitude=0.5" in (after.parent / "lgvsc_ofdm_tx.py").read_text()
+
+
+@pytest.mark.flowgraph
 @pytest.mark.parametrize("grc", GRC_FILES, ids=lambda p: p.name)
 def test_flowgraph_compiles(grc: Path, tmp_path: Path) -> None:
     script = compile_flowgraph(grc, tmp_path)
@@ -109,6 +184,7 @@ def test_receiver_decodes_every_burst(mcs: str, snr_db: float, cfo: float) -> No
     assert abs(np.mean([b.cfo for b in bursts]) - cfo) < 0.02
 
 
+@pytest.mark.flowgraph
 def test_gui_loopback_decodes_offscreen(tmp_path: Path) -> None:
     """loopback.grc (QT GUI) runs headless, its receiver decodes the random PDUs it sends, and
     its console reports the decoded rate instead of printing every PDU (that flooded GRC)."""

@@ -16,6 +16,7 @@ import importlib.util
 import inspect
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,13 +24,21 @@ from typing import Any
 
 import numpy as np
 import pytest
+import yaml
 from conftest import free_base_port
 
 from lgvsc_phy import channel_profiles
 from lgvsc_phy.ofdm_params import cfo_phase_increment, ofdm_noise_voltage, ofdm_tx_scale
-from lgvsc_phy.runner import GRC_DIR, compile_flowgraph
+from lgvsc_phy.runner import GRC_DIR, compile_flowgraph, compile_hier_blocks, is_hier_block
 
-GRC_FILES = sorted(GRC_DIR.glob("*.grc"))
+pytestmark = pytest.mark.flowgraph  # every test here compiles the .grc files, most run them
+
+GRC_FILES = sorted(GRC_DIR.glob("*.grc"))  # the hier blocks too: their knobs are the flowgraphs' knobs
+
+
+def grc_id(grc: Path) -> str:
+    """The Options id: the generated module's and class's name, the key of the tables below."""
+    return yaml.safe_load(grc.read_text())["options"]["parameters"]["id"]
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,10 @@ def _profile_reached(tb: Any) -> list[complex]:
     return [*_taps(tb), complex(tb.fading.stage is not None)]
 
 
+def _tx_scale(tb: Any) -> complex:
+    return tb.tx_scale.k()
+
+
 def _usrp_knobs(port: str) -> dict[str, Knob]:
     def radio(tb: Any) -> Any:
         return getattr(tb, port)
@@ -134,8 +147,11 @@ KNOBS: dict[str, dict[str, Knob]] = {
         **_usrp_knobs("usrp_source"),
     },
     "lgvsc_tx": {},
+    "lgvsc_ofdm_tx": {
+        "amplitude": Knob("tx_scale", 0.5, _tx_scale, lambda tb: ofdm_tx_scale() * 0.5),
+    },
     "lgvsc_tx_usrp": {
-        "amplitude": Knob("tx_scale", 0.5, lambda tb: tb.tx_scale.k(), lambda tb: ofdm_tx_scale() * 0.5),
+        "amplitude": Knob("ofdm_tx", 0.5, lambda tb: _tx_scale(tb.ofdm_tx), lambda tb: ofdm_tx_scale() * 0.5),
         **_usrp_knobs("usrp_sink"),
     },
 }
@@ -148,24 +164,37 @@ _SOCKET = "ZMQ address: the socket binds or connects at construction"
 _NOMINAL = "nominal rate, no block uses it"
 _MCS = "default MCS of PDUs whose metadata names none: the link picks the MCS per PDU"
 _LAYOUT_KNOBS = dict.fromkeys(("ofdm", "fft_len", "cp_len", "occupied_carriers", "pilot_carriers", "pilot_symbols",
-                               "sync_word1", "sync_word2", "packet_len_key"), _LAYOUT)
+                               "sync_word1", "sync_word2"), _LAYOUT)
+_TAG = "length tag name: the tagged-stream blocks take it at construction"
 
 # Construction-time values: their setters only store the value (restart the flowgraph to change).
 FIXED: dict[str, dict[str, str]] = {
-    "lgvsc_loopback": {**_LAYOUT_KNOBS, "mcs": _MCS},
+    "lgvsc_loopback": {"packet_len_key": _TAG, "mcs": _MCS},
     "lgvsc_channel": {"iq_in": _SOCKET, "iq_out": _SOCKET, "seed": "noise pool and fading drawn at construction"},
     "lgvsc_rx": {"iq_in": _SOCKET, "pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL},
     "lgvsc_rx_usrp": {"pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL,
                       "usrp_args": "the radio is opened at construction"},
-    "lgvsc_tx": {**_LAYOUT_KNOBS, "mcs": _MCS, "pdu_in": _SOCKET, "iq_out": _SOCKET, "stats_out": _SOCKET,
-                 "samp_rate": _NOMINAL},
-    "lgvsc_tx_usrp": {**_LAYOUT_KNOBS, "mcs": _MCS, "pdu_in": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL,
+    "lgvsc_ofdm_tx": {**_LAYOUT_KNOBS, "length_tag_key": _TAG, "mcs": _MCS,
+                      "pre_padding": "burst shaper padding: set at construction"},
+    "lgvsc_tx": {"packet_len_key": _TAG, "mcs": _MCS, "pdu_in": _SOCKET, "iq_out": _SOCKET, "stats_out": _SOCKET},
+    "lgvsc_tx_usrp": {"packet_len_key": _TAG, "mcs": _MCS, "pdu_in": _SOCKET, "stats_out": _SOCKET,
                       "usrp_args": "the radio is opened at construction"},
 }
 
 
-def generated(grc: Path) -> Path:
-    return compile_flowgraph(grc)  # grcc, cached by content under build/grc_cache
+@pytest.fixture(scope="module")
+def hier_library(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("hier")
+
+
+def generated(grc: Path, hier_library: Path) -> Path:
+    """The module grcc generates: a flowgraph's cached script, or a hier block's module."""
+    if not is_hier_block(grc):
+        return compile_flowgraph(grc)  # cached by content under default_cache_dir()
+    module = hier_library / f"{grc_id(grc)}.py"
+    if not module.is_file():
+        compile_hier_blocks(hier_library)
+    return module
 
 
 def _top_class(tree: ast.Module, name: str) -> ast.ClassDef:
@@ -231,16 +260,16 @@ def blocks_reached(script: Path, knob: str) -> set[str]:
 
 
 @pytest.mark.parametrize("grc", GRC_FILES, ids=lambda p: p.name)
-def test_setters_use_only_defined_names(grc: Path) -> None:
+def test_setters_use_only_defined_names(grc: Path, hier_library: Path) -> None:
     """A setter that loads an undefined name raises NameError when its knob is turned."""
-    assert undefined_in_setters(generated(grc)) == {}
+    assert undefined_in_setters(generated(grc, hier_library)) == {}
 
 
 @pytest.mark.parametrize("grc", GRC_FILES, ids=lambda p: p.name)
-def test_every_setter_is_classified(grc: Path) -> None:
+def test_every_setter_is_classified(grc: Path, hier_library: Path) -> None:
     """Each knob is either checked here at runtime or construction-only:
     a new variable or parameter in a .grc needs a line in these tables."""
-    script = generated(grc)
+    script = generated(grc, hier_library)
     stem = script.stem
     classified = set(KNOBS.get(stem, {})) | set(FIXED.get(stem, {}))
     assert set(_setters(script)) == classified
@@ -248,7 +277,7 @@ def test_every_setter_is_classified(grc: Path) -> None:
 
 def _reach_cases() -> Iterator[Any]:
     for grc in GRC_FILES:
-        stem = f"lgvsc_{grc.stem}"
+        stem = grc_id(grc)
         for knob, spec in KNOBS.get(stem, {}).items():
             yield pytest.param(grc, knob, spec.block, id=f"{grc.name}:{knob}")
         for knob, block in ALSO_REACHES.get(stem, {}).items():
@@ -256,9 +285,9 @@ def _reach_cases() -> Iterator[Any]:
 
 
 @pytest.mark.parametrize(("grc", "knob", "block"), list(_reach_cases()))
-def test_setter_reaches_its_block(grc: Path, knob: str, block: str) -> None:
+def test_setter_reaches_its_block(grc: Path, knob: str, block: str, hier_library: Path) -> None:
     """Statically, for every flowgraph (the USRP ones too): the setter drives the block."""
-    assert block in blocks_reached(generated(grc), knob)
+    assert block in blocks_reached(generated(grc, hier_library), knob)
 
 
 def _free_addresses(cls: type) -> dict[str, str]:
@@ -272,16 +301,21 @@ def _free_addresses(cls: type) -> dict[str, str]:
 class TopBlocks:
     """Builds each flowgraph once per module; never starts it."""
 
-    def __init__(self) -> None:
+    def __init__(self, hier_library: Path) -> None:
         self.built: dict[str, Any] = {}
         self.app: Any = None
+        self.hier_library = hier_library
 
     def get(self, grc: Path) -> Any:
-        script = generated(grc)
+        script = generated(grc, self.hier_library)
         if script.stem not in self.built:
             spec = importlib.util.spec_from_file_location(f"grc_knobs_{script.stem}", script)
             module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
+            sys.path.insert(0, str(script.parent))  # as when run: the hier blocks lie beside the script
+            try:
+                spec.loader.exec_module(module)
+            finally:
+                sys.path.remove(str(script.parent))
             cls = getattr(module, script.stem)
             if "Qt.QWidget" in script.read_text():  # a QT GUI top block needs an application first
                 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -301,15 +335,15 @@ class TopBlocks:
 
 
 @pytest.fixture(scope="module")
-def top_blocks() -> Iterator[TopBlocks]:
-    blocks = TopBlocks()
+def top_blocks(hier_library: Path) -> Iterator[TopBlocks]:
+    blocks = TopBlocks(hier_library)
     yield blocks
     blocks.built.clear()  # top blocks (and their QT widgets) go before the application
 
 
 def _knob_cases() -> Iterator[Any]:
     for grc in GRC_FILES:
-        for knob in KNOBS.get(f"lgvsc_{grc.stem}", {}):
+        for knob in KNOBS.get(grc_id(grc), {}):
             yield pytest.param(grc, knob, id=f"{grc.name}:{knob}")
 
 
@@ -323,7 +357,7 @@ def _close(got: Any, want: Any) -> bool:
 def test_knob_reaches_block(top_blocks: TopBlocks, grc: Path, knob: str) -> None:
     """Turn the knob to a new value through its generated setter; the block reports it."""
     tb = top_blocks.get(grc)
-    spec = KNOBS[f"lgvsc_{grc.stem}"][knob]
+    spec = KNOBS[grc_id(grc)][knob]
     if spec.prepare is not None:
         spec.prepare(tb)
     value = spec.value(tb) if callable(spec.value) else spec.value
@@ -340,5 +374,5 @@ def test_knob_reaches_block(top_blocks: TopBlocks, grc: Path, knob: str) -> None
 def test_construction_only_setters_run(top_blocks: TopBlocks, grc: Path) -> None:
     """Setters of construction-time values still run (given the value they hold)."""
     tb = top_blocks.get(grc)
-    for knob in FIXED.get(f"lgvsc_{grc.stem}", {}):
+    for knob in FIXED.get(grc_id(grc), {}):
         getattr(tb, f"set_{knob}")(getattr(tb, knob))

@@ -21,7 +21,7 @@ SAMPLE = [
     Case("one_frame", "encode", "psss", "bytes=1000000"),
     Case("one_frame", "encode", "error-model", "cbr=1e-4"),
     Case("tiny_16x16", "encode", "error-model", "bytes=3000"),
-    Case("portrait_181x321", "loopback", "-", "cbr=1e-3"),
+    pytest.param(Case("portrait_181x321", "loopback", "-", "cbr=1e-3"), marks=pytest.mark.flowgraph),
 ]
 
 
@@ -49,6 +49,8 @@ def test_clips_are_what_their_ground_truth_says(corpus_dir: Path) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.flowgraph
+@pytest.mark.timeout(3600)  # the whole matrix in one test: 11 min on 2 idle cores (README)
 def test_whole_matrix(corpus_dir: Path) -> None:
     """14 clips x 2 keyframe modes x 7 budgets through encode, inspect, decode and evaluate, a
     loopback of every clip and two send/receive pairs."""

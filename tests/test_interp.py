@@ -20,12 +20,17 @@ from semantic.metrics import psnr_frames
 from semantic.video_io import read_video
 from tools.interp_compare import interp_v1
 
+# Stills the clips are built from: bikes.mp4 at frame 40 (street and rider: the picture the
+# thresholds were first set on) and at frame 180 (riders: held out, the lowest of four stills).
+STILLS = {"street": 40, "riders": 180}
 
-@pytest.fixture(scope="module")
-def still() -> np.ndarray:
+
+@pytest.fixture(scope="module", params=sorted(STILLS))
+def still(request: pytest.FixtureRequest) -> np.ndarray:
     from lgvsc.sample_videos import sample_video
 
-    return read_video(sample_video("bikes"), max_frames=41).frames[40]  # 640 x 272, street and rider
+    frame = STILLS[request.param]
+    return read_video(sample_video("bikes"), max_frames=frame + 1).frames[frame]  # 640 x 272
 
 
 def similarity_clip(image: np.ndarray, scale: float, degrees: float, shift: tuple[float, float],
@@ -53,11 +58,16 @@ def interpolate(clip: np.ndarray, side: SideInfo) -> dict[str, float]:
 
 def test_zoom_and_rotation_follow_the_similarity(still: np.ndarray) -> None:
     """1.25x zoom, 6 degrees and a small shift over 8 frames (corners move ~90 px): the flow alone
-    (no global model: 24.7 dB) and the previous interp (20.5 dB) blur and ghost; the similarity
-    fitted to the trusted flow, followed along its own curved path, gives 43 dB."""
+    (no global model: 24.7 dB on street) and the previous interp (20.5 dB) blur and ghost; the
+    similarity fitted to the trusted flow, followed along its own curved path, gives 43 dB."""
     clip = similarity_clip(still, 1.25, 6.0, (10.0, 5.0))
     psnr = interpolate(clip, SideInfo())
-    assert psnr["new"] > 38.0 and psnr["new"] > psnr["old"] + 15 and psnr["new"] > psnr["crossfade"] + 20, psnr
+    # Measured (new / over old / over cross-fade, dB; the same each run): street 43.3 / 22.8 / 25.0,
+    # riders 35.9 / 18.6 / 20.2, and held out, bigbuckbunny frames 60 and 110: 37.6 / 16.9 / 18.4,
+    # 38.5 / 17.8 / 19.5. The floors sit ~3 dB under the lowest of the four (their spread's
+    # standard deviation): content moves these figures, reruns do not. 33 dB is still 8 dB over
+    # the flow alone.
+    assert psnr["new"] > 33.0 and psnr["new"] > psnr["old"] + 14 and psnr["new"] > psnr["crossfade"] + 15, psnr
     motion = _interval_motion(clip[0], clip[-1], None)
     m, _ = motion.model
     assert motion.how == "fit" and abs(abs(m) - 1.25) < 0.01 and abs(np.degrees(np.angle(m)) + 6.0) < 0.3, motion.model
@@ -68,7 +78,8 @@ def test_a_pan_beyond_the_flow_takes_the_side_information(still: np.ndarray) -> 
     half is flat: the flow finds nothing it trusts, so the side information's pan is the model,
     the flow is searched again from it, and the frames come out sharp (41 dB) where the previous
     interp and the cross-fade ghost (15 dB). Without the pan nothing is found and the frames are
-    no worse than a cross-fade."""
+    no worse than a cross-fade. Measured: street 40.9 dB (old and cross-fade 14.8), riders 45.2
+    (17.3); blind, 0.09 and 0.04 dB under the cross-fade."""
     image = still.copy()
     image[150:] = (90, 110, 70)
     clip = similarity_clip(image, 1.0, 0.0, (200.0, 16.0))

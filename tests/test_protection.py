@@ -44,7 +44,9 @@ def test_tx_follows_each_pdus_mcs(base_port: int) -> None:
     data = os.urandom(5000)
     with FlowgraphRunner(LoopbackConfig(mcs="qpsk-1/2", snr_db=25.0, base_port=base_port)) as runner:
         with Link(LinkAddresses.from_base_port(base_port)) as link:
-            res = link.transfer(data, p, idle_timeout_s=2.0, deadline_s=60, check=runner.check)
+            # Ends as soon as every PDU is in; the idle timeout only ends a stalled transfer, so a
+            # generous one costs nothing here and keeps a CPU-starved rx from losing the tail.
+            res = link.transfer(data, p, idle_timeout_s=10.0, deadline_s=60, check=runner.check)
     assert res.data == data and res.lost_pdus == []
     assert res.tx_samples == p.cost(len(data))[2]
     assert {m["mcs"] for m in res.meta} == {"bpsk-1/2", "16qam-3/4"}

@@ -15,13 +15,15 @@ from conftest import free_base_port
 from lgvsc.loopback import LoopbackOptions, run_loopback
 from lgvsc.sample_videos import sample_video
 
+pytestmark = pytest.mark.flowgraph
+
 SNRS, CHANNELS, CBRS = (0, 5, 10, 20), ("awgn", "multipath"), (1e-3, 1e-4)
 
 
 @cache
 def point(snr: float, channel: str, cbr: float, out_dir: str, video: str = "bikes") -> dict:
     out = Path(out_dir) / f"{video}_{channel}_{snr}_{cbr}.mp4"
-    return run_loopback(LoopbackOptions(Path(sample_video(video)), out, snr, cbr=cbr, channel=channel,
+    return run_loopback(LoopbackOptions(Path(sample_video(video)), out, snr_db=snr, cbr=cbr, channel=channel,
                                         base_port=free_base_port())).report
 
 

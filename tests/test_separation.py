@@ -34,14 +34,25 @@ def clip(bikes: Path) -> tuple[FrameSource, np.ndarray]:
     return FrameSource.of_file(bikes, max_frames=60), read_video(bikes, max_frames=60).frames
 
 
+@pytest.fixture(scope="module")
+def unseen_clip(derived_clip: Path) -> tuple[FrameSource, np.ndarray]:
+    """The head of conftest's derived clip (odd size, new rate): built in the tests, tuned by nobody."""
+    return FrameSource.of_file(derived_clip, max_frames=60), read_video(derived_clip, max_frames=60).frames
+
+
 @pytest.mark.parametrize("scheme", ["h264", "h265", "av1"])
-def test_fits_the_budget_and_decodes_exactly(clip, scheme: str) -> None:  # noqa: ANN001
-    source, frames = clip
+@pytest.mark.parametrize("which", ["clip", "unseen_clip"])
+def test_fits_the_budget_and_decodes_exactly(which: str, scheme: str, request: pytest.FixtureRequest) -> None:
+    source, frames = request.getfixturevalue(which)
     coded = encode_to_budget(source, scheme, 3000)
     assert len(coded.data) <= 3000 and coded.frames == 60
     out = np.stack(list(decode(coded.data, coded)))
     assert out.shape == frames.shape
-    assert np.mean(psnr_frames(frames, out)) > 16.0
+    # Mean PSNR at 3000 bytes, h264 / h265 / av1 (dB): bikes 25.45 / 25.60 / 26.30, the derived
+    # clip 22.40 / 22.88 / 23.75; held-out clips 22.4 to 34.3, bigbuckbunny's 720p h264 22.06.
+    # Reruns move them by 0.006 dB at most (x264's threads); the floor sits 3 dB under the lowest
+    # of those six clips, room for another build of the encoders.
+    assert np.mean(psnr_frames(frames, out)) > 19.0
 
 
 def test_sei_is_stripped_and_the_stream_still_decodes(clip) -> None:  # noqa: ANN001
@@ -83,13 +94,18 @@ def test_impossible_budgets_and_unknown_schemes_are_clear_errors(clip) -> None: 
         encode_to_budget(source, "vp9", 5000)
 
 
-def test_baseline_through_the_flowgraphs(bikes: Path, base_port: int) -> None:
+@pytest.mark.parametrize("video", ["bikes", "derived_clip"])
+def test_baseline_through_the_flowgraphs(video: str, base_port: int, request: pytest.FixtureRequest) -> None:
     """The same flowgraphs, probe and on-air budget as LGVSC; exact frame count; budget kept."""
     from tools.baseline_loopback import BaselineOptions, run_baseline_loopback
 
-    r = run_baseline_loopback(BaselineOptions(bikes, "h264", 10.0, cbr=1e-3, base_port=base_port, max_frames=60))
+    source = request.getfixturevalue(video)
+    r = run_baseline_loopback(BaselineOptions(source, "h264", snr_db=10.0, cbr=1e-3, base_port=base_port,
+                                              max_frames=60))
     assert r["frames_out"] == 60 and r["mcs"] == "16qam-1/2" and r["per"] == 0.0
     assert 0.9e-3 <= r["cbr_on_air"] <= 1.1e-3 and r["stream_bytes"] <= r["stream_bytes_budget"]
+    # Measured: bikes 26.45 dB (twice, the same to 0.001 dB: no PDU lost at 10 dB), the derived
+    # clip 21.66, the held-out photo_pan_cut 26.64. The floor sits 3.7 dB under the lowest.
     assert r["psnr_db"] > 18.0
 
 

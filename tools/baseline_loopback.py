@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from dataclasses import dataclass
+from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lgvsc.loopback import semantic_similarity
 from lgvsc.rate_control import PROBE_MCS, adapt_link, stream_bytes_near
+from lgvsc_phy.channel_spec import ChannelConfig, add_channel_options, channel_settings, report_fields
 from lgvsc_phy.link import Link, LinkAddresses
 from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
@@ -28,13 +29,13 @@ from semantic.video_io import write_video
 
 
 @dataclass(frozen=True)
-class BaselineOptions:
+class BaselineOptions(ChannelConfig):
+    """The baseline's settings; the channel's (snr_db, channel, ...) are ChannelConfig's keywords."""
+
     input: Path
     scheme: str
-    snr_db: float
+    _: KW_ONLY
     cbr: float = 1e-3
-    channel: str = "awgn"
-    seed: int = 1
     base_port: int = 52101
     max_frames: int | None = None
     psss: str = "classical"
@@ -51,8 +52,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
     source = FrameSource.of_file(opts.input, opts.max_frames)
     frames = np.stack(list(source.open()))
     values = int(np.prod(frames.shape))
-    config = LoopbackConfig(mcs=PROBE_MCS, snr_db=opts.snr_db, channel=opts.channel, seed=opts.seed,
-                            base_port=opts.base_port)
+    config = LoopbackConfig(mcs=PROBE_MCS, base_port=opts.base_port, **channel_settings(opts))
     with FlowgraphRunner(config) as runner, Link(LinkAddresses.from_base_port(opts.base_port)) as link:
         probe, mcs = adapt_link(link, runner.check)
         protection = Protection.uniform(mcs)
@@ -69,8 +69,8 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
         out = np.stack(list(decode(received, coded)))
     if opts.output is not None:
         write_video(opts.output, iter(out), source.fps)
-    return {"input": str(opts.input), "scheme": opts.scheme, "snr_db": opts.snr_db, "channel": opts.channel,
-            "cbr_target": opts.cbr, "mcs": mcs.name, "probe_esnr_db": probe.esnr_db, "stream_bytes_budget": budget,
+    return {"input": str(opts.input), "scheme": opts.scheme, **report_fields(opts), "cbr_target": opts.cbr,
+            "mcs": mcs.name, "probe_esnr_db": probe.esnr_db, "stream_bytes_budget": budget,
             "stream_bytes": len(coded.data) if coded else 0,
             "coded": None if coded is None else {"size": f"{coded.width}x{coded.height}", "crf": coded.crf,
                                                  "stride": coded.stride},
@@ -87,14 +87,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("input")
     ap.add_argument("--scheme", default="h264", choices=list(SCHEMES))
-    ap.add_argument("--snr-db", type=float, required=True)
+    add_channel_options(ap, required=["snr_db"])
     ap.add_argument("--cbr", type=float, default=1e-3)
-    ap.add_argument("--channel", default="awgn")
     ap.add_argument("--base-port", type=int, default=52101)
     ap.add_argument("--max-frames", type=int)
     args = ap.parse_args()
-    report = run_baseline_loopback(BaselineOptions(Path(args.input), args.scheme, args.snr_db, args.cbr, args.channel,
-                                                   base_port=args.base_port, max_frames=args.max_frames))
+    opts = BaselineOptions(Path(args.input), args.scheme, cbr=args.cbr, base_port=args.base_port,
+                           max_frames=args.max_frames, **channel_settings(args))
+    report = run_baseline_loopback(opts)
     print(json.dumps(report, indent=2))
 
 

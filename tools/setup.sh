@@ -52,6 +52,10 @@ if ! grep -qs '^[[:space:]]*xterm_executable' "$grc_conf"; then
   echo "setup: GRC runs flowgraphs in /usr/bin/xterm ($grc_conf)"
 fi
 
+# GRC, grcc and /usr/bin/python3 find the blocks and lgvsc_phy from anywhere, with no variables
+# (`make uninstall-grc` removes the links).
+bash tools/install_grc.sh
+
 "$VENV/bin/python" -c "import gnuradio, numpy, torch, av, zmq; assert numpy.__version__ == '1.24.2', numpy.__version__" \
   || { echo "setup: the venv is broken (numpy/gnuradio mismatch?); delete $VENV and rerun" >&2; exit 1; }
 echo "setup: ok"

@@ -33,11 +33,12 @@ from pathlib import Path
 
 from lgvsc.progress import Progress
 from lgvsc.sample_videos import NAMES, sample_video
+from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_field_names, report_fields
 
 SCHEMES = ("lgvsc", "h264", "h265", "av1")
-COLUMNS = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
+COLUMNS = ["video", "scheme", "backends", *report_field_names(), "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
            "vmaf", "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes", "on_air_symbols", "psss_backend",
-           "seed", "status", "key", "input"]
+           "status", "key", "input"]
 PORT_BASE, PORT_STRIDE = 20000, 10  # each point's flowgraphs use ports base .. base+9, below the ephemeral range
 
 
@@ -63,6 +64,10 @@ class Point:
         """Stable across runs and machines for the same grid point (resume matches on it)."""
         digest = hashlib.sha1(str(Path(self.input).resolve()).encode()).hexdigest()[:6]
         return f"{self.video}-{digest}_{self.scheme}_{self.channel}_snr{self.snr_db:g}_cbr{self.cbr:g}_s{self.seed}"
+
+    def channel_config(self) -> ChannelConfig:
+        """The point's channel; what the grid does not vary keeps the channel's defaults."""
+        return ChannelConfig(snr_db=self.snr_db, channel=self.channel, seed=self.seed)
 
 
 @dataclass(frozen=True)
@@ -109,9 +114,8 @@ PointRunner = Callable[[Point, PointSettings, int], dict]  # (point, settings, b
 
 def point_row(point: Point, settings: PointSettings) -> dict:
     """The columns a point's row has whatever happened to it."""
-    return {"video": point.video, "scheme": point.scheme, "snr_db": point.snr_db, "channel": point.channel,
-            "cbr_target": point.cbr, "seed": point.seed, "key": point.key, "input": point.input,
-            "psss_backend": settings.psss}
+    return {"video": point.video, "scheme": point.scheme, **report_fields(point.channel_config()),
+            "cbr_target": point.cbr, "key": point.key, "input": point.input, "psss_backend": settings.psss}
 
 
 def failed_row(point: Point, settings: PointSettings, exc: BaseException, wall_s: float | None = None) -> dict:
@@ -138,22 +142,22 @@ def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
 
 
 def _run(point: Point, settings: PointSettings, base_port: int, output: Path | None) -> dict:
+    channel = channel_settings(point.channel_config())
     if point.scheme == "lgvsc":
         from lgvsc.loopback import LoopbackOptions, run_loopback
 
         target = output or Path(settings.out_dir) / "videos" / "scratch" / f"{point.key}.mp4"
-        opts = LoopbackOptions(Path(point.input), target, point.snr_db, point.cbr, point.channel, seed=point.seed,
-                               decoder=settings.decoder, psss=settings.psss, base_port=base_port,
-                               max_frames=settings.max_frames)
+        opts = LoopbackOptions(Path(point.input), target, cbr=point.cbr, decoder=settings.decoder, psss=settings.psss,
+                               base_port=base_port, max_frames=settings.max_frames, **channel)
         report = run_loopback(opts).report
         if output is None:
             target.unlink(missing_ok=True)
         return report
     from tools.baseline_loopback import BaselineOptions, run_baseline_loopback
 
-    return run_baseline_loopback(BaselineOptions(Path(point.input), point.scheme, point.snr_db, point.cbr,
-                                                 point.channel, point.seed, base_port, settings.max_frames,
-                                                 settings.psss, output))
+    return run_baseline_loopback(BaselineOptions(Path(point.input), point.scheme, cbr=point.cbr, base_port=base_port,
+                                                 max_frames=settings.max_frames, psss=settings.psss, output=output,
+                                                 **channel))
 
 
 def read_results(path: Path) -> dict[str, dict]:
