@@ -178,6 +178,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
                            **channel_settings(args),
                            diffusion=_diffusion(args), psss=args.psss, describe=args.describe,
                            protect=not args.no_protect, probe=not args.no_probe, images=args.images,
+                           design_snr_db=args.design_snr_db,
                            expected_loss=args.expected_loss, base_port=args.base_port, max_frames=args.max_frames,
                            deadline_s=args.deadline)
     result = run_loopback(opts)
@@ -189,6 +190,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
         write_html(Path(args.html), r, result.samples, result.psnr_per_frame, result.keyframe_images,
                    result.encoded.data)
     probe = f", probe {r['probe']['esnr_db']:.1f} dB effective" if r.get("probe") and r["probe"]["esnr_db"] else ""
+    if r.get("design_snr_db") is not None:
+        probe = f", planned for {r['design_snr_db']:g} dB"
     print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB{probe} "
           f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
           f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f}, "
@@ -371,6 +374,12 @@ def _radio_args(p: argparse.ArgumentParser) -> None:
                    help="CurveZMQ: this host's secret key; encrypts the IQ hop between hosts (lgvsc keys)")
 
 
+def _design_snr_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--design-snr-db", type=float,
+                        help="with --mcs auto: plan MCS, protection and budget for this SNR (dB) without probing; "
+                             "the channel's --snr-db stays unknown to the transmitter (broadcast, no feedback)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgvsc", description=__doc__,
                                 epilog="exit status: 0 done, 2 bad input or environment, 3 internal error (a bug: "
@@ -432,6 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--describe", default="none", help="description backend: none, tags, mllm:<HF id or path>")
     lb.add_argument("--no-probe", action="store_true",
                     help="with --mcs auto: choose from --snr-db instead of the effective SNR a probe burst measures")
+    _design_snr_arg(lb)
     lb.add_argument("--no-protect", action="store_true",
                     help="send the stream's critical prefix (header, timing, motion, text) on the rate MCS too")
     lb.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
@@ -450,7 +460,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--bytes", type=int, help="byte budget of the bitstream")
     snd.add_argument("--mcs", default="qpsk-1/2",
                      help="MCS, or auto with --snr-db (the receiver follows it from the burst headers)")
-    snd.add_argument("--snr-db", type=float, help="expected Es/N0 at the receiver, for --mcs auto")
+    snd.add_argument("--snr-db", "--design-snr-db", type=float,
+                     help="the Es/N0 the transmission is planned for (--mcs auto): there is no feedback")
     snd.add_argument("--describe", default="none", help="description backend: none, tags, mllm:<HF id or path>")
     snd.add_argument("--no-protect", action="store_true", help="no more robust MCS for the critical prefix")
     snd.add_argument("--iq-out", help="ZMQ address the IQ is pushed on (bind), default the base port + 1")

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from lgvsc.progress import Progress, progress_source
-from lgvsc.rate_control import PROBE_MCS, adapt_link, choose_mcs, plan_stream
+from lgvsc.rate_control import PROBE_MCS, link_mcs, plan_stream
 from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_fields
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult
 from lgvsc_phy.ports import DEFAULT_BASE_PORT
@@ -40,6 +40,7 @@ class LoopbackOptions(ChannelConfig):
     describe: str = "none"  # description backend
     protect: bool = True  # critical prefix on a more robust MCS
     probe: bool = True  # --mcs auto: choose from the effective SNR a probe burst measures
+    design_snr_db: float | None = None  # --mcs auto: plan for this SNR, never probe or ask the channel
     diffusion: DiffusionSettings | None = None  # for decoder diffusers:<id>
     psss: str = "classical"
     images: str = "track"  # keyframe images: the predictive AV1 track, or intra (WebP/AVIF each)
@@ -124,12 +125,9 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     with FlowgraphRunner(config) as runner:
         timings["flowgraph_start_s"] = time.monotonic() - t
         with Link(LinkAddresses.from_base_port(opts.base_port)) as link:
-            if opts.mcs == "auto" and opts.probe:
-                # Link adaptation as a radio does it: measure, then choose (the probe's samples
-                # are reported, and counted in cbr_on_air_with_probe).
-                probe, mcs = adapt_link(link, runner.check)
-            else:
-                mcs = choose_mcs(opts.mcs, opts.snr_db)
+            # Link adaptation as a radio does it: measure, then choose (the probe's samples are
+            # reported, and counted in cbr_on_air_with_probe); or plan for a design SNR.
+            probe, mcs = link_mcs(link, opts.mcs, opts.design_snr_db, opts.probe, opts.snr_db, runner.check)
             t = time.monotonic()
             try:  # the flowgraphs wait meanwhile
                 config = EncoderConfig(psss=opts.psss, describe=opts.describe, images=opts.images,
@@ -194,6 +192,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
                                              "samples": probe.samples},
         "cbr_on_air_with_probe": (transfer.tx_samples + (probe.samples if probe else 0)) / info.source_values,
         **report_fields(opts),
+        "design_snr_db": opts.design_snr_db,  # None: the MCS came from a probe (or was named)
         "snr_estimate_db": float(np.mean(snr_estimates)) if snr_estimates else None,
         "mcs": mcs.name,
         "protection": protection.describe(),

@@ -78,6 +78,23 @@ def adapt_link(link: Link, check: Callable[[], None] | None = None) -> tuple[Pro
     return probe, auto_mcs(probe.esnr_db if probe.esnr_db is not None else float("-inf"))
 
 
+def link_mcs(link: Link, mcs: str, design_snr_db: float | None, probe: bool, known_snr_db: float | None,
+             check: Callable[[], None] | None = None) -> tuple[Probe | None, Mcs]:
+    """The transmitter's MCS, and the probe it took (None if none).
+
+    A named MCS is used as named. ``auto``: with a design SNR, the MCS for it and nothing else (a
+    broadcast, or a link whose feedback is down: the transmitter never learns the channel's SNR);
+    else from a probe burst's effective SNR, as link adaptation does; without a probe, from
+    ``known_snr_db`` (a transmitter told the channel's SNR, the separated chain's best case)."""
+    if mcs != "auto":
+        return None, get_mcs(mcs)
+    if design_snr_db is not None:
+        return None, auto_mcs(design_snr_db)
+    if probe:
+        return adapt_link(link, check)
+    return None, auto_mcs(known_snr_db if known_snr_db is not None else float("-inf"))
+
+
 def stream_bytes_near(protection: Protection, on_air_target: float) -> int:
     """The byte budget a non-adaptive stream (the separation baselines) gets under the rule
     ``plan_stream`` follows: on air at most the target, unless whole bursts leave that below

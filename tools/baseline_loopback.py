@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from lgvsc.loopback import semantic_similarity
-from lgvsc.rate_control import PROBE_MCS, adapt_link, stream_bytes_near
+from lgvsc.rate_control import PROBE_MCS, link_mcs, stream_bytes_near
 from lgvsc_phy.channel_spec import ChannelConfig, add_channel_options, channel_settings, report_fields
 from lgvsc_phy.link import Link, LinkAddresses
 from lgvsc_phy.protection import Protection
@@ -40,6 +40,7 @@ class BaselineOptions(ChannelConfig):
     max_frames: int | None = None
     psss: str = "classical"
     output: Path | None = None  # the video as a player shows it
+    design_snr_db: float | None = None  # plan the MCS for this SNR, no probe (None: probe, then adapt)
 
 
 def backends(scheme: str, psss: str) -> dict[str, str]:
@@ -54,7 +55,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
     values = int(np.prod(frames.shape))
     config = LoopbackConfig(mcs=PROBE_MCS, base_port=opts.base_port, **channel_settings(opts))
     with FlowgraphRunner(config) as runner, Link(LinkAddresses.from_base_port(opts.base_port)) as link:
-        probe, mcs = adapt_link(link, runner.check)
+        probe, mcs = link_mcs(link, "auto", opts.design_snr_db, True, None, runner.check)
         protection = Protection.uniform(mcs)
         budget = stream_bytes_near(protection, opts.cbr * values)
         try:
@@ -70,7 +71,8 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
     if opts.output is not None:
         write_video(opts.output, iter(out), source.fps)
     return {"input": str(opts.input), "scheme": opts.scheme, **report_fields(opts), "cbr_target": opts.cbr,
-            "mcs": mcs.name, "probe_esnr_db": probe.esnr_db, "stream_bytes_budget": budget,
+            "mcs": mcs.name, "design_snr_db": opts.design_snr_db,
+            "probe_esnr_db": None if probe is None else probe.esnr_db, "stream_bytes_budget": budget,
             "stream_bytes": len(coded.data) if coded else 0,
             "coded": None if coded is None else {"size": f"{coded.width}x{coded.height}", "crf": coded.crf,
                                                  "stride": coded.stride},
@@ -91,9 +93,11 @@ def main() -> None:
     ap.add_argument("--cbr", type=float, default=1e-3)
     ap.add_argument("--base-port", type=int, default=52101)
     ap.add_argument("--max-frames", type=int)
+    ap.add_argument("--design-snr-db", type=float,
+                    help="plan the MCS for this SNR without probing (the channel's --snr-db stays unknown)")
     args = ap.parse_args()
     opts = BaselineOptions(Path(args.input), args.scheme, cbr=args.cbr, base_port=args.base_port,
-                           max_frames=args.max_frames, **channel_settings(args))
+                           max_frames=args.max_frames, design_snr_db=args.design_snr_db, **channel_settings(args))
     report = run_baseline_loopback(opts)
     print(json.dumps(report, indent=2))
 

@@ -36,9 +36,9 @@ from lgvsc.sample_videos import NAMES, sample_video
 from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_field_names, report_fields
 
 SCHEMES = ("lgvsc", "h264", "h265", "av1")
-COLUMNS = ["video", "scheme", "backends", *report_field_names(), "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
-           "vmaf", "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes", "on_air_symbols", "psss_backend",
-           "status", "key", "input"]
+COLUMNS = ["video", "scheme", "backends", *report_field_names(), "design_snr_db", "cbr_target", "cbr_on_air", "per",
+           "psnr_db", "ssim", "vmaf", "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes",
+           "on_air_symbols", "psss_backend", "status", "key", "input"]
 PORT_BASE, PORT_STRIDE = 20000, 10  # each point's flowgraphs use ports base .. base+9, below the ephemeral range
 
 
@@ -54,6 +54,7 @@ class Point:
     cbr: float
     channel: str
     seed: int = 1
+    design_snr_db: float | None = None  # the transmitter plans for this SNR (None: it probes the link)
 
     @property
     def video(self) -> str:
@@ -63,7 +64,9 @@ class Point:
     def key(self) -> str:
         """Stable across runs and machines for the same grid point (resume matches on it)."""
         digest = hashlib.sha1(str(Path(self.input).resolve()).encode()).hexdigest()[:6]
-        return f"{self.video}-{digest}_{self.scheme}_{self.channel}_snr{self.snr_db:g}_cbr{self.cbr:g}_s{self.seed}"
+        design = "" if self.design_snr_db is None else f"_design{self.design_snr_db:g}"  # older keys unchanged
+        return (f"{self.video}-{digest}_{self.scheme}_{self.channel}_snr{self.snr_db:g}_cbr{self.cbr:g}_s{self.seed}"
+                f"{design}")
 
     def channel_config(self) -> ChannelConfig:
         """The point's channel; what the grid does not vary keeps the channel's defaults."""
@@ -89,10 +92,11 @@ class Grid:
     cbr: list[float]
     channels: list[str]
     seeds: list[int] = field(default_factory=lambda: [1])
+    design_snr_db: list[float | None] = field(default_factory=lambda: [None])
 
     def points(self) -> list[Point]:
-        return [Point(v, s, snr, c, ch, seed) for v in self.videos for ch in self.channels for c in self.cbr
-                for snr in self.snr_db for seed in self.seeds for s in self.schemes]
+        return [Point(v, s, snr, c, ch, seed, design) for v in self.videos for ch in self.channels for c in self.cbr
+                for design in self.design_snr_db for snr in self.snr_db for seed in self.seeds for s in self.schemes]
 
 
 def resolve_video(name: str) -> str:
@@ -115,7 +119,8 @@ PointRunner = Callable[[Point, PointSettings, int], dict]  # (point, settings, b
 def point_row(point: Point, settings: PointSettings) -> dict:
     """The columns a point's row has whatever happened to it."""
     return {"video": point.video, "scheme": point.scheme, **report_fields(point.channel_config()),
-            "cbr_target": point.cbr, "key": point.key, "input": point.input, "psss_backend": settings.psss}
+            "cbr_target": point.cbr, "design_snr_db": point.design_snr_db, "key": point.key, "input": point.input,
+            "psss_backend": settings.psss}
 
 
 def failed_row(point: Point, settings: PointSettings, exc: BaseException, wall_s: float | None = None) -> dict:
@@ -148,7 +153,8 @@ def _run(point: Point, settings: PointSettings, base_port: int, output: Path | N
 
         target = output or Path(settings.out_dir) / "videos" / "scratch" / f"{point.key}.mp4"
         opts = LoopbackOptions(Path(point.input), target, cbr=point.cbr, decoder=settings.decoder, psss=settings.psss,
-                               base_port=base_port, max_frames=settings.max_frames, **channel)
+                               base_port=base_port, max_frames=settings.max_frames,
+                               design_snr_db=point.design_snr_db, **channel)
         report = run_loopback(opts).report
         if output is None:
             target.unlink(missing_ok=True)
@@ -157,7 +163,7 @@ def _run(point: Point, settings: PointSettings, base_port: int, output: Path | N
 
     return run_baseline_loopback(BaselineOptions(Path(point.input), point.scheme, cbr=point.cbr, base_port=base_port,
                                                  max_frames=settings.max_frames, psss=settings.psss, output=output,
-                                                 **channel))
+                                                 design_snr_db=point.design_snr_db, **channel))
 
 
 def read_results(path: Path) -> dict[str, dict]:
@@ -261,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cbr", default="1e-3,1e-4")
     ap.add_argument("--channel", default="awgn,multipath")
     ap.add_argument("--seeds", default="1", help="channel seeds (repeats of each point)")
+    ap.add_argument("--design-snr-db", default="",
+                    help="SNRs the transmitter plans for, without probing (an axis; default: it probes the link)")
     ap.add_argument("--out", required=True, help="results directory (resumed when it exists)")
     ap.add_argument("--address", help="an existing Ray cluster (default: a local one)")
     ap.add_argument("--cpus-per-point", type=float, default=2.0)
@@ -280,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grid = Grid([resolve_video(v) for v in args.videos], _names(args.schemes, SCHEMES, "scheme"),
                     _floats(args.snr_db), _floats(args.cbr), _names(args.channel, channel_names(), "channel"),
-                    [int(s) for s in args.seeds.split(",") if s])
+                    [int(s) for s in args.seeds.split(",") if s], _floats(args.design_snr_db) or [None])
     except (SweepError, ValueError) as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 2

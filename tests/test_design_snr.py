@@ -1,0 +1,55 @@
+"""A transmitter that plans for a design SNR and never learns the channel's (broadcast, no
+feedback): the MCS comes from the design SNR alone, and the receiver gets what the channel lets
+through."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from lgvsc.rate_control import link_mcs
+from lgvsc_phy.mcs import auto_mcs, get_mcs
+from semantic.video_io import read_video
+from tools.sweep import COLUMNS, Grid, PointSettings, point_row
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_a_design_snr_picks_the_mcs_without_touching_the_link() -> None:
+    # link=None: any probe or other use of the link would raise
+    assert link_mcs(None, "auto", 10.0, True, 0.0) == (None, auto_mcs(10.0))
+    assert link_mcs(None, "auto", 3.0, True, 25.0) == (None, auto_mcs(3.0))
+    assert link_mcs(None, "qpsk-3/4", 25.0, True, 0.0) == (None, get_mcs("qpsk-3/4"))  # a named MCS stays
+    assert link_mcs(None, "auto", None, False, 20.0) == (None, auto_mcs(20.0))  # told the channel's SNR
+    assert auto_mcs(3.0) != auto_mcs(20.0)
+
+
+def test_the_sweep_has_a_design_snr_axis_and_column(tmp_path: Path) -> None:
+    grid = Grid(["/v/a.mp4"], ["lgvsc", "h264"], [4.0, 10.0], [1e-3], ["awgn"], design_snr_db=[None, 10.0])
+    points = grid.points()
+    assert len(points) == 8 and len({p.key for p in points}) == 8
+    planned = [p for p in points if p.design_snr_db == 10.0]
+    assert len(planned) == 4 and all(p.key.endswith("_design10") for p in planned)
+    probed = next(p for p in points if p.design_snr_db is None)
+    assert "design" not in probed.key  # results.csv written before the axis existed still resume
+    row = point_row(planned[0], PointSettings(str(tmp_path)))
+    assert "design_snr_db" in COLUMNS and row["design_snr_db"] == 10.0
+
+
+@pytest.mark.flowgraph
+def test_loopback_planned_for_10_db_received_at_4_db(bikes: Path, tmp_path: Path, base_port: int) -> None:
+    """The MCS is the design SNR's, no probe is sent, and the video still has every frame."""
+    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    r = subprocess.run([sys.executable, "-m", "lgvsc.cli", "loopback", str(bikes), "-o", str(out), "--snr-db", "4",
+                        "--design-snr-db", "10", "--cbr", "1e-3", "--max-frames", "60", "--report", str(report),
+                        "--base-port", str(base_port)], cwd=ROOT, capture_output=True, text=True, timeout=500)
+    assert r.returncode in (0, 4), r.stderr  # 4: degraded (PDUs lost), what arrived was written
+    rep = json.loads(report.read_text())
+    assert rep["design_snr_db"] == 10 and rep["snr_db"] == 4
+    assert rep["mcs"] == auto_mcs(10.0).name and rep["probe"] is None
+    assert rep["frames_out"] == read_video(out).info.frames == 60
+    assert "planned for 10 dB" in r.stdout
