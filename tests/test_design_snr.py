@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from lgvsc.rate_control import link_mcs
+from lgvsc_phy.channel_spec import ChannelConfig
 from lgvsc_phy.mcs import auto_mcs, get_mcs
 from semantic.video_io import read_video
 from tools.sweep import COLUMNS, Grid, PointSettings, point_row
@@ -53,3 +54,12 @@ def test_loopback_planned_for_10_db_received_at_4_db(bikes: Path, tmp_path: Path
     assert rep["mcs"] == auto_mcs(10.0).name and rep["probe"] is None
     assert rep["frames_out"] == read_video(out).info.frames == 60
     assert "planned for 10 dB" in r.stdout
+
+
+def test_the_sweep_has_a_doppler_axis_that_reaches_the_channel() -> None:
+    grid = Grid(["/v/a.mp4"], ["lgvsc"], [10.0], [1e-3], ["rayleigh"], doppler=[None, 1e-4, 1e-2])
+    points = grid.points()
+    assert [p.doppler for p in points] == [None, 1e-4, 1e-2]
+    assert points[0].channel_config().doppler == ChannelConfig().doppler  # the channel's default
+    assert points[2].channel_config().doppler == 1e-2 and points[2].key.endswith("_fd0.01")
+    assert "_fd" not in points[0].key

@@ -55,6 +55,7 @@ class Point:
     channel: str
     seed: int = 1
     design_snr_db: float | None = None  # the transmitter plans for this SNR (None: it probes the link)
+    doppler: float | None = None  # normalized Doppler of a fading channel (None: the channel's default)
 
     @property
     def video(self) -> str:
@@ -64,13 +65,16 @@ class Point:
     def key(self) -> str:
         """Stable across runs and machines for the same grid point (resume matches on it)."""
         digest = hashlib.sha1(str(Path(self.input).resolve()).encode()).hexdigest()[:6]
-        design = "" if self.design_snr_db is None else f"_design{self.design_snr_db:g}"  # older keys unchanged
+        # axes added later appear only when set: older results.csv keys stay valid for resuming
+        design = "" if self.design_snr_db is None else f"_design{self.design_snr_db:g}"
+        doppler = "" if self.doppler is None else f"_fd{self.doppler:g}"
         return (f"{self.video}-{digest}_{self.scheme}_{self.channel}_snr{self.snr_db:g}_cbr{self.cbr:g}_s{self.seed}"
-                f"{design}")
+                f"{design}{doppler}")
 
     def channel_config(self) -> ChannelConfig:
         """The point's channel; what the grid does not vary keeps the channel's defaults."""
-        return ChannelConfig(snr_db=self.snr_db, channel=self.channel, seed=self.seed)
+        doppler = {} if self.doppler is None else {"doppler": self.doppler}
+        return ChannelConfig(snr_db=self.snr_db, channel=self.channel, seed=self.seed, **doppler)
 
 
 @dataclass(frozen=True)
@@ -93,10 +97,12 @@ class Grid:
     channels: list[str]
     seeds: list[int] = field(default_factory=lambda: [1])
     design_snr_db: list[float | None] = field(default_factory=lambda: [None])
+    doppler: list[float | None] = field(default_factory=lambda: [None])
 
     def points(self) -> list[Point]:
-        return [Point(v, s, snr, c, ch, seed, design) for v in self.videos for ch in self.channels for c in self.cbr
-                for design in self.design_snr_db for snr in self.snr_db for seed in self.seeds for s in self.schemes]
+        return [Point(v, s, snr, c, ch, seed, design, fd) for v in self.videos for ch in self.channels
+                for fd in self.doppler for c in self.cbr for design in self.design_snr_db for snr in self.snr_db
+                for seed in self.seeds for s in self.schemes]
 
 
 def resolve_video(name: str) -> str:
@@ -267,6 +273,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--cbr", default="1e-3,1e-4")
     ap.add_argument("--channel", default="awgn,multipath")
     ap.add_argument("--seeds", default="1", help="channel seeds (repeats of each point)")
+    ap.add_argument("--doppler", default="",
+                    help="normalized Doppler values of the fading channels (an axis; default: the channel's)")
     ap.add_argument("--design-snr-db", default="",
                     help="SNRs the transmitter plans for, without probing (an axis; default: it probes the link)")
     ap.add_argument("--out", required=True, help="results directory (resumed when it exists)")
@@ -288,7 +296,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         grid = Grid([resolve_video(v) for v in args.videos], _names(args.schemes, SCHEMES, "scheme"),
                     _floats(args.snr_db), _floats(args.cbr), _names(args.channel, channel_names(), "channel"),
-                    [int(s) for s in args.seeds.split(",") if s], _floats(args.design_snr_db) or [None])
+                    [int(s) for s in args.seeds.split(",") if s], _floats(args.design_snr_db) or [None],
+                    _floats(args.doppler) or [None])
     except (SweepError, ValueError) as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
