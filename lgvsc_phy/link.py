@@ -140,6 +140,12 @@ class TransferResult:
     def complete(self) -> bool:
         return not self.lost_pdus
 
+    def pdu_snr_db(self) -> list[float | None]:
+        """Per PDU in sending order, the SNR the receiver estimated on its burst (None: lost, or
+        not measured): on a fading channel, what each burst really saw beside what was lost."""
+        seen = {int(m["seq"]): float(m["snr_db"]) for m in self.meta if "seq" in m and "snr_db" in m}
+        return [seen.get(seq) for seq in range(self.pdus_sent)]
+
 
 class Link:
     """One ZeroMQ session with running tx and rx flowgraphs."""
@@ -366,7 +372,7 @@ def accept_message(got: Reassembly, msg: bytes, stream_id: int | None = None) ->
         return None
     if stream_id is not None and pdu.stream_id != stream_id:
         return None
-    return (pdu, meta) if got.add(pdu) else None
+    return (pdu, {**meta, "seq": pdu.seq}) if got.add(pdu) else None
 
 
 def receive_stream(link: Link, idle_timeout_s: float = 5.0, deadline_s: float = 120.0,

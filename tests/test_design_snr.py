@@ -54,6 +54,10 @@ def test_loopback_planned_for_10_db_received_at_4_db(bikes: Path, tmp_path: Path
     assert rep["mcs"] == auto_mcs(10.0).name and rep["probe"] is None
     assert rep["frames_out"] == read_video(out).info.frames == 60
     assert "planned for 10 dB" in r.stdout
+    # what each burst saw, beside what was lost: a value for every PDU that arrived, None for the lost
+    snr = rep["pdu_snr_db"]
+    assert len(snr) == rep["pdus_sent"] and {i for i, v in enumerate(snr) if v is None} == set(rep["lost_pdus"])
+    assert all(-5 < v < 15 for v in snr if v is not None)  # the receiver's estimates around the channel's 4 dB
 
 
 def test_the_sweep_has_a_doppler_axis_that_reaches_the_channel() -> None:

@@ -62,8 +62,9 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
             coded = encode_to_budget(source, opts.scheme, budget)
             transfer = link.transfer(coded.data, protection, check=runner.check)
             received, on_air, pdus = transfer.data, transfer.tx_samples, (transfer.pdus_received, transfer.pdus_sent)
+            pdu_snr = transfer.pdu_snr_db()
         except SeparationError:  # nothing fits: what a player shows is grey, and nothing is sent
-            coded, received, on_air, pdus = None, b"", 0, (0, 0)
+            coded, received, on_air, pdus, pdu_snr = None, b"", 0, (0, 0), []
     if coded is None:
         out = np.full_like(frames, 128)
     else:
@@ -77,7 +78,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
             "coded": None if coded is None else {"size": f"{coded.width}x{coded.height}", "crf": coded.crf,
                                                  "stride": coded.stride},
             "on_air_symbols": on_air, "cbr_on_air": on_air / values, "frames_in": len(frames),
-            "pdus_received": pdus[0], "pdus_sent": pdus[1],
+            "pdus_received": pdus[0], "pdus_sent": pdus[1], "pdu_snr_db": pdu_snr,
             "per": 1 - pdus[0] / pdus[1] if pdus[1] else None, "frames_out": len(out),
             "psnr_db": float(np.mean(psnr_frames(frames, out))), "ssim": float(np.mean(ssim_frames(frames, out))),
             "vmaf": vmaf(frames, out),
