@@ -42,6 +42,30 @@ def _svg_curve(values: np.ndarray, label: str, marks: list[int], width: int = 72
     )
 
 
+def _svg_bursts(snr_db: list[float | None], width: int = 720, height: int = 140) -> str:
+    """One bar per PDU in sending order: the SNR the receiver estimated on its burst, or a red
+    full-height bar where the PDU was lost (on a fading channel: which fades took what)."""
+    if not snr_db:
+        return "<p>(no PDU was sent)</p>"
+    seen = [v for v in snr_db if v is not None]
+    lo, hi = min([0.0, *seen]), max([1.0, *seen])
+    step = (width - 40) / len(snr_db)
+    bars = []
+    for i, v in enumerate(snr_db):
+        x = 30 + i * step
+        if v is None:
+            bars.append(f'<rect class="lost" x="{x:.1f}" y="10" width="{max(step - 1, 1):.1f}" '
+                        f'height="{height - 30}" fill="#c00"/>')
+            continue
+        h = (v - lo) / (hi - lo) * (height - 30)
+        bars.append(f'<rect class="received" x="{x:.1f}" y="{height - 20 - h:.1f}" width="{max(step - 1, 1):.1f}" '
+                    f'height="{h:.1f}" fill="#036"/>')
+    lost = len(snr_db) - len(seen)
+    return (f'<svg id="bursts" width="{width}" height="{height}" style="background:#fafafa;border:1px solid #ddd">'
+            f'{"".join(bars)}<text x="32" y="{height - 4}" font-size="12">receiver SNR per PDU, {lo:.1f} .. '
+            f'{hi:.1f} dB; red: lost ({lost} of {len(snr_db)})</text></svg>')
+
+
 def _svg_constellation(snapshot: dict | None, size: int = 260) -> str:
     """Equalized symbols the rx decoder sampled, on the I/Q plane (unit-energy constellations)."""
     if not snapshot or not snapshot.get("points"):
@@ -112,6 +136,7 @@ through the real tx, channel and rx GNU Radio flowgraphs.</p>
 <table>{table}</table>
 <h2>Per-frame PSNR</h2>{_svg_curve(psnr, "PSNR", keyframes)}
 <h2>Where the on-air symbols went (CBR breakdown)</h2>{_breakdown_table(report)}
+<h2>What each burst saw</h2>{_svg_bursts(report.get("pdu_snr_db") or [])}
 <h2>Constellation at the receiver</h2>{_svg_constellation(report.get("constellation"))}
 <h2>Original (left) and reconstruction (right)</h2><table>{rows}</table>
 <h2>Keyframes received ({len(keyframes)})</h2>{kf}

@@ -44,10 +44,11 @@ def test_the_sweep_has_a_design_snr_axis_and_column(tmp_path: Path) -> None:
 @pytest.mark.flowgraph
 def test_loopback_planned_for_10_db_received_at_4_db(bikes: Path, tmp_path: Path, base_port: int) -> None:
     """The MCS is the design SNR's, no probe is sent, and the video still has every frame."""
-    out, report = tmp_path / "o.mp4", tmp_path / "r.json"
+    out, report, page = tmp_path / "o.mp4", tmp_path / "r.json", tmp_path / "r.html"
     r = subprocess.run([sys.executable, "-m", "lgvsc.cli", "loopback", str(bikes), "-o", str(out), "--snr-db", "4",
                         "--design-snr-db", "10", "--cbr", "1e-3", "--max-frames", "60", "--report", str(report),
-                        "--base-port", str(base_port)], cwd=ROOT, capture_output=True, text=True, timeout=500)
+                        "--html", str(page), "--base-port", str(base_port)],
+                       cwd=ROOT, capture_output=True, text=True, timeout=500)
     assert r.returncode in (0, 4), r.stderr  # 4: degraded (PDUs lost), what arrived was written
     rep = json.loads(report.read_text())
     assert rep["design_snr_db"] == 10 and rep["snr_db"] == 4
@@ -58,6 +59,9 @@ def test_loopback_planned_for_10_db_received_at_4_db(bikes: Path, tmp_path: Path
     snr = rep["pdu_snr_db"]
     assert len(snr) == rep["pdus_sent"] and {i for i, v in enumerate(snr) if v is None} == set(rep["lost_pdus"])
     assert all(-5 < v < 15 for v in snr if v is not None)  # the receiver's estimates around the channel's 4 dB
+    html = page.read_text()  # the page draws a bar per PDU, red where lost
+    assert html.count('class="lost"') == len(rep["lost_pdus"]) and html.count('class="received"') == len(snr) - len(
+        rep["lost_pdus"])
 
 
 def test_the_sweep_has_a_doppler_axis_that_reaches_the_channel() -> None:
