@@ -51,9 +51,6 @@ class FlowgraphError(RuntimeError):
 
 def _grc_env() -> dict[str, str]:
     env = dict(os.environ)
-    # Our own blocks come from BLOCKS_DIR; GRC's per-user library (~/.grc_gnuradio, where `make
-    # setup` links them for GUI users) would load them a second time, with a warning per block.
-    env["GRC_HIER_PATH"] = str(default_cache_dir() / "hier")
     env["GRC_BLOCKS_PATH"] = os.pathsep.join(filter(None, [str(BLOCKS_DIR), env.get("GRC_BLOCKS_PATH")]))
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PACKAGE_ROOT), env.get("PYTHONPATH")]))
     env.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -87,8 +84,9 @@ def flowgraph_sources(grc_dir: Path = GRC_DIR) -> list[Path]:
 
 
 def _grcc(grc: Path, out_dir: Path, hier_library: Path) -> Path:
-    """grcc ``grc`` into ``out_dir`` with ``hier_library`` as the only hier-block library (GRC's
-    per-user one may hold stale copies); return the generated module."""
+    """grcc ``grc`` into ``out_dir`` with ``hier_library`` as the only hier-block library: GRC's
+    per-user one (~/.grc_gnuradio, where `make setup` links our blocks for GUI users) may hold
+    stale copies, and would load our blocks a second time; return the generated module."""
     env = _grc_env()
     env["GRC_HIER_PATH"] = str(hier_library)
     proc = subprocess.run(["grcc", "-o", str(out_dir), str(grc)], env=env, capture_output=True, text=True)
@@ -178,7 +176,7 @@ def compile_flowgraph(grc: Path, cache_dir: Path | None = None) -> Path:
         raise ValueError(f"{grc.name} is a hier block: compile it with compile_hier_blocks")
     root = Path(cache_dir or default_cache_dir())
     library = _cached_hier_library(grc.parent, root)
-    out_dir = root / f"{grc.stem}-{_digest([grc, *sorted(BLOCKS_DIR.glob('*.yml'))], library.name)}"
+    out_dir = root / f"{grc.stem}-{_digest([grc], library.name)}"  # the library's name covers the block YAML
     script = out_dir / f"{_grc_options(grc)['id']}.py"
     if script.is_file():
         return script
