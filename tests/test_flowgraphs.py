@@ -66,6 +66,199 @@ def test_no_two_blocks_share_a_place(grc: Path) -> None:
     assert len(set(places)) == len(places)
 
 
+# What GRC 3.10 draws for a block (gnuradio/grc/gui/canvas/block.py, create_labels, and param.py,
+# format_block_surface_markup): the title (bold Sans 8) over one line per parameter whose hide is
+# not 'all'/'part', plus the ID line when View > Show Block IDs is on; a line reads "Label: value",
+# in Sans 7.5, the value cut to max(27 - len(label), 3) characters (an option's name is not cut),
+# and, with "show parameter expressions" on, an expression that evaluates to something else reads
+# "expression=value", each side cut. 7 px padding all round, at least 16 + 32 px per port high,
+# rounded to the 8 px grid. Ports stick out at the sides, 4 px plus their label. The comment (GRC
+# shows comments by default) hangs 7 px below the block, a 13 px line per line of text.
+# (A block's own comment box is not checked against the block.)
+# Calibrated on GRC's own canvas classes under Xvfb, every block of every flowgraph here: 16 px a
+# line over 24 px; a title or port character 5..7.5 px, a parameter character 4..6.3 px, a
+# comment character 4..6.5 px. The estimate takes the wide ends, so it is never under GRC's box
+# (10..40 % over on width), and a gap GRC shows between two boxes may be called an overlap here.
+TITLE_PX, PARAM_PX, COMMENT_PX, PORT_PX = 8.0, 6.6, 7.0, 7.0  # px per character
+LINE_PX, BLOCK_PAD, PORT_STEP, GRID = 16, 24, 32, 8
+
+
+def _grid_up(px: float) -> int:
+    return int(-(-px // GRID) * GRID)
+
+
+def _shown_text(param) -> str:  # noqa: ANN001 - a GRC core Param
+    """The widest "Label: value" GRC may draw for ``param`` on the block."""
+    value = str(param.get_value())
+    limit = max(27 - len(param.name), 3)
+    if param.options and value in param.options:
+        return f"{param.name}: {param.options[value]}"
+    try:
+        shown = str(param.get_evaluated())
+    except Exception:  # noqa: BLE001 - GRC shows the expression in red: as wide as this
+        shown = value
+    text = shown[:limit] if shown == value else f"{value[:limit]}={shown[:limit]}"
+    return f"{param.name}: {text}".replace("\n", " ")
+
+
+def block_boxes(block) -> list[tuple[float, float, float, float]]:  # noqa: ANN001 - a GRC core Block
+    """(x0, y0, x1, y1) boxes GRC draws for ``block``: the block with its ports, then its comment."""
+    x, y = block.states["coordinate"]
+    lines = [_shown_text(p) for p in block.params.values() if p.hide not in ("all", "part")]
+    lines.append(f"ID: {block.name}")
+    width = max([len(block.label) * TITLE_PX, *(len(line) * PARAM_PX for line in lines)]) + 14
+    ports = max(len(block.active_sinks), len(block.active_sources))
+    height = max(BLOCK_PAD + LINE_PX * len(lines), 16 + PORT_STEP * ports)
+    width, height = _grid_up(width), _grid_up(height)
+    if block.states.get("rotation", 0) in (90, 270):
+        width, height = height, width
+
+    def stick_out(ports: list) -> float:
+        return max([0, *(max(10.0, 4 + len(p.name) * PORT_PX) for p in ports)])
+
+    boxes = [(x - stick_out(block.active_sinks), y, x + width + stick_out(block.active_sources), y + height)]
+    if block.comment:  # from the block's top: GRC's block may be shorter than the estimate
+        text = block.comment.splitlines()
+        boxes.append((x, y, x + max(len(t) for t in text) * COMMENT_PX, y + height + 7 + 14 * len(text)))
+    return boxes
+
+
+@pytest.fixture(scope="module")
+def grc_platform(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201 - a GRC core Platform
+    """GRC's own model of the blocks (which parameters and ports a block shows), with this
+    checkout's blocks and hier blocks, not the per-user library's."""
+    core = pytest.importorskip("gnuradio.grc.core.platform")
+    from gnuradio import gr
+
+    hier = tmp_path_factory.mktemp("hier")
+    compile_hier_blocks(hier)
+    saved = {k: os.environ.get(k) for k in ("GRC_BLOCKS_PATH", "GRC_HIER_PATH")}
+    os.environ["GRC_BLOCKS_PATH"] = os.pathsep.join([str(GRC_DIR / "blocks"), str(hier)])
+    os.environ["GRC_HIER_PATH"] = str(hier)
+    try:
+        platform = core.Platform(version=gr.version(), prefs=gr.prefs(),
+                                 version_parts=(gr.major_version(), gr.api_version(), gr.minor_version()))
+        platform.build_library()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    return platform
+
+
+def overlaps(grc: Path, platform) -> list[str]:  # noqa: ANN001 - a GRC core Platform
+    flowgraph = platform.make_flow_graph(str(grc))
+    flowgraph.rewrite()
+    flowgraph.validate()  # evaluates the parameters, as GRC does before it draws them
+    blocks = list(flowgraph.blocks)  # the Options block too; disabled blocks are drawn as well
+    unknown = [b.name for b in blocks if b.is_dummy_block]
+    assert not unknown, f"GRC does not know these blocks of {grc.name}: {unknown}"
+    drawn = [(b.name, i, box) for b in blocks for i, box in enumerate(block_boxes(b))]
+    found = []
+    for n, (name_a, part_a, a) in enumerate(drawn):
+        for name_b, part_b, b in drawn[n + 1:]:
+            if name_a == name_b:
+                continue
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
+                what = ("", " comment")
+                found.append(f"{name_a}{what[part_a]} {a} overlaps {name_b}{what[part_b]} {b}")
+    return found
+
+
+@pytest.mark.flowgraph
+@pytest.mark.parametrize("grc", sorted(GRC_DIR.glob("*.grc")), ids=lambda p: p.name)
+def test_no_two_blocks_overlap(grc: Path, grc_platform) -> None:  # noqa: ANN001
+    """No block, its ports or its comment drawn over another's, by a conservative estimate of
+    the boxes GRC draws (see block_boxes)."""
+    assert overlaps(grc, grc_platform) == []
+
+
+@pytest.mark.flowgraph
+def test_overlap_estimate_catches_a_real_overlap(tmp_path: Path, grc_platform) -> None:  # noqa: ANN001
+    """Two blocks 100 px apart overlap in GRC when the first is wider than that (a parameter block
+    is 96..168 px wide): the check must see it, and see nothing once they are moved apart."""
+    grc = GRC_DIR / "rx.grc"
+    data = read_grc(grc)
+    params = [b for b in data["blocks"] if b["id"] == "parameter"]
+    params[1]["states"]["coordinate"] = [params[0]["states"]["coordinate"][0] + 100,
+                                         params[0]["states"]["coordinate"][1]]
+    bad = tmp_path / "rx.grc"
+    bad.write_text(yaml.safe_dump(data))
+    assert any(params[0]["name"] in o and params[1]["name"] in o for o in overlaps(bad, grc_platform))
+
+
+USRP_SHORT_IDS = {"usrp_args": "a", "freq": "f", "gain": "g", "rate": "s"}
+RADIO_SETUP = {"subdev": "", "clock_source": "internal", "time_source": "internal", "lo_offset": "0"}
+
+
+@pytest.mark.parametrize("name", ["tx_usrp.grc", "rx_usrp.grc", "rx_usrp_gui.grc"])
+def test_usrp_flowgraphs_take_short_options_and_radio_setup(name: str) -> None:
+    """-a -f -g -s as on UHD's own tools; subdevice, clock and time source and LO offset reach the radio."""
+    blocks = {b["name"]: b for b in read_grc(GRC_DIR / name)["blocks"]}
+    params = {n: b["parameters"] for n, b in blocks.items() if b["id"] == "parameter"}
+    assert {n: p["short_id"] for n, p in params.items() if p["short_id"]} == USRP_SHORT_IDS
+    assert {n: str(params[n]["value"]) for n in RADIO_SETUP} == RADIO_SETUP
+    (radio,) = [b["parameters"] for b in blocks.values() if b["id"] in ("uhd_usrp_source", "uhd_usrp_sink")]
+    wired = (radio["clock_source0"], radio["time_source0"], radio["sd_spec0"])
+    assert wired == ("clock_source", "time_source", "subdev")
+    assert radio["center_freq0"].startswith("uhd.tune_request(") and radio["center_freq0"].endswith(", lo_offset)")
+
+
+def test_gui_receiver_is_the_usrp_receiver() -> None:
+    """rx_usrp_gui.grc: rx_usrp.grc's parameters and receive chain, plus spectrum, constellation,
+    SNR / PER / goodput labels and gain and frequency sliders that drive the radio."""
+    rx, gui = read_grc(GRC_DIR / "rx_usrp.grc"), read_grc(GRC_DIR / "rx_usrp_gui.grc")
+    assert gui["options"]["parameters"]["generate_options"] == "qt_gui"
+
+    def params(data: dict) -> dict:
+        return {b["name"]: {k: str(v) for k, v in b["parameters"].items() if k != "comment"}
+                for b in data["blocks"] if b["id"] == "parameter"}
+
+    assert params(gui) == params(rx)
+    rx_blocks = {b["name"]: b for b in rx["blocks"]}
+    gui_blocks = {b["name"]: b for b in gui["blocks"]}
+    for name, block in rx_blocks.items():
+        if block["id"] in ("parameter", "snippet"):
+            continue
+        assert gui_blocks[name]["id"] == block["id"]
+        skip = {"comment", "alias", "affinity", "minoutbuf", "maxoutbuf"}  # GRC drops buffers of message blocks
+        ours = {k: str(v) for k, v in gui_blocks[name]["parameters"].items() if k not in skip}
+        theirs = {k: str(v) for k, v in block["parameters"].items() if k not in skip}
+        if block["id"] == "uhd_usrp_source":  # the sliders drive the radio
+            assert ours.pop("center_freq0") == "uhd.tune_request(rf_freq, lo_offset)" and ours.pop("gain0") == "rf_gain"
+            theirs.pop("center_freq0"), theirs.pop("gain0")
+        # rx_usrp.grc lists only some parameters, and has "auto"/'' where GRC reads the enums
+        # sync, dc_offs_enb0 and iq_imbal_enb0 as their defaults (the generated code is the same)
+        theirs = {k: v for k, v in theirs.items() if k not in ("sync", "dc_offs_enb0", "iq_imbal_enb0")}
+        assert {k: ours.get(k) for k in theirs} == theirs, name
+    assert {tuple(c) for c in rx["connections"]} <= {tuple(c) for c in gui["connections"]}
+    kinds = {b["id"] for b in gui["blocks"]}
+    assert {"qtgui_freq_sink_x", "qtgui_const_sink_x"} <= kinds
+    sliders = {b["name"]: b["parameters"]["value"] for b in gui["blocks"] if b["id"] == "variable_qtgui_range"}
+    assert sliders == {"rf_freq": "freq", "rf_gain": "gain"}
+    labels = {b["name"] for b in gui["blocks"] if b["id"] == "variable_qtgui_label"}
+    setters = {b["parameters"]["target"] for b in gui["blocks"] if b["id"] == "blocks_msgpair_to_var"}
+    assert labels == setters == {"snr_est", "per", "goodput"}
+
+
+@pytest.mark.flowgraph
+def test_gui_receiver_script_starts(tmp_path: Path) -> None:
+    """The generated GUI receiver runs under the system Python (as GRC runs it) as far as --help:
+    no USRP here to go further."""
+    python = Path("/usr/bin/python3")
+    if not python.exists():
+        pytest.skip("no /usr/bin/python3")
+    script = compile_flowgraph(GRC_DIR / "rx_usrp_gui.grc", tmp_path)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", PYTHONPATH=str(GRC_DIR.parent))
+    out = subprocess.run([str(python), str(script), "--help"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for option in ("-a USRP_ARGS", "-f FREQ", "-g GAIN", "-s RATE", "--subdev", "--clock-source", "--time-source",
+                   "--lo-offset"):
+        assert option in out.stdout
+
+
 @pytest.mark.flowgraph
 def test_hier_blocks_install_into_a_library(tmp_path: Path) -> None:
     """What an installer puts into GRC's hier-block library: the module and its block YAML,

@@ -110,6 +110,9 @@ def _usrp_knobs(port: str) -> dict[str, Knob]:
         "gain": Knob(port, 20.0, lambda tb: radio(tb).get_gain(0), lambda tb: 20.0),
         "rate": Knob(port, 2e6, lambda tb: radio(tb).get_samp_rate(), lambda tb: 2e6),
         "antenna": Knob(port, _other_antenna(port), lambda tb: radio(tb).get_antenna(0), lambda tb: tb.antenna),
+        # the DSP stage takes the offset back out: the centre frequency stays where it was
+        "lo_offset": Knob(port, 1e6, lambda tb: radio(tb).get_center_freq(0),
+                          lambda tb: getattr(tb, "rf_freq", None) or tb.freq),
     }
 
 
@@ -146,6 +149,12 @@ KNOBS: dict[str, dict[str, Knob]] = {
         "sync_threshold": Knob("ofdm_receiver", 0.1, _threshold, lambda tb: 0.1),
         **_usrp_knobs("usrp_source"),
     },
+    "lgvsc_rx_usrp_gui": {
+        "sync_threshold": Knob("ofdm_receiver", 0.1, _threshold, lambda tb: 0.1),
+        **_usrp_knobs("usrp_source"),
+        "rf_freq": Knob("usrp_source", 2.44e9, lambda tb: tb.usrp_source.get_center_freq(0), lambda tb: 2.44e9),
+        "rf_gain": Knob("usrp_source", 20.0, lambda tb: tb.usrp_source.get_gain(0), lambda tb: 20.0),
+    },
     "lgvsc_tx": {},
     "lgvsc_ofdm_tx": {
         "amplitude": Knob("tx_scale", 0.5, _tx_scale, lambda tb: ofdm_tx_scale() * 0.5),
@@ -166,19 +175,25 @@ _MCS = "default MCS of PDUs whose metadata names none: the link picks the MCS pe
 _LAYOUT_KNOBS = dict.fromkeys(("ofdm", "fft_len", "cp_len", "occupied_carriers", "pilot_carriers", "pilot_symbols",
                                "sync_word1", "sync_word2"), _LAYOUT)
 _TAG = "length tag name: the tagged-stream blocks take it at construction"
+_RADIO = "the radio is opened at construction"
+_RADIO_SETUP = {"usrp_args": _RADIO, "subdev": "subdevice spec: applied once the radio is opened",
+                "clock_source": "reference clock: set once the radio is opened",
+                "time_source": "time source: set once the radio is opened"}
+_DISPLAY = "a QT GUI Label: the link statistics block sets it each second, it drives only its label"
 
 # Construction-time values: their setters only store the value (restart the flowgraph to change).
 FIXED: dict[str, dict[str, str]] = {
     "lgvsc_loopback": {"packet_len_key": _TAG, "mcs": _MCS},
     "lgvsc_channel": {"iq_in": _SOCKET, "iq_out": _SOCKET, "seed": "noise pool and fading drawn at construction"},
     "lgvsc_rx": {"iq_in": _SOCKET, "pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL},
-    "lgvsc_rx_usrp": {"pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL,
-                      "usrp_args": "the radio is opened at construction"},
+    "lgvsc_rx_usrp": {"pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL, **_RADIO_SETUP},
+    "lgvsc_rx_usrp_gui": {"pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL, **_RADIO_SETUP,
+                          "snr_est": _DISPLAY, "per": _DISPLAY, "goodput": _DISPLAY},
     "lgvsc_ofdm_tx": {**_LAYOUT_KNOBS, "length_tag_key": _TAG, "mcs": _MCS,
                       "pre_padding": "burst shaper padding: set at construction"},
     "lgvsc_tx": {"packet_len_key": _TAG, "mcs": _MCS, "pdu_in": _SOCKET, "iq_out": _SOCKET, "stats_out": _SOCKET},
     "lgvsc_tx_usrp": {"packet_len_key": _TAG, "mcs": _MCS, "pdu_in": _SOCKET, "stats_out": _SOCKET,
-                      "usrp_args": "the radio is opened at construction"},
+                      **_RADIO_SETUP},
 }
 
 
