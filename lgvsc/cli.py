@@ -178,7 +178,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
                            **channel_settings(args),
                            diffusion=_diffusion(args), psss=args.psss, describe=args.describe,
                            protect=not args.no_protect, probe=not args.no_probe, images=args.images,
-                           design_snr_db=args.design_snr_db,
+                           design_snr_db=args.design_snr_db, layers=args.layers, base_share=args.base_share,
                            expected_loss=args.expected_loss, base_port=args.base_port, max_frames=args.max_frames,
                            deadline_s=args.deadline)
     result = run_loopback(opts)
@@ -192,14 +192,22 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     probe = f", probe {r['probe']['esnr_db']:.1f} dB effective" if r.get("probe") and r["probe"]["esnr_db"] else ""
     if r.get("design_snr_db") is not None:
         probe = f", planned for {r['design_snr_db']:g} dB"
+    layers = ""
+    if r["layers"] == 2:
+        layers = f"; base layer on {r['base_mcs']}, {len(r['keyframes_from_base'])} keyframes from it"
     print(f"{args.output}: {r['frames_out']}/{r['frames_in']} frames; {r['mcs']} at {r['snr_db']} dB{probe} "
-          f"({r['channel']}); PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
+          f"({r['channel']}){layers}; PDUs {r['pdus_received']}/{r['pdus_sent']}; CBR payload {r['cbr_payload']:.2e}, "
           f"on-air {r['cbr_on_air']:.2e}; PSNR {r['psnr_db']:.2f} dB, SSIM {r['ssim']:.3f}, "
           f"VMAF {format_vmaf(r['vmaf'])} "
           f"[decoder {r['backends']['decoder']}]; {r['wall_s']:.1f} s")
     if r["fault"]:
         print(f"lgvsc: error: {r['fault']}; wrote a degraded video from {r['pdus_received']}/{r['pdus_sent']} "
               f"PDUs to {args.output}", file=sys.stderr)
+        return EXIT_DEGRADED
+    if r["header_lost"]:
+        print(f"lgvsc: both copies of the stream header were lost ({r['pdus_received']}/{r['pdus_sent']} PDUs); "
+              "decoded with the sender's header, as the baselines' receivers are given their stream's size",
+              file=sys.stderr)
         return EXIT_DEGRADED
     return 0
 
@@ -255,7 +263,7 @@ def _start_radio(runner: FlowgraphRunner, usrp: str | None) -> None:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from lgvsc.rate_control import choose_mcs, plan_stream
+    from lgvsc.rate_control import choose_mcs, layering_for, plan_stream
     from lgvsc_phy.link import Link, LinkAddresses, send_stream
     from lgvsc_phy.protection import Protection
 
@@ -272,7 +280,8 @@ def cmd_send(args: argparse.Namespace) -> int:
             encoded = encode_source(source, replace(config, byte_budget=args.bytes))
             protection = Protection.for_rate(mcs, 0 if args.no_protect else encoded.critical_bytes)
         else:
-            plan = plan_stream(source, args.cbr, mcs, config, protect=not args.no_protect)
+            layering = layering_for(args.layers, False, args.base_share)
+            plan = plan_stream(source, args.cbr, mcs, config, protect=not args.no_protect, layering=layering)
             encoded, protection = plan.encoded, plan.protection
         with Link(LinkAddresses.from_base_port(args.base_port)) as link:
             for _ in range(args.repeat):
@@ -374,6 +383,24 @@ def _radio_args(p: argparse.ArgumentParser) -> None:
                    help="CurveZMQ: this host's secret key; encrypts the IQ hop between hosts (lgvsc keys)")
 
 
+def _share(text: str) -> float:
+    value = float(text)
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a fraction of the on-air budget in (0, 1), not {text}")
+    return value
+
+
+def _layer_args(parser: argparse.ArgumentParser, auto: str) -> None:
+    from lgvsc.rate_control import LAYER_CHOICES, Layering
+
+    parser.add_argument("--layers", default="auto", choices=LAYER_CHOICES,
+                        help="2: a base layer (coarser keyframes) on a robust MCS under the keyframe track, so a "
+                             "receiver below the rate MCS's threshold still gets a whole video; 1: one layer; "
+                             f"auto (default): {auto}")
+    parser.add_argument("--base-share", type=_share, default=Layering.base_share,
+                        help=f"share of the on-air budget for the base layer (default {Layering.base_share:g})")
+
+
 def _design_snr_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--design-snr-db", type=float,
                         help="with --mcs auto: plan MCS, protection and budget for this SNR (dB) without probing; "
@@ -442,6 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--no-probe", action="store_true",
                     help="with --mcs auto: choose from --snr-db instead of the effective SNR a probe burst measures")
     _design_snr_arg(lb)
+    _layer_args(lb, "layered with --design-snr-db (no feedback), one layer when a probe adapts the link")
     lb.add_argument("--no-protect", action="store_true",
                     help="send the stream's critical prefix (header, timing, motion, text) on the rate MCS too")
     lb.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
@@ -464,6 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the Es/N0 the transmission is planned for (--mcs auto): there is no feedback")
     snd.add_argument("--describe", default="none", help="description backend: none, tags, mllm:<HF id or path>")
     snd.add_argument("--no-protect", action="store_true", help="no more robust MCS for the critical prefix")
+    _layer_args(snd, "layered (a transmission has no feedback); with --bytes, one layer")
     snd.add_argument("--iq-out", help="ZMQ address the IQ is pushed on (bind), default the base port + 1")
     snd.add_argument("--amplitude", type=float, default=0.25, help="digital back-off for the USRP")
     snd.add_argument("--repeat", type=int, default=1, help="send the stream this many times")

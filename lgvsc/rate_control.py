@@ -20,7 +20,7 @@ import numpy as np
 from lgvsc_phy.framing import OVERHEAD_BYTES
 from lgvsc_phy.link import Link
 from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
-from lgvsc_phy.protection import Protection
+from lgvsc_phy.protection import Protection, Tier, robust_mcs_for
 from lgvsc_phy.runner import FlowgraphError
 from semantic.analysis import Analysis, analyse
 from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
@@ -30,6 +30,45 @@ HIGH_ATTEMPTS = 3  # then up to this many aiming at (LOW, HIGH] x target
 LOW, HIGH = 0.9, 1.1  # the on-air cost must land in [LOW, HIGH] x target; at most the target if it can
 CRITICAL_GUESS = 200  # bytes of the critical prefix before the first encode tells
 MAX_PROTECTION_SHARE = 0.1  # protect the prefix only while that leaves the video >= 90 % of its bytes
+
+
+@dataclass(frozen=True)
+class Layering:
+    """A layered stream for receivers the transmitter does not hear from (broadcast, stale
+    feedback): the critical prefix on the most robust MCS, a base layer (``semantic.base_layer``)
+    on an MCS ``base_margin_db`` below the rate MCS's threshold, taking ``base_share`` of the
+    on-air budget, and the keyframe track on the rate MCS."""
+
+    base_share: float = 0.25
+    base_margin_db: float = 3.0
+
+    def base_mcs(self, rate: Mcs) -> Mcs:
+        return robust_mcs_for(rate, self.base_margin_db)
+
+    def applies_to(self, rate: Mcs) -> bool:
+        """Whether a base layer can be more robust than the track at all."""
+        return self.base_mcs(rate) != rate
+
+
+LAYER_CHOICES = ("auto", "1", "2")
+
+
+def layering_for(layers: str, feedback: bool, base_share: float = Layering.base_share) -> Layering | None:
+    """``--layers``: "2" layered, "1" one layer, "auto" layered exactly when the transmitter has
+    no feedback (a design SNR, a broadcast): there the receiver's SNR may be anything."""
+    if layers not in LAYER_CHOICES:
+        raise ValueError(f"--layers is one of {', '.join(LAYER_CHOICES)}, not {layers!r}")
+    if layers == "2" or (layers == "auto" and not feedback):
+        if not 0 < base_share < 1:
+            raise ValueError(f"--base-share is a fraction of the on-air budget in (0, 1), not {base_share:g}")
+        return Layering(base_share=base_share)
+    return None
+
+
+PREFIX_MARGIN_DB = 99.0  # a layered stream's prefix: the most robust MCS there is
+# Below this a base layer is a thumbnail or two (an AV1 keyframe at 32x16 pixels takes 30-60
+# bytes): it would take its share of the budget from the track for little over the colour layout.
+MIN_BASE_BYTES = 200
 
 
 @dataclass
@@ -106,7 +145,7 @@ def stream_bytes_near(protection: Protection, on_air_target: float) -> int:
 
 
 def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig | None = None,
-                protect: bool = True) -> RatePlan:
+                protect: bool = True, layering: Layering | None = None) -> RatePlan:
     """Encode ``source`` so that its on-air cost (with protection) lands in [LOW, 1] x target,
     or (LOW, HIGH] x target where whole bursts allow nothing closer below.
 
@@ -117,9 +156,14 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
     protection left 590 of 990 bytes and cost 2.9 dB; at 1e-3 it costs 9 % and 0.24 dB."""
     config = config or EncoderConfig()
     analysis = analyse(source.open(), source.fps)
+    if layering is not None and layering.applies_to(mcs):
+        try:
+            return _plan_layered(source, analysis, cbr, mcs, config, layering)
+        except EncoderError:
+            pass  # too small a budget for layers: one layer
     if protect:
         try:
-            plan = _plan(source, analysis, cbr, mcs, config, protect=True)
+            plan = _plan(source, analysis, cbr, mcs, config, lambda critical, _: Protection.for_rate(mcs, critical))
             unprotected = Protection.uniform(mcs).stream_bytes_for(plan.on_air_target)
             # What protection costs is the budget it takes, not what the encoder happened to
             # leave unused (the keyframe track's sizes move in steps).
@@ -127,7 +171,24 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
                 return plan
         except EncoderError:
             pass
-    return _plan(source, analysis, cbr, mcs, config, protect=False)
+    return _plan(source, analysis, cbr, mcs, config, lambda *_: Protection.uniform(mcs))
+
+
+def _plan_layered(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,
+                  layering: Layering) -> RatePlan:
+    base_mcs, prefix_mcs = layering.base_mcs(mcs), robust_mcs_for(mcs, PREFIX_MARGIN_DB)
+    target = cbr * analysis.info.source_values
+    base_bytes = base_mcs.stream_bytes_for(layering.base_share * target)
+    if base_bytes < MIN_BASE_BYTES:
+        raise EncoderError(f"a base layer of {base_bytes} bytes is too small to be worth its share")
+
+    def protection_for(critical: int, base: int) -> Protection:
+        return Protection(mcs, prefix_mcs, critical, (Tier(critical + base, base_mcs),))
+
+    plan = _plan(source, analysis, cbr, mcs, replace(config, base_bytes=base_bytes), protection_for)
+    if not plan.encoded.base_layer_bytes:
+        raise EncoderError(f"no base layer fits {base_bytes} bytes")
+    return plan
 
 
 def _keep_structure(config: EncoderConfig, encoded: EncodedVideo) -> EncoderConfig:
@@ -138,14 +199,13 @@ def _keep_structure(config: EncoderConfig, encoded: EncodedVideo) -> EncoderConf
     return replace(config, keyframes=len(encoded.plan.frames))
 
 
+ProtectionFor = Callable[[int, int], Protection]  # (critical prefix, base layer bytes) -> protection
+
+
 def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,
-          protect: bool) -> RatePlan:
+          protection_for: ProtectionFor) -> RatePlan:
     target = cbr * analysis.info.source_values
-
-    def protection_for(critical: int) -> Protection:
-        return Protection.for_rate(mcs, critical) if protect else Protection.uniform(mcs)
-
-    budget = protection_for(CRITICAL_GUESS).stream_bytes_for(target)
+    budget = protection_for(CRITICAL_GUESS, config.base_bytes or 0).stream_bytes_for(target)
     best: RatePlan | None = None
     free = config  # the structure as the caller left it: the last resort searches it again
     for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -157,7 +217,7 @@ def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config:
             config = free  # the pinned keyframe count no longer fits: search the structure again
             encoded = encode_source(source, replace(config, byte_budget=budget, budget_for=None), analysis)
         config = _keep_structure(free, encoded)
-        protection = protection_for(encoded.critical_bytes)
+        protection = protection_for(encoded.critical_bytes, encoded.base_layer_bytes)
         used = protection.cost(len(encoded.data))[2]
         plan = RatePlan(encoded, protection, target, used, attempt)
         if used <= target and (best is None or used > best.on_air_planned):
@@ -176,7 +236,7 @@ def _plan(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config:
         budget = protection.stream_bytes_for(HIGH * target)
         for attempt in range(MAX_ATTEMPTS + 1, MAX_ATTEMPTS + 1 + HIGH_ATTEMPTS):
             encoded = encode_source(source, replace(free, byte_budget=budget, budget_for=None), analysis)
-            protection = protection_for(encoded.critical_bytes)
+            protection = protection_for(encoded.critical_bytes, encoded.base_layer_bytes)
             used = protection.cost(len(encoded.data))[2]
             if used <= HIGH * target and (best is None or used > best.on_air_planned):
                 best = RatePlan(encoded, protection, target, used, attempt)

@@ -31,12 +31,22 @@ def robust_mcs_for(rate: Mcs, margin_db: float = ROBUST_MARGIN_DB) -> Mcs:
 
 
 @dataclass(frozen=True)
+class Tier:
+    """Stream bytes up to ``end`` (from where the tier before ends) go on ``mcs``."""
+
+    end: int
+    mcs: Mcs
+
+
+@dataclass(frozen=True)
 class Protection:
-    """Bytes ``[0, robust_bytes)`` of a stream go on ``robust``, the rest on ``rate``."""
+    """Bytes ``[0, robust_bytes)`` of a stream go on ``robust``, then each of ``tiers`` (a
+    layered stream's base layer) on its own MCS, the rest on ``rate``."""
 
     rate: Mcs
     robust: Mcs
     robust_bytes: int = 0
+    tiers: tuple[Tier, ...] = ()
 
     @classmethod
     def uniform(cls, mcs: Mcs) -> Protection:
@@ -46,11 +56,27 @@ class Protection:
     def for_rate(cls, rate: Mcs, robust_bytes: int) -> Protection:
         return cls(rate, robust_mcs_for(rate), robust_bytes)
 
+    def _pieces(self, stream_bytes: int) -> list[tuple[int, int, Mcs]]:
+        """(first byte, end, MCS) of each tier the stream reaches, the rate tier last."""
+        pieces, lo = [], 0
+        for end, mcs in ((self.robust_bytes, self.robust), *((t.end, t.mcs) for t in self.tiers)):
+            hi = min(max(end, lo), stream_bytes)
+            if hi > lo:
+                pieces.append((lo, hi, mcs))
+            lo = max(lo, hi)
+        if stream_bytes > lo or not pieces:
+            pieces.append((lo, stream_bytes, self.rate))
+        return pieces
+
+    @property
+    def protected_bytes(self) -> int:
+        """Where the rate tier starts."""
+        return max((self.robust_bytes, *(t.end for t in self.tiers)))
+
     def pdus(self, data: bytes, stream_id: int) -> list[tuple[LinkPdu, Mcs]]:
-        """PDUs sized for the MCS that carries them; a PDU never straddles the boundary."""
-        cut = min(self.robust_bytes, len(data))
+        """PDUs sized for the MCS that carries them; a PDU never straddles a tier boundary."""
         pieces: list[tuple[int, int, Mcs]] = []
-        for lo, hi, mcs in ((0, cut, self.robust), (cut, len(data), self.rate)):
+        for lo, hi, mcs in self._pieces(len(data)):
             step = mcs.max_stream_bytes_per_pdu
             pieces += [(off, min(off + step, hi), mcs) for off in range(lo, hi, step)]
         if not pieces:  # an empty stream still sends one (empty) PDU
@@ -60,10 +86,8 @@ class Protection:
 
     def cost(self, stream_bytes: int) -> tuple[int, int, int]:
         """(PDUs, payload symbols, on-air samples) to send a stream of ``stream_bytes``."""
-        cut = min(self.robust_bytes, stream_bytes)
-        a = self.robust.stream_cost(cut) if cut else (0, 0, 0)
-        b = self.rate.stream_cost(stream_bytes - cut) if stream_bytes > cut or not cut else (0, 0, 0)
-        return a[0] + b[0], a[1] + b[1], a[2] + b[2]
+        costs = [mcs.stream_cost(hi - lo) for lo, hi, mcs in self._pieces(stream_bytes)]
+        return tuple(sum(c[i] for c in costs) for i in range(3))  # type: ignore[return-value]
 
     def breakdown(self, data: bytes) -> dict[str, int]:
         """On-air samples of the whole stream by what they carry (payload, pilots, CP, ...)."""
@@ -74,13 +98,15 @@ class Protection:
         return total
 
     def stream_bytes_for(self, on_air_budget: float) -> int:
-        """Largest stream (bytes, the robust prefix included) that fits ``on_air_budget`` samples."""
-        prefix = self.cost(self.robust_bytes)[2] if self.robust_bytes else 0
+        """Largest stream (bytes, the protected tiers included) that fits ``on_air_budget`` samples."""
+        head = self.protected_bytes
+        prefix = self.cost(head)[2] if head else 0
         if prefix > on_air_budget:
             return 0
-        return self.robust_bytes + self.rate.stream_bytes_for(on_air_budget - prefix)
+        return head + self.rate.stream_bytes_for(on_air_budget - prefix)
 
     def describe(self) -> str:
-        if not self.robust_bytes or self.robust == self.rate:
+        parts = [(lo, hi, mcs) for lo, hi, mcs in self._pieces(self.protected_bytes)]
+        if all(mcs == self.rate for _, _, mcs in parts):
             return self.rate.name
-        return f"{self.robust.name} for the first {self.robust_bytes} B, then {self.rate.name}"
+        return ", ".join(f"{mcs.name} for bytes {lo}-{hi}" for lo, hi, mcs in parts) + f", then {self.rate.name}"

@@ -23,8 +23,10 @@ from fractions import Fraction
 import numpy as np
 
 MAGIC = b"LGVS"
-VERSION = 2  # 2 added the keyframe track (TRACK) and compact timing (TIMING); version 1 streams still decode
-READABLE_VERSIONS = (1, 2)
+# 2 added the keyframe track (TRACK) and compact timing (TIMING), 3 the base layer (BASE_TRACK);
+# older streams still decode
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 SYNC = b"\xa5\x5a"
 _HEADER = struct.Struct(">HHIIIH")
 _SEGMENT = struct.Struct(">2sBHH")
@@ -51,6 +53,7 @@ class SegmentType(IntEnum):
     TRACK = 7  # payload: a run of keyframes coded as one predictive video track (TrackChunk)
     TIMING = 8  # payload: KEYFRAME_TIMING's content as varint deltas, raw DEFLATE when shorter (pack_timing_v2)
     LAYOUT = 9  # payload: colour layout, Y count u8 | chroma count u8 | Y DC u8, Y ACs i8 | Cb, Cr (DC u8, ACs i8)
+    BASE_TRACK = 10  # payload: a layered stream's base layer, a coarser track of every stride-th keyframe (BaseChunk)
 
 
 @dataclass(frozen=True)
@@ -384,6 +387,28 @@ class TrackChunk:
     def overhead(units: list[bytes]) -> int:
         """Bytes a chunk adds to its units (prefix and lengths; not the segment's own)."""
         return 3 + len(_varints([len(u) for u in units]))
+
+
+@dataclass(frozen=True)
+class BaseChunk:
+    """A BASE_TRACK payload: stride u8 | a TrackChunk whose unit i is keyframe ``i x stride``
+    (an index into the timing segment's keyframe list). The base layer is a second, coarser
+    track of every stride-th keyframe: it travels on a more robust MCS than the keyframe track,
+    and the decoder uses it for the keyframes the track lost."""
+
+    stride: int
+    chunk: TrackChunk
+
+    def pack(self) -> bytes:
+        if not 0 < self.stride <= 0xFF:
+            raise BitstreamError(f"a base layer's stride is 1 to 255, not {self.stride}")
+        return bytes([self.stride]) + self.chunk.pack()
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> BaseChunk:
+        if not payload or not payload[0]:
+            raise BitstreamError("base layer chunk without a stride")
+        return cls(payload[0], TrackChunk.unpack(payload[1:]))
 
 
 def pack_layout(y: tuple[int, ...], cb: tuple[int, ...], cr: tuple[int, ...]) -> bytes:

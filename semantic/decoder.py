@@ -38,7 +38,7 @@ from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings,
 from semantic.image_codec import MIN_SIDE, decode_image
 from semantic.keyframes import shot_ranges
 from semantic.text_codec import decompress_text
-from semantic.track import TrackDecoder, decode_track, track_units
+from semantic.track import TrackDecoder, base_units, decode_track, track_units
 from semantic.video_io import upscale
 
 
@@ -58,6 +58,7 @@ class Keyframe:
     height: int
     _image: np.ndarray | None = None
     coded: np.ndarray | None = None  # a track keyframe as libdav1d decoded it, at its coded size
+    from_base: bool = False  # a layered stream's base layer gave it (the track's copy was lost)
 
     @property
     def image(self) -> np.ndarray:
@@ -84,6 +85,7 @@ class DecodedVideo:
     keyframes_received: list[int]
     backend: str
     notes: list[str] = field(default_factory=list)
+    keyframes_from_base: list[int] = field(default_factory=list)  # received keyframes the base layer gave
     _frames: np.ndarray | None = None
 
     def iter_frames(self) -> Iterator[np.ndarray]:
@@ -130,6 +132,7 @@ def received_keyframes(parsed: ParsedStream, header: StreamHeader,
     if units:
         track = decode_track(units, header.width, header.height, len(plan) if plan else None)
         keyframes += track_keyframes(track, plan or [], header, notes)
+    keyframes += base_keyframes(parsed.segments, plan or [], header, {k.frame for k in keyframes}, notes)
     by_frame = {k.frame: k for k in keyframes}  # one keyframe per frame, whichever came first
     return sorted(by_frame.values(), key=lambda k: k.frame), notes
 
@@ -150,6 +153,24 @@ def track_keyframes(track: TrackDecoder, plan: list[int], header: StreamHeader, 
             lost = sorted(track.lost)
             shown = ", ".join(map(str, lost[:8])) + (", ..." if len(lost) > 8 else "")
             notes.append(f"{len(lost)} track keyframe(s) lost or without their reference: {shown}")
+    return out
+
+
+def base_keyframes(segments: list[Segment], plan: list[int], header: StreamHeader, have: set[int],
+                   notes: list[str]) -> list[Keyframe]:
+    """A layered stream's base layer, for the keyframes the track did not give (it travels on a
+    more robust MCS: below the track's threshold it is all that arrives)."""
+    stride, units = base_units(segments, notes)
+    if not units:
+        return []
+    layer = decode_track(units, header.width, header.height, None)
+    out = []
+    for i in sorted(layer.images):
+        if i * stride < len(plan) and plan[i * stride] < header.frames and plan[i * stride] not in have:
+            out.append(Keyframe(plan[i * stride], b"", header.width, header.height, coded=layer.images[i],
+                                from_base=True))
+    if out:
+        notes.append(f"{len(out)} keyframe(s) from the base layer")
     return out
 
 
@@ -581,7 +602,7 @@ def decode_bitstream(data: bytes, decoder: str = "interp", diffusion: DiffusionS
     if parsed.corrupt_regions:
         notes.append(f"{parsed.corrupt_regions} damaged or missing stretch(es) skipped")
     return DecodedVideo(lambda: backend(keyframes, header, side), header.fps, header, side.keyframe_frames,
-                        [k.frame for k in keyframes], decoder, notes)
+                        [k.frame for k in keyframes], decoder, notes, [k.frame for k in keyframes if k.from_base])
 
 
 def side_info(segments: list[Segment], plan: list[int] | None = None, notes: list[str] | None = None,

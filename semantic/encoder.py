@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 
 from semantic.analysis import Analysis, analyse
+from semantic.base_layer import base_layer_segments
 from semantic.bitstream import (
     KEYFRAME_PREFIX,
     MAX_SEGMENT_PAYLOAD,
@@ -82,6 +83,7 @@ class EncoderConfig:
     text_share: float = 0.15  # descriptions may take at most this share of a byte budget
     images: str = "track"  # keyframe images: "track" (one predictive AV1 track) or "intra" (WebP/AVIF each)
     expected_loss: float = 0.0  # PDU loss the link is expected to show: the track gets recovery points
+    base_bytes: int | None = None  # a layered stream: bytes for its base layer (semantic.base_layer); None: one layer
 
 
 @dataclass
@@ -94,6 +96,7 @@ class EncodedVideo:
     descriptions: list[str] = field(default_factory=list)  # per keyframe interval, as sent ("" when none)
     segment_bytes: dict[str, int] = field(default_factory=dict)
     critical_bytes: int = 0  # the prefix holding the header, timing, motion, text and PSSS
+    base_layer_bytes: int = 0  # a layered stream's base layer, right after the critical prefix
 
 
 MAX_CANDIDATES = 1500  # keyframe candidates per video: every frame for short clips, sparser beyond
@@ -371,7 +374,8 @@ class _TrackSide:
 
 
 def _track_side(plan: KeyframePlan, analysis: Analysis, header: StreamHeader, budget: int | None,
-                config: EncoderConfig, p_prev: list[float] | None, text: list[Segment]) -> _TrackSide:
+                config: EncoderConfig, p_prev: list[float] | None, extra: list[Segment]) -> _TrackSide:
+    """``extra``: the colour layout and descriptions, in the prefix after motion."""
     timing = Segment(SegmentType.TIMING, 0, pack_timing_v2(plan.frames, plan.cuts[:MAX_CUTS]))
     segments = [timing]
     share = budget if budget is not None else math.inf
@@ -380,13 +384,14 @@ def _track_side(plan: KeyframePlan, analysis: Analysis, header: StreamHeader, bu
             Segment(SegmentType.PAN, 0, pack_pan(analysis.interval_pan(plan.frames)))]
     if motion and sum(len(seg.pack()) for seg in side) <= SIDE_SHARE * share:
         segments += side
-    segments += text
+    segments += extra
     if p_prev and len(p_prev) + SEGMENT_OVERHEAD <= SIDE_SHARE * share / 3:
         segments.append(Segment(SegmentType.PSSS, 0, pack_psss(p_prev)))
     head = len(header.pack())
     limit = LOSSY_REDUNDANCY_SHARE if config.expected_loss > 0 else REDUNDANCY_SHARE
     redundant = head + len(timing.pack()) <= limit * share
     used = head * (1 + redundant) + sum(len(seg.pack()) for seg in segments) + redundant * len(timing.pack())
+    used += config.base_bytes or 0  # reserved for the base layer
     return _TrackSide(segments, timing, redundant, (budget if budget is not None else 0) - used)
 
 
@@ -428,6 +433,9 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     reference = np.stack([shrink(store[t], eval_w) for t in range(info.frames)])
     p_prev_by_count: dict[int, list[float]] = {}
     step = max(1, math.ceil(info.frames / MAX_CANDIDATES))
+    # A layered stream's prefix also carries the colour layout: what a receiver shows when
+    # even the base layer is lost, instead of mid-grey.
+    prefix_layout = [_layout_segment(store.values(), BASE_LAYOUT)] if config.base_bytes else []
 
     def select(count: int) -> KeyframePlan:
         if config.keyframe_mode == "psss" and count > 1:
@@ -445,7 +453,7 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     def side_for(plan: KeyframePlan) -> _TrackSide:
         # PSSS scores count as sent (a placeholder of their size) wherever they would be
         placeholder = [1.0] * len(plan.frames) if scorer is not None else None
-        return _track_side(plan, analysis, probe, config.byte_budget, config, placeholder, [])
+        return _track_side(plan, analysis, probe, config.byte_budget, config, placeholder, prefix_layout)
 
     def track_budget(plan: KeyframePlan) -> int:
         if config.byte_budget is None:
@@ -488,16 +496,19 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     if describer is not None and len(plan.frames) > 1:
         cap = None if config.byte_budget is None else int(config.text_share * config.byte_budget)
         descriptions, text = _describe(source, plan.frames, motion, analysis.interval_pan(plan.frames), describer, cap)
-    side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, text)
+    side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, prefix_layout + text)
     coding = best.coding
     if text and config.byte_budget is not None:  # the descriptions took bytes the search gave the track
         coding = search.refit(plan, best.coding.size, side.track_budget)
         if coding is None:  # no room for both: the track keeps its bytes, the text goes
             text, descriptions = [], []
-            side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, text)
+            side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, prefix_layout)
             coding = best.coding
     chunks = [Segment(SegmentType.TRACK, i, c.pack()) for i, c in enumerate(chunk_units(coding.units))]
-    segments = side.segments + chunks + ([side.timing] if side.redundant else [])
+    base = base_layer_segments(store, reference, plan, config.base_bytes, info.fps) if config.base_bytes else []
+    if config.base_bytes and not base:
+        raise EncoderError(f"no base layer fits {config.base_bytes} bytes")
+    segments = side.segments + base + chunks + ([side.timing] if side.redundant else [])
     data = pack_stream(header, segments, trailing_header=side.redundant)
     critical = len(header.pack()) + sum(len(seg.pack()) for seg in side.segments)
     sizes = {"header": len(header.pack()) * (1 + side.redundant),
@@ -505,8 +516,10 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
              "keyframe_images": sum(len(seg.pack()) for seg in chunks),
              "motion": sum(len(s.pack()) for s in side.segments if s.type in (SegmentType.MOTION, SegmentType.PAN)),
              "text": sum(len(s.pack()) for s in text),
-             "psss": sum(len(s.pack()) for s in side.segments if s.type == SegmentType.PSSS)}
-    return EncodedVideo(data, plan, [], motion, header, descriptions, sizes, critical)
+             "psss": sum(len(s.pack()) for s in side.segments if s.type == SegmentType.PSSS),
+             "layout": sum(len(s.pack()) for s in prefix_layout),
+             "base_layer": sum(len(s.pack()) for s in base)}
+    return EncodedVideo(data, plan, [], motion, header, descriptions, sizes, critical, sizes["base_layer"])
 
 
 def _layout_score(layout: EncodedVideo, reference: np.ndarray) -> float:
@@ -520,6 +533,12 @@ def _layout_score(layout: EncodedVideo, reference: np.ndarray) -> float:
 
 
 LAYOUT_SIZES = ((28, 10), (15, 6), (6, 3), (3, 1), (1, 1))  # luma, chroma coefficients, richest first
+BASE_LAYOUT = LAYOUT_SIZES[1]  # in a layered stream's prefix: some 40 bytes
+
+
+def _layout_segment(frames: Iterable[np.ndarray], size: tuple[int, int]) -> Segment:
+    layout = ColourLayout.of_frames(list(frames), *size)
+    return Segment(SegmentType.LAYOUT, 0, pack_layout(layout.y, layout.cb, layout.cr))
 
 
 def _layout_stream(frames: Iterable[np.ndarray], header: StreamHeader, budget: int, analysis: Analysis
@@ -531,9 +550,8 @@ def _layout_stream(frames: Iterable[np.ndarray], header: StreamHeader, budget: i
         raise EncoderError(f"byte budget {budget} is below the {head}-byte stream header: nothing can be sent")
     frames = list(frames)
     segments = []
-    for luma, chroma in LAYOUT_SIZES:
-        layout = ColourLayout.of_frames(frames, luma, chroma)
-        segment = Segment(SegmentType.LAYOUT, 0, pack_layout(layout.y, layout.cb, layout.cr))
+    for size in LAYOUT_SIZES:
+        segment = _layout_segment(frames, size)
         if head + len(segment.pack()) <= budget:
             segments = [segment]
             break

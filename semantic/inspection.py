@@ -21,7 +21,7 @@ from semantic.bitstream import (
 )
 from semantic.describe import motion_phrase
 from semantic.text_codec import decompress_text
-from semantic.track import is_intra, track_units
+from semantic.track import base_units, is_intra, track_units
 
 
 def inspect_stream(data: bytes) -> dict:
@@ -36,8 +36,10 @@ def inspect_stream(data: bytes) -> dict:
     out["segments"] = [{"type": seg.type.name.lower(), "index": seg.index, "bytes": len(seg.payload), "crc_ok": True}
                        for seg in parsed.segments]
     out.update(_side_info(parsed.segments, h))
-    out["keyframes"] = _image_keyframes(parsed, h) + \
-        _track_keyframes(parsed, out.get("timing", {}).get("keyframe_frames", []), h)
+    plan = out.get("timing", {}).get("keyframe_frames", [])
+    out["keyframes"] = _image_keyframes(parsed, h) + _track_keyframes(parsed, plan, h)
+    if (base := _base_layer(parsed, plan)) is not None:
+        out["base_layer"] = base
     return out
 
 
@@ -105,6 +107,18 @@ def _track_keyframes(parsed: ParsedStream, plan: list[int], header: StreamHeader
     return out
 
 
+def _base_layer(parsed: ParsedStream, plan: list[int]) -> dict | None:
+    """A layered stream's base layer: which keyframes it codes again, coarser, and its size."""
+    stride, units = base_units(parsed.segments)
+    if not units:
+        return None
+    ordinals = [i * stride for i in sorted(units)]
+    return {"stride": stride, "keyframe_indices": ordinals,
+            "frames": [plan[o] if o < len(plan) else None for o in ordinals],
+            "bytes": sum(len(seg.payload) for seg in parsed.of_type(SegmentType.BASE_TRACK)),
+            "intra": [i * stride for i in sorted(units) if is_intra(units[i])]}
+
+
 def format_inspection(info: dict) -> str:
     """``inspect_stream``'s result as the text `lgvsc inspect` prints."""
     lines: list[str] = []
@@ -129,8 +143,12 @@ def format_inspection(info: dict) -> str:
         p = f", PSSS vs previous {psss[kf['index']]:.2f}" if kf["index"] < len(psss) and kf["index"] else ""
         frame = f"{kf['frame']:5d}" if kf["frame"] is not None else "    ?"
         add(f"  keyframe {kf['index']:3d}: frame {frame} at {t}, {_coding(kf)}, {kf['bytes']} bytes{p}{m}")
+    if (base := info.get("base_layer")) is not None:
+        add(f"base layer (robust MCS): {len(base['frames'])} keyframes coded again, coarser, one in "
+            f"{base['stride']} of the track's, at frames {base['frames']}, {base['bytes']} bytes; "
+            f"intra at keyframes {base['intra']}")
     if "colour_layout" in info:
-        add(f"colour layout (no keyframe): {info['colour_layout']}")
+        add(f"colour layout (shown where no keyframe arrived): {info['colour_layout']}")
     for text in info.get("text", []):
         add(f"  text for interval {text['interval']} (keyframe {text['interval']} to {text['interval'] + 1}): "
               f"{text['text']}")

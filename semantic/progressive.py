@@ -29,6 +29,7 @@ from semantic.decoder import (
     DecodedVideo,
     Keyframe,
     SideInfo,
+    base_keyframes,
     decode_bitstream,
     get_decoder_tween,
     keyframe_of,
@@ -56,6 +57,7 @@ class ProgressiveStream:
         self.images: dict[int, Keyframe] = {}
         self.plan: list[int] | None = None
         self.track: TrackDecoder | None = None  # the keyframe track, decoded as its chunks arrive
+        self.base: dict[int, Keyframe] = {}  # a layered stream's base layer: where the track lost keyframes
         self.ended = False
         self.cond = threading.Condition()
 
@@ -78,6 +80,9 @@ class ProgressiveStream:
         """The stream is over: what lies beyond a gap (lost PDUs, zero-filled) is parsed now."""
         with self.cond:
             self._parse(len(self.data))
+            if self.header is not None and self.plan is not None:
+                self.base = {k.frame: k for k in base_keyframes(self.segments, self.plan, self.header,
+                                                                set(self.images), [])}
             self.ended = True
             self.cond.notify_all()
 
@@ -135,7 +140,8 @@ class ProgressiveStream:
         frame = self.plan[i]
         with self.cond:
             self.cond.wait_for(lambda: frame in self.images or self.ended)
-            return self.images.get(frame)
+            keyframe = self.images.get(frame)
+            return keyframe if keyframe is not None else self.base.get(frame)
 
     def decoded(self) -> DecodedVideo:
         """The video, rendered on demand: progressively if the prefix arrived before the end."""

@@ -25,7 +25,15 @@ import av
 import cv2
 import numpy as np
 
-from semantic.bitstream import MAX_SEGMENT_PAYLOAD, SEGMENT_OVERHEAD, BitstreamError, Segment, SegmentType, TrackChunk
+from semantic.bitstream import (
+    MAX_SEGMENT_PAYLOAD,
+    SEGMENT_OVERHEAD,
+    BaseChunk,
+    BitstreamError,
+    Segment,
+    SegmentType,
+    TrackChunk,
+)
 from semantic.crf_search import smallest_fitting_crf
 
 ENCODER, DECODER = "libsvtav1", "libdav1d"
@@ -193,9 +201,33 @@ def track_units(segments: list[Segment], notes: list[str] | None = None) -> dict
             if notes is not None:
                 notes.append(f"track segment {seg.index}: {exc}")
             continue
-        for i, unit in enumerate(chunk.units):
-            units.setdefault(chunk.first + i, unit)
+        _add_units(units, chunk)
     return units
+
+
+def base_units(segments: list[Segment], notes: list[str] | None = None) -> tuple[int, dict[int, bytes]]:
+    """The base layer's stride and units by base index (unit i is keyframe i x stride); chunks
+    naming another stride than the first intact one are dropped (stride 0: no base layer)."""
+    stride, units = 0, {}
+    for seg in sorted((s for s in segments if s.type == SegmentType.BASE_TRACK), key=lambda s: s.index):
+        try:
+            base = BaseChunk.unpack(seg.payload)
+        except BitstreamError as exc:
+            if notes is not None:
+                notes.append(f"base layer segment {seg.index}: {exc}")
+            continue
+        if stride and base.stride != stride:
+            if notes is not None:
+                notes.append(f"base layer segment {seg.index}: stride {base.stride}, not {stride}")
+            continue
+        stride = base.stride
+        _add_units(units, base.chunk)
+    return stride, units
+
+
+def _add_units(units: dict[int, bytes], chunk: TrackChunk) -> None:
+    for i, unit in enumerate(chunk.units):
+        units.setdefault(chunk.first + i, unit)
 
 
 def decode_track(units: dict[int, bytes], width: int, height: int, count: int | None) -> TrackDecoder:

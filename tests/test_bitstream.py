@@ -13,6 +13,7 @@ from semantic.bitstream import (
     SEGMENT_PREFIX,
     TIMING_KINDS,
     VERSION,
+    BaseChunk,
     BitstreamError,
     HeaderFields,
     KeyframeImage,
@@ -56,6 +57,7 @@ def _one_of_each() -> list[Segment]:
         SegmentType.PAN: pack_pan([(1.5, -2.0), (0.0, 0.25)]),
         SegmentType.TRACK: TrackChunk(1, (b"unit one", b"unit two")).pack(),
         SegmentType.TIMING: pack_timing_v2([0, 17, 299], [120]),
+        SegmentType.BASE_TRACK: BaseChunk(3, TrackChunk(0, (b"base unit",))).pack(),
         SegmentType.LAYOUT: pack_layout((130, -3, 4), (120, 1), (128, -1)),
     }
     assert set(payloads) == set(SegmentType)  # a new segment type needs its round trip here
@@ -76,6 +78,7 @@ def test_every_segment_type_round_trips_through_a_stream() -> None:
     assert unpack_psss(by_type[SegmentType.PSSS]) == [1.0, 51 / 255, 0.0]
     assert TrackChunk.unpack(by_type[SegmentType.TRACK]) == TrackChunk(1, (b"unit one", b"unit two"))
     assert unpack_layout(by_type[SegmentType.LAYOUT]) == ((130, -3, 4), (120, 1), (128, -1))
+    assert BaseChunk.unpack(by_type[SegmentType.BASE_TRACK]) == BaseChunk(3, TrackChunk(0, (b"base unit",)))
 
 
 def test_header_fields_are_the_one_header_layout_and_old_versions_still_read() -> None:
@@ -104,7 +107,8 @@ def test_segment_prefix_reads_what_the_packer_wrote() -> None:
 def test_parsers_refuse_malformed_payloads_with_bitstream_errors() -> None:
     for unpack, bad in ((KeyframeImage.unpack, b"\0" * 7), (unpack_timing, b"\0\x05\0\0\0\x01"),
                         (unpack_timing, b"\0"), (unpack_timing_v2, b"\x02"), (TrackChunk.unpack, b"\0\0\x02\x01"),
-                        (unpack_layout, b"\x03\x01\x80"), (unpack_layout, b"\0\0")):
+                        (unpack_layout, b"\x03\x01\x80"), (unpack_layout, b"\0\0"), (BaseChunk.unpack, b""),
+                        (BaseChunk.unpack, b"\0" + TrackChunk(0, (b"u",)).pack())):
         with pytest.raises(BitstreamError):
             unpack(bad)
     # The lenient array parsers drop a trailing partial value instead of failing.
@@ -115,6 +119,8 @@ def test_parsers_refuse_malformed_payloads_with_bitstream_errors() -> None:
         pack_layout((), (1,), (1,))
     with pytest.raises(BitstreamError):
         TrackChunk(0, ()).pack()
+    with pytest.raises(BitstreamError):
+        BaseChunk(256, TrackChunk(0, (b"u",))).pack()
 
 
 def test_every_reader_takes_the_same_timing_and_side_segment() -> None:

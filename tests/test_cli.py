@@ -61,10 +61,10 @@ def test_zero_db_degrades_or_fails_in_one_line(bikes: Path, tmp_path: Path, base
     r = lgvsc("loopback", bikes, "-o", out, "--snr-db", 0, "--mcs", "qpsk-1/2", "--max-frames", 60,
               "--base-port", base_port)
     assert "Traceback" not in r.stderr
-    if r.returncode == 0:
+    if r.returncode in (0, 4):  # 4: degraded (PDUs or the header lost), a video of exact length all the same
         assert read_video(out).info.frames == 60
-    else:
-        assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    if r.returncode != 0:
+        assert r.returncode in (2, 4) and len(r.stderr.strip().splitlines()) == 1, r.stderr
 
 
 def test_encode_inspect_decode_evaluate(bikes: Path, tmp_path: Path) -> None:

@@ -55,6 +55,10 @@ def test_loopback_planned_for_10_db_received_at_4_db(bikes: Path, tmp_path: Path
     assert rep["mcs"] == auto_mcs(10.0).name and rep["probe"] is None
     assert rep["frames_out"] == read_video(out).info.frames == 60
     assert "planned for 10 dB" in r.stdout
+    # no feedback: layered; at 4 dB the track's 16qam-1/2 PDUs are lost and the base layer, on an
+    # MCS more than 3 dB below, gives keyframes (one layer would leave only the colour layout)
+    assert rep["layers"] == 2 and rep["base_mcs"] == "qpsk-2/3" and rep["keyframes_from_base"]
+    assert set(rep["keyframes_from_base"]) <= set(rep["keyframes_sent"]) and not rep["header_lost"]
     # what each burst saw, beside what was lost: a value for every PDU that arrived, None for the lost
     snr = rep["pdu_snr_db"]
     assert len(snr) == rep["pdus_sent"] and {i for i, v in enumerate(snr) if v is None} == set(rep["lost_pdus"])

@@ -342,8 +342,9 @@ def test_curve_send_receive_and_outsiders_get_nothing(bikes: Path, tmp_path: Pat
 def test_unencrypted_exposed_bind_warns(bikes: Path, tmp_path: Path) -> None:
     tx_port, rx_port = free_base_port(8), free_base_port(8)
     out = tmp_path / "r.mp4"
+    # --wait-first: the sender's flowgraph may still be compiling (a fresh cache) when the receiver is up
     receiver = spawn("receive", "-o", out, "--base-port", rx_port, "--iq-in", f"tcp://127.0.0.1:{tx_port + 1}",
-                     "--timeout", 3, "--deadline", 60)
+                     "--timeout", 3, "--wait-first", 60, "--deadline", 90)
     try:
         sent = lgvsc("send", bikes, "--max-frames", 20, "--mcs", "qpsk-3/4", "--base-port", tx_port,
                      "--iq-out", f"tcp://0.0.0.0:{tx_port + 1}")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lgvsc.encode_cache import cached, source_identity
 from lgvsc.loopback import semantic_similarity
 from lgvsc.rate_control import PROBE_MCS, link_mcs, stream_bytes_near
 from lgvsc_phy.channel_spec import ChannelConfig, add_channel_options, channel_settings, report_fields
@@ -41,6 +42,7 @@ class BaselineOptions(ChannelConfig):
     psss: str = "classical"
     output: Path | None = None  # the video as a player shows it
     design_snr_db: float | None = None  # plan the MCS for this SNR, no probe (None: probe, then adapt)
+    encode_cache: Path | None = None  # keep encodings here (lgvsc.encode_cache)
 
 
 def backends(scheme: str, psss: str) -> dict[str, str]:
@@ -59,7 +61,8 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
         protection = Protection.uniform(mcs)
         budget = stream_bytes_near(protection, opts.cbr * values)
         try:
-            coded = encode_to_budget(source, opts.scheme, budget)
+            key = ("baseline", source_identity(opts.input), opts.max_frames, opts.scheme, budget)
+            coded = cached(opts.encode_cache, key, lambda: encode_to_budget(source, opts.scheme, budget))
             transfer = link.transfer(coded.data, protection, check=runner.check)
             received, on_air, pdus = transfer.data, transfer.tx_samples, (transfer.pdus_received, transfer.pdus_sent)
             pdu_snr = transfer.pdu_snr_db()

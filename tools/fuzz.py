@@ -61,12 +61,16 @@ def corpus() -> tuple[bytes, ...]:
     cut = np.concatenate([small("bigbuckbunny", (96, 40), 12), bikes[:12]])
     odd = small("bigbuckbunny", (45, 37), 16, np.s_[20:220, 100:400])
     streams = []
-    # The keyframe track by default; one stream of intra images (WebP/AVIF), the other mode.
-    for frames, budget, describe, images in ((bikes, 1500, "tags", "track"), (cut, 2500, "tags", "track"),
-                                             (odd, 900, "none", "track"), (bikes, 600, "none", "track"),
-                                             (cut, 2000, "none", "intra")):
+    # The keyframe track by default; one stream of intra images (WebP/AVIF), the other mode; one
+    # layered stream (a base layer beside the track).
+    for frames, budget, describe, images, base in ((bikes, 1500, "tags", "track", None),
+                                                   (cut, 2500, "tags", "track", None),
+                                                   (odd, 900, "none", "track", None),
+                                                   (bikes, 600, "none", "track", None),
+                                                   (cut, 2000, "none", "intra", None),
+                                                   (cut, 2500, "none", "track", 700)):
         video = Video(frames, Fraction(25))
-        config = EncoderConfig(byte_budget=budget, describe=describe, images=images)
+        config = EncoderConfig(byte_budget=budget, describe=describe, images=images, base_bytes=base)
         encoded = encode_source(FrameSource.of_video(video), config)
         streams.append(encoded.data)
     return tuple(streams)
@@ -200,13 +204,15 @@ def _forge_segment(data: bytes, rng: np.random.Generator) -> bytes:
         SegmentType.PSSS: lambda: bs.pack_psss([float(p) for p in rng.uniform(-0.5, 1.5, int(rng.integers(0, 40)))]),
         SegmentType.TEXT: lambda: rng.bytes(int(rng.integers(0, 100))),
         SegmentType.TRACK: lambda: _forge_track(data, rng),
+        SegmentType.BASE_TRACK: lambda: bytes([int(rng.choice([0, 1, 3, 255]))]) + _forge_track(data, rng),
         SegmentType.TIMING: lambda: bs.pack_timing_v2(frames(int(rng.integers(0, 30))),
                                                       frames(int(rng.integers(0, 4)))),
         SegmentType.LAYOUT: lambda: bs.pack_layout(coefficients(int(rng.integers(1, 70))), coefficients(chroma),
                                                    coefficients(chroma)),
     }
     payload = choices[kind]()
-    if kind not in (SegmentType.KEYFRAME_IMAGE, SegmentType.TEXT, SegmentType.TRACK):  # those lie already
+    lying = (SegmentType.KEYFRAME_IMAGE, SegmentType.TEXT, SegmentType.TRACK, SegmentType.BASE_TRACK)
+    if kind not in lying:  # those lie already
         payload = _damage(payload, rng)
     segment = Segment(kind, int(rng.integers(0, 70000)) % 0x10000, payload).pack()
     at = int(rng.choice(_segment_starts(data) or [len(data)]))

@@ -22,6 +22,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from tools import degradation
 from tools.sweep import SCHEMES, read_results
 
 BEGIN, END = "<!-- results:begin (tools/report.py) -->", "<!-- results:end -->"
@@ -55,21 +56,39 @@ class Row:
     backends: str
     psss_backend: str
     vmaf: float = math.nan  # NaN (absent) in a results.csv written before the column existed
+    design_snr_db: float | None = None  # None: the transmitter probed the link
+    doppler: float | None = None  # None: not a fading channel
+    layers: int = 1
 
     @classmethod
     def of(cls, raw: dict) -> Row:
+        fading = raw["channel"] in FADING
         return cls(raw["video"], raw["scheme"], raw["channel"], float(raw["snr_db"]), float(raw["cbr_target"]),
                    int(raw.get("seed") or 1), _num(raw["cbr_on_air"]), _num(raw["per"]), _num(raw["psnr_db"]),
                    _num(raw["ssim"]), _num(raw["psss"]), int(float(raw["frames_out"] or 0)), raw["mcs"],
-                   raw["backends"], raw["psss_backend"], _num(raw.get("vmaf")))
+                   raw["backends"], raw["psss_backend"], _num(raw.get("vmaf")), _optional(raw.get("design_snr_db")),
+                   _optional(raw.get("doppler")) if fading else None, int(float(raw.get("layers") or 1)))
 
     @property
     def point(self) -> tuple:
-        return (self.video, self.channel, self.cbr_target, self.snr_db, self.seed)
+        return (self.video, self.channel, self.cbr_target, self.snr_db, self.seed, self.doppler)
+
+    @property
+    def probed(self) -> bool:
+        """The transmitter adapted to a probe (the main grid), rather than planning for a design SNR."""
+        return self.design_snr_db is None
+
+
+FADING = ("rayleigh", "rician")
+LGVSC_SCHEMES = degradation.LGVSC_SCHEMES
 
 
 def _num(text: str | None) -> float:
     return float(text) if text not in ("", None) else math.nan
+
+
+def _optional(text: str | None) -> float | None:
+    return float(text) if text not in ("", None) else None
 
 
 def load(directory: Path) -> tuple[list[Row], list[dict]]:
@@ -94,11 +113,11 @@ class Comparison:
         values = [r.cbr_on_air for r in self.rows.values()]
         return math.inf if min(values) <= 0 else max(values) / min(values) - 1
 
-    def margin(self, metric: str) -> float | None:
-        """LGVSC minus the best baseline; None where either is absent (NaN)."""
-        if "lgvsc" not in self.rows or math.isnan(mine := getattr(self.rows["lgvsc"], metric)):
+    def margin(self, metric: str, scheme: str = "lgvsc") -> float | None:
+        """``scheme`` (an LGVSC variant) minus the best baseline; None where either is absent (NaN)."""
+        if scheme not in self.rows or math.isnan(mine := getattr(self.rows[scheme], metric)):
             return None
-        others = [getattr(r, metric) for s, r in self.rows.items() if s != "lgvsc"]
+        others = [getattr(r, metric) for s, r in self.rows.items() if s not in LGVSC_SCHEMES]
         others = [v for v in others if not math.isnan(v)]
         return mine - max(others) if others else None
 
@@ -107,7 +126,7 @@ def compare(rows: list[Row]) -> list[Comparison]:
     by_point: dict[tuple, dict[str, Row]] = defaultdict(dict)
     for r in rows:
         by_point[r.point][r.scheme] = r
-    return [Comparison(p, by_point[p]) for p in sorted(by_point)]
+    return [Comparison(p, by_point[p]) for p in sorted(by_point, key=lambda p: (*p[:-1], p[-1] or 0.0))]
 
 
 def schemes_of(rows: list[Row]) -> list[str]:
@@ -195,6 +214,10 @@ def _fmt(value: float, digits: int) -> str:
 
 
 def results_markdown(rows: list[Row], failed: list[dict], source: str) -> str:
+    """The main grid (transmitters that probed the link) as a table and verdict, then the
+    sections for transmitters that planned for a design SNR and for fading (``tools.degradation``)."""
+    planned = [r for r in rows if not r.probed]
+    rows = [r for r in rows if r.probed]
     schemes = schemes_of(rows)
     comparisons = compare(rows)
     slash = " / ".join(schemes)
@@ -203,7 +226,7 @@ def results_markdown(rows: list[Row], failed: list[dict], source: str) -> str:
              "| video | channel | CBR | SNR dB | MCS | on-air CBR | spread | PER | PSNR dB | SSIM | VMAF | PSSS |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in comparisons:
-        video, channel, cbr, snr, seed = c.point
+        video, channel, cbr, snr, seed, _ = c.point
 
         def cells(attr: str, digits: int, c: Comparison = c) -> str:
             return " / ".join(_fmt(getattr(c.rows[s], attr), digits) if s in c.rows else "—" for s in schemes)
@@ -211,10 +234,10 @@ def results_markdown(rows: list[Row], failed: list[dict], source: str) -> str:
         mcs = " / ".join(c.rows[s].mcs if s in c.rows else "—" for s in schemes)
         on_air = " / ".join(f"{c.rows[s].cbr_on_air:.2e}" if s in c.rows else "—" for s in schemes)
         spread = "n/a" if len(c.rows) < 2 else ("nothing sent" if math.isinf(c.spread) else f"{c.spread:.1%}")
-        label = f"{snr:g}" + (f" (seed {seed})" if seed != 1 else "")
+        label = f"{snr:g}" + (f" (seed {seed})" if seed != 1 else "") + _doppler_label(c)
         lines.append(f"| {video} | {channel} | {cbr:g} | {label} | {mcs} | {on_air} | {spread} | {cells('per', 3)} "
                      f"| {cells('psnr_db', 2)} | {cells('ssim', 3)} | {cells('vmaf', 1)} | {cells('psss', 2)} |")
-    lines += ["", *verdict(comparisons)]
+    lines += ["", *verdict(comparisons), *degradation.markdown(rows + planned)]
     if failed:
         lines += ["", f"{len(failed)} points failed and are not shown:"]
         lines += [f"- `{f['key']}`: {f['status']}" for f in failed]
@@ -249,8 +272,13 @@ def verdict(comparisons: list[Comparison]) -> list[str]:
 
 
 def _where(c: Comparison) -> str:
-    video, channel, cbr, snr, seed = c.point
-    return f"{video} {channel} CBR {cbr:g} {snr:g} dB" + (f" seed {seed}" if seed != 1 else "")
+    video, channel, cbr, snr, seed, _ = c.point
+    return f"{video} {channel} CBR {cbr:g} {snr:g} dB" + (f" seed {seed}" if seed != 1 else "") + _doppler_label(c)
+
+
+def _doppler_label(c: Comparison) -> str:
+    doppler = c.point[-1]
+    return "" if doppler is None else f" fD {doppler:g}"
 
 
 # ---------------------------------------------------------------- HTML and README
@@ -307,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows, failed = load(directory)
         markdown = results_markdown(rows, failed, args.dir.rstrip("/"))
-        plots = plot_all(rows, directory / "plots")
+        plots = plot_all([r for r in rows if r.probed], directory / "plots")
+        plots += degradation.plot(rows, directory / "plots")
         (directory / "results.md").write_text(markdown)
         write_html(rows, failed, plots, markdown, directory / "report.html")
         if args.readme:

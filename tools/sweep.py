@@ -35,8 +35,12 @@ from lgvsc.progress import Progress
 from lgvsc.sample_videos import NAMES, sample_video
 from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_field_names, report_fields
 
-SCHEMES = ("lgvsc", "h264", "h265", "av1")
-COLUMNS = ["video", "scheme", "backends", *report_field_names(), "design_snr_db", "cbr_target", "cbr_on_air", "per",
+# lgvsc layers as `--layers auto` does (two without feedback); lgvsc-single and lgvsc-layered force
+# one and two layers.
+LGVSC_LAYERS = {"lgvsc": "auto", "lgvsc-single": "1", "lgvsc-layered": "2"}
+SCHEMES = (*LGVSC_LAYERS, "h264", "h265", "av1")
+COLUMNS = ["video", "scheme", "backends", *report_field_names(), "design_snr_db", "layers", "cbr_target", "cbr_on_air",
+           "per",
            "psnr_db", "ssim", "vmaf", "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes",
            "on_air_symbols", "psss_backend", "status", "key", "input"]
 PORT_BASE, PORT_STRIDE = 20000, 10  # each point's flowgraphs use ports base .. base+9, below the ephemeral range
@@ -86,6 +90,11 @@ class PointSettings:
     psss: str = "classical"
     max_frames: int | None = None
     keep_videos: bool = True
+
+    @property
+    def encode_cache(self) -> Path:
+        """Each distinct encoding is coded once per sweep (lgvsc.encode_cache)."""
+        return Path(self.out_dir) / "encodings"
 
 
 @dataclass
@@ -147,20 +156,21 @@ def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
     return {**row, "backends": _backends_text(report["backends"]), "cbr_on_air": report["cbr_on_air"],
             "per": report["per"], "psnr_db": report["psnr_db"], "ssim": report["ssim"], "vmaf": report["vmaf"],
             "psss": report["psss"], "frames_out": report["frames_out"], "frames_in": report["frames_in"],
-            "mcs": report["mcs"],
+            "mcs": report["mcs"], "layers": report.get("layers", 1),
             "stream_bytes": report["stream_bytes"], "on_air_symbols": report["on_air_symbols"],
             "status": "ok", "wall_s": time.monotonic() - t0}
 
 
 def _run(point: Point, settings: PointSettings, base_port: int, output: Path | None) -> dict:
     channel = channel_settings(point.channel_config())
-    if point.scheme == "lgvsc":
+    if point.scheme in LGVSC_LAYERS:
         from lgvsc.loopback import LoopbackOptions, run_loopback
 
         target = output or Path(settings.out_dir) / "videos" / "scratch" / f"{point.key}.mp4"
         opts = LoopbackOptions(Path(point.input), target, cbr=point.cbr, decoder=settings.decoder, psss=settings.psss,
                                base_port=base_port, max_frames=settings.max_frames,
-                               design_snr_db=point.design_snr_db, **channel)
+                               design_snr_db=point.design_snr_db, layers=LGVSC_LAYERS[point.scheme],
+                               encode_cache=settings.encode_cache, **channel)
         report = run_loopback(opts).report
         if output is None:
             target.unlink(missing_ok=True)
@@ -169,7 +179,8 @@ def _run(point: Point, settings: PointSettings, base_port: int, output: Path | N
 
     return run_baseline_loopback(BaselineOptions(Path(point.input), point.scheme, cbr=point.cbr, base_port=base_port,
                                                  max_frames=settings.max_frames, psss=settings.psss, output=output,
-                                                 design_snr_db=point.design_snr_db, **channel))
+                                                 design_snr_db=point.design_snr_db,
+                                                 encode_cache=settings.encode_cache, **channel))
 
 
 def read_results(path: Path) -> dict[str, dict]:
