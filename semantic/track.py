@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TypeVar
 
 import av
 import cv2
@@ -48,6 +49,7 @@ TEMPORAL_DELIMITER = b"\x12\x00"  # OBU type 2, no payload: starts every tempora
 OBU_SEQUENCE_HEADER = 1
 CHUNK_BYTES = 400  # units per segment up to about this many bytes (a PDU carries 200-1400)
 MAX_CHUNK_UNITS = 255
+T = TypeVar("T")
 
 
 class TrackError(RuntimeError):
@@ -194,13 +196,7 @@ def track_units(segments: list[Segment], notes: list[str] | None = None) -> dict
     """The units the TRACK segments carry, by keyframe index: chunks in segment-index order, the
     first copy of a unit wins (what the decoder, inspect and the contact sheet all read)."""
     units: dict[int, bytes] = {}
-    for seg in sorted((s for s in segments if s.type == SegmentType.TRACK), key=lambda s: s.index):
-        try:
-            chunk = TrackChunk.unpack(seg.payload)
-        except BitstreamError as exc:
-            if notes is not None:
-                notes.append(f"track segment {seg.index}: {exc}")
-            continue
+    for chunk in _intact(segments, SegmentType.TRACK, TrackChunk.unpack, "track", notes):
         _add_units(units, chunk)
     return units
 
@@ -209,20 +205,25 @@ def base_units(segments: list[Segment], notes: list[str] | None = None) -> tuple
     """The base layer's stride and units by base index (unit i is keyframe i x stride); chunks
     naming another stride than the first intact one are dropped (stride 0: no base layer)."""
     stride, units = 0, {}
-    for seg in sorted((s for s in segments if s.type == SegmentType.BASE_TRACK), key=lambda s: s.index):
-        try:
-            base = BaseChunk.unpack(seg.payload)
-        except BitstreamError as exc:
-            if notes is not None:
-                notes.append(f"base layer segment {seg.index}: {exc}")
-            continue
+    for base in _intact(segments, SegmentType.BASE_TRACK, BaseChunk.unpack, "base layer", notes):
         if stride and base.stride != stride:
             if notes is not None:
-                notes.append(f"base layer segment {seg.index}: stride {base.stride}, not {stride}")
+                notes.append(f"base layer chunk at keyframe {base.chunk.first}: stride {base.stride}, not {stride}")
             continue
         stride = base.stride
         _add_units(units, base.chunk)
     return stride, units
+
+
+def _intact(segments: list[Segment], kind: SegmentType, unpack: Callable[[bytes], T], what: str,
+            notes: list[str] | None) -> Iterator[T]:
+    """The payloads of ``kind`` in segment-index order that parse; why the others did not, in ``notes``."""
+    for seg in sorted((s for s in segments if s.type == kind), key=lambda s: s.index):
+        try:
+            yield unpack(seg.payload)
+        except BitstreamError as exc:
+            if notes is not None:
+                notes.append(f"{what} segment {seg.index}: {exc}")
 
 
 def _add_units(units: dict[int, bytes], chunk: TrackChunk) -> None:
