@@ -79,7 +79,8 @@ def test_the_channel_flowgraph_parses_the_spec_arguments_into_its_parameters(tmp
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     config = ChannelConfig(snr_db=7.5, channel="rician", cfo=0.125, timing_offset=0.25, doppler=3e-5, k_factor=6.0,
-                           phase_noise=0.01, seed=9)
+                           phase_noise=0.01, seed=9, sfo_ppm=4.0, iq_imbalance_db=0.25, iq_phase_deg=3.0,
+                           dc_offset_dbc=-30.0, pa_backoff_db=6.0, pa_smoothness=3.0, adc_bits=12, drop_rate=1e-6)
     options = module.argument_parser().parse_args(flowgraph_args(config))
     for p in CHANNEL_PARAMS:
         assert p.type(getattr(options, p.flowgraph_arg)) == getattr(config, p.name), p.name

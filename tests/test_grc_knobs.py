@@ -27,7 +27,7 @@ import pytest
 import yaml
 from conftest import free_base_port
 
-from lgvsc_phy import channel_profiles
+from lgvsc_phy import channel_profiles, impairments
 from lgvsc_phy.ofdm_params import cfo_phase_increment, ofdm_noise_voltage, ofdm_tx_scale
 from lgvsc_phy.runner import GRC_DIR, compile_flowgraph, compile_hier_blocks, is_hier_block
 
@@ -141,6 +141,18 @@ KNOBS: dict[str, dict[str, Knob]] = {
         "doppler": Knob("fading", 0.02, lambda tb: tb.fading.stage.fDTs(), lambda tb: 0.02,
                         _fading_profile("rayleigh")),
         "k_factor": Knob("fading", 7.0, lambda tb: tb.fading.stage.K(), lambda tb: 7.0, _fading_profile("rician")),
+        # the front-end impairments: off by default, so turning the knob also switches the stage in
+        "sfo_ppm": Knob("sfo", 40.0, lambda tb: tb.sfo.stage.relative_rate(), lambda tb: 1 + 40e-6),
+        "iq_imbalance_db": Knob("iq_imbalance", 0.5, lambda tb: tb.iq_imbalance.stage.get_magnitude(),
+                                lambda tb: 0.5),
+        "iq_phase_deg": Knob("iq_imbalance", 3.0, lambda tb: tb.iq_imbalance.stage.get_phase(), lambda tb: 3.0),
+        "dc_offset_dbc": Knob("dc_offset", -30.0, lambda tb: tb.dc_offset.stage.k(),
+                              lambda tb: impairments.dc_offset(-30.0)),
+        "pa_backoff_db": Knob("pa", 6.0, lambda tb: tb.pa.stage.pa.a_sat, lambda tb: 10 ** (6.0 / 20)),
+        "pa_smoothness": Knob("pa", 3.0, lambda tb: tb.pa.stage.pa.smoothness, lambda tb: 3.0,
+                              lambda tb: tb.set_pa_backoff_db(6.0)),
+        "adc_bits": Knob("adc", 10, lambda tb: tb.adc.stage.adc.bits, lambda tb: 10),
+        "drop_rate": Knob("drops", 1e-5, lambda tb: tb.drops.stage.drops.rate, lambda tb: 1e-5),
     },
     "lgvsc_rx": {
         "sync_threshold": Knob("ofdm_receiver", 0.1, _threshold, lambda tb: 0.1),
