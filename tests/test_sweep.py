@@ -7,6 +7,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,18 @@ from conftest import free_base_port
 
 from semantic.video_io import read_video, write_video
 from tools import degradation, report
-from tools.sweep import COLUMNS, Grid, Point, PointSettings, SweepError, point_row, resolve_video, run_point, sweep
+from tools.sweep import (
+    COLUMNS,
+    Grid,
+    Point,
+    PointSettings,
+    SweepError,
+    point_deadline,
+    point_row,
+    resolve_video,
+    run_point,
+    sweep,
+)
 
 REQUIRED = ["video", "scheme", "backends", "snr_db", "channel", "cbr_target", "cbr_on_air", "per", "psnr_db", "ssim",
             "vmaf", "psss", "frames_out", "wall_s"]
@@ -77,6 +89,23 @@ def test_a_point_whose_worker_dies_is_a_failed_row_at_once(tmp_path: Path) -> No
         else:
             assert r["status"] == "ok" and float(r["psnr_db"]) == 30.0
         assert len(list(tmp_path.glob(f"ran_{r['key']}_*"))) == 1  # ran once: no retries
+
+
+def test_a_point_that_hangs_past_its_deadline_is_a_failed_row(tmp_path: Path) -> None:
+    """A point stuck where Python cannot interrupt it ends with its worker; the sweep goes on."""
+
+    def runner(point: Point, settings: PointSettings, base_port: int) -> dict:
+        with point_deadline(1 if point.snr_db == 0 else None):
+            if point.snr_db == 0:
+                time.sleep(60)  # as a deadlocked codec would
+        return {**point_row(point, settings), "status": "ok", "psnr_db": 30.0, "wall_s": 0.0}
+
+    grid = Grid([str(tmp_path / "clip.mp4")], ["h264"], [0.0, 5.0], [1e-3], ["awgn"])
+    t0 = time.monotonic()
+    rows = _rows(sweep(grid, PointSettings(str(tmp_path)), cpus_per_point=1, progress=False, runner=runner))
+    assert time.monotonic() - t0 < 50
+    by_snr = {float(r["snr_db"]): r["status"] for r in rows}
+    assert by_snr[5.0] == "ok" and by_snr[0.0].startswith("error: WorkerCrashedError:")
 
 
 def test_bad_arguments_are_one_line_errors(tmp_path: Path) -> None:

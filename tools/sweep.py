@@ -25,9 +25,11 @@ import csv
 import hashlib
 import os
 import re
+import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +92,7 @@ class PointSettings:
     psss: str = "classical"
     max_frames: int | None = None
     keep_videos: bool = True
+    point_timeout_s: int | None = 1800  # the process running a point is killed after this (None: never)
 
     @property
     def encode_cache(self) -> Path:
@@ -143,6 +146,19 @@ def failed_row(point: Point, settings: PointSettings, exc: BaseException, wall_s
     return {**point_row(point, settings), "status": f"error: {' '.join(reason.split())}", "wall_s": wall_s}
 
 
+@contextmanager
+def point_deadline(seconds: int | None) -> Iterator[None]:
+    """The process ends if the block has not finished after ``seconds``. A codec that deadlocks
+    in C (SVT-AV1 once did, its threads all waiting on semaphores) never returns to Python, so
+    nothing gentler would reach it: SIGALRM's default action ends the worker, the sweep records
+    the point as failed (its worker died) and goes on; the flowgraphs die with their parent."""
+    signal.alarm(seconds or 0)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+
+
 def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
     """One grid point through the flowgraphs; a failure is a row with its reason, not an exception,
     so one bad point does not end a sweep."""
@@ -150,7 +166,8 @@ def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
     row = point_row(point, settings)
     output = Path(settings.out_dir) / "videos" / f"{point.key}.mp4" if settings.keep_videos else None
     try:
-        report = _run(point, settings, base_port, output)
+        with point_deadline(settings.point_timeout_s):
+            report = _run(point, settings, base_port, output)
     except Exception as exc:  # noqa: BLE001 - recorded in the row; the sweep goes on
         return failed_row(point, settings, exc, time.monotonic() - t0)
     return {**row, "backends": _backends_text(report["backends"]), "cbr_on_air": report["cbr_on_air"],
@@ -295,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--psss", default="classical")
     ap.add_argument("--max-frames", type=int)
     ap.add_argument("--no-videos", action="store_true", help="do not keep the output videos")
+    ap.add_argument("--point-timeout", type=int, default=1800,
+                    help="seconds before the process running a point is killed (the point fails; 0: never)")
     ap.add_argument("--port-base", type=int, default=PORT_BASE,
                     help=f"point i's flowgraphs use ports base+{PORT_STRIDE}i .. base+{PORT_STRIDE}i+{PORT_STRIDE - 1}")
     return ap
@@ -313,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
     settings = PointSettings(str(Path(args.out).resolve()), args.decoder, args.psss, args.max_frames,
-                             not args.no_videos)
+                             not args.no_videos, args.point_timeout or None)
     results = sweep(grid, settings, args.address, args.cpus_per_point, port_base=args.port_base)
     rows = read_results(results)
     failed = [r for r in rows.values() if r["status"] != "ok"]
