@@ -7,6 +7,7 @@ semantic processes.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 
 import numpy as np
 import pmt
@@ -311,23 +312,15 @@ class PhaseNoise(_SwitchableStage):
 # without impairments passes its samples bit for bit and pays almost nothing for them.
 
 
-class _RappBlock(gr.sync_block):
-    def __init__(self, pa: impairments.RappPa) -> None:
-        gr.sync_block.__init__(self, "lgvsc_rapp_pa", in_sig=[np.complex64], out_sig=[np.complex64])
-        self.pa = pa
+class _SampleMap(gr.sync_block):
+    """One output sample per input sample, by ``model`` (the PA, the ADC)."""
+
+    def __init__(self, name: str, model: Callable[[np.ndarray], np.ndarray]) -> None:
+        gr.sync_block.__init__(self, name, in_sig=[np.complex64], out_sig=[np.complex64])
+        self.model = model
 
     def work(self, input_items: list, output_items: list) -> int:
-        output_items[0][:] = self.pa(input_items[0])
-        return len(output_items[0])
-
-
-class _AdcBlock(gr.sync_block):
-    def __init__(self, adc: impairments.Adc) -> None:
-        gr.sync_block.__init__(self, "lgvsc_adc", in_sig=[np.complex64], out_sig=[np.complex64])
-        self.adc = adc
-
-    def work(self, input_items: list, output_items: list) -> int:
-        output_items[0][:] = self.adc(input_items[0])
+        output_items[0][:] = self.model(input_items[0])
         return len(output_items[0])
 
 
@@ -353,13 +346,13 @@ class PaCompression(_SwitchableStage):
     def __init__(self, backoff_db: float = impairments.PA_OFF, smoothness: float = 2.0) -> None:
         super().__init__("lgvsc_pa_rapp")
         self.pa = impairments.RappPa(backoff_db, smoothness)
-        self._wire(_RappBlock(self.pa) if self.pa.on else None)
+        self._wire(_SampleMap("lgvsc_rapp_pa", self.pa) if self.pa.on else None)
 
     def set_backoff_db(self, backoff_db: float) -> None:
         on = self.pa.on
         self.pa.backoff_db = float(backoff_db)
         if self.pa.on != on:
-            self._wire(_RappBlock(self.pa) if self.pa.on else None)
+            self._wire(_SampleMap("lgvsc_rapp_pa", self.pa) if self.pa.on else None)
 
     def set_smoothness(self, smoothness: float) -> None:
         self.pa.smoothness = float(smoothness)
@@ -476,13 +469,13 @@ class AdcQuantizer(_SwitchableStage):
     def __init__(self, bits: int = impairments.ADC_OFF, headroom_db: float = impairments.ADC_HEADROOM_DB) -> None:
         super().__init__("lgvsc_adc")
         self.adc = impairments.Adc(bits, headroom_db)
-        self._wire(_AdcBlock(self.adc) if self.adc.on else None)
+        self._wire(_SampleMap("lgvsc_adc", self.adc) if self.adc.on else None)
 
     def set_bits(self, bits: int) -> None:
         on = self.adc.on
         self.adc.bits = int(bits)
         if self.adc.on != on:
-            self._wire(_AdcBlock(self.adc) if self.adc.on else None)
+            self._wire(_SampleMap("lgvsc_adc", self.adc) if self.adc.on else None)
 
 
 class SampleDrops(_SwitchableStage):
