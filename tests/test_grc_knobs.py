@@ -148,10 +148,10 @@ KNOBS: dict[str, dict[str, Knob]] = {
         "iq_phase_deg": Knob("iq_imbalance", 3.0, lambda tb: tb.iq_imbalance.stage.get_phase(), lambda tb: 3.0),
         "dc_offset_dbc": Knob("dc_offset", -30.0, lambda tb: tb.dc_offset.stage.k(),
                               lambda tb: impairments.dc_offset(-30.0)),
-        "pa_backoff_db": Knob("pa", 6.0, lambda tb: tb.pa.stage.pa.a_sat, lambda tb: 10 ** (6.0 / 20)),
-        "pa_smoothness": Knob("pa", 3.0, lambda tb: tb.pa.stage.pa.smoothness, lambda tb: 3.0,
+        "pa_backoff_db": Knob("pa", 6.0, lambda tb: tb.pa.stage.model.a_sat, lambda tb: 10 ** (6.0 / 20)),
+        "pa_smoothness": Knob("pa", 3.0, lambda tb: tb.pa.stage.model.smoothness, lambda tb: 3.0,
                               lambda tb: tb.set_pa_backoff_db(6.0)),
-        "adc_bits": Knob("adc", 10, lambda tb: tb.adc.stage.adc.bits, lambda tb: 10),
+        "adc_bits": Knob("adc", 10, lambda tb: tb.adc.stage.model.bits, lambda tb: 10),
         "drop_rate": Knob("drops", 1e-5, lambda tb: tb.drops.stage.drops.rate, lambda tb: 1e-5),
     },
     "lgvsc_rx": {
