@@ -312,6 +312,9 @@ class PhaseNoise(_SwitchableStage):
 # without impairments passes its samples bit for bit and pays almost nothing for them.
 
 
+_Model = impairments.RappPa | impairments.Adc | impairments.SampleDrops
+
+
 class _SampleMap(gr.sync_block):
     """One output sample per input sample, by ``model`` (the PA, the ADC)."""
 
@@ -339,20 +342,33 @@ class _DropBlock(gr.basic_block):
         return int(kept.size)
 
 
-class PaCompression(_SwitchableStage):
+class _ModelStage(_SwitchableStage):
+    """A stage that runs an ``impairments`` model (anything with ``on``) in the block ``make``
+    builds for it. Setters change the model in place (the block reads it on every call) and
+    rewire only when the model turns on or off."""
+
+    def __init__(self, name: str, model: _Model, make: Callable[[_Model], gr.basic_block]) -> None:
+        super().__init__(name)
+        self.model, self._make = model, make
+        self._wire(make(model) if model.on else None)
+
+    def _update(self, change: Callable[[], None]) -> None:
+        was_on = self.model.on
+        change()
+        if self.model.on != was_on:
+            self._wire(self._make(self.model) if self.model.on else None)
+
+
+class PaCompression(_ModelStage):
     """The transmitter's PA by Rapp's model (``impairments.RappPa``) at ``backoff_db`` input
     back-off, smoothness p; a copy while ``backoff_db`` <= 0 (linear PA)."""
 
     def __init__(self, backoff_db: float = impairments.PA_OFF, smoothness: float = 2.0) -> None:
-        super().__init__("lgvsc_pa_rapp")
         self.pa = impairments.RappPa(backoff_db, smoothness)
-        self._wire(_SampleMap("lgvsc_rapp_pa", self.pa) if self.pa.on else None)
+        super().__init__("lgvsc_pa_rapp", self.pa, lambda pa: _SampleMap("lgvsc_rapp_pa", pa))
 
     def set_backoff_db(self, backoff_db: float) -> None:
-        on = self.pa.on
-        self.pa.backoff_db = float(backoff_db)
-        if self.pa.on != on:
-            self._wire(_SampleMap("lgvsc_rapp_pa", self.pa) if self.pa.on else None)
+        self._update(lambda: setattr(self.pa, "backoff_db", float(backoff_db)))
 
     def set_smoothness(self, smoothness: float) -> None:
         self.pa.smoothness = float(smoothness)
@@ -461,34 +477,26 @@ class DcOffset(_SwitchableStage):
             self.stage.set_k(dc)
 
 
-class AdcQuantizer(_SwitchableStage):
+class AdcQuantizer(_ModelStage):
     """The receiver's ADC (``impairments.Adc``): ``bits`` per rail, clipping at full scale
     ``headroom_db`` above the signal RMS; a copy at 0 bits. (GNU Radio's ``channels.quantizer``
     rounds through a short, so it clips at 2^15 steps, not at its full scale, and is real only.)"""
 
     def __init__(self, bits: int = impairments.ADC_OFF, headroom_db: float = impairments.ADC_HEADROOM_DB) -> None:
-        super().__init__("lgvsc_adc")
         self.adc = impairments.Adc(bits, headroom_db)
-        self._wire(_SampleMap("lgvsc_adc", self.adc) if self.adc.on else None)
+        super().__init__("lgvsc_adc", self.adc, lambda adc: _SampleMap("lgvsc_adc", adc))
 
     def set_bits(self, bits: int) -> None:
-        on = self.adc.on
-        self.adc.bits = int(bits)
-        if self.adc.on != on:
-            self._wire(_SampleMap("lgvsc_adc", self.adc) if self.adc.on else None)
+        self._update(lambda: setattr(self.adc, "bits", int(bits)))
 
 
-class SampleDrops(_SwitchableStage):
+class SampleDrops(_ModelStage):
     """Random gaps of ``gap`` samples lost, ``rate`` gaps a sample (``impairments.SampleDrops``);
     a copy at rate 0."""
 
     def __init__(self, rate: float = 0.0, gap: int = impairments.GAP_SAMPLES, seed: int = 0) -> None:
-        super().__init__("lgvsc_sample_drops")
         self.drops = impairments.SampleDrops(rate, gap, seed)
-        self._wire(_DropBlock(self.drops) if self.drops.on else None)
+        super().__init__("lgvsc_sample_drops", self.drops, _DropBlock)
 
     def set_rate(self, rate: float) -> None:
-        on = self.drops.on
-        self.drops.set_rate(rate)
-        if self.drops.on != on:
-            self._wire(_DropBlock(self.drops) if self.drops.on else None)
+        self._update(lambda: self.drops.set_rate(rate))
