@@ -384,10 +384,12 @@ def _radio_args(p: argparse.ArgumentParser) -> None:
 
 
 def _share(text: str) -> float:
-    value = float(text)
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"a fraction of the on-air budget in (0, 1), not {text}")
-    return value
+    from lgvsc.rate_control import checked_base_share
+
+    try:
+        return checked_base_share(float(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _layer_args(parser: argparse.ArgumentParser, auto: str) -> None:

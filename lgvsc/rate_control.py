@@ -59,10 +59,14 @@ def layering_for(layers: str, feedback: bool, base_share: float = Layering.base_
     if layers not in LAYER_CHOICES:
         raise ValueError(f"--layers is one of {', '.join(LAYER_CHOICES)}, not {layers!r}")
     if layers == "2" or (layers == "auto" and not feedback):
-        if not 0 < base_share < 1:
-            raise ValueError(f"--base-share is a fraction of the on-air budget in (0, 1), not {base_share:g}")
-        return Layering(base_share=base_share)
+        return Layering(base_share=checked_base_share(base_share))
     return None
+
+
+def checked_base_share(value: float) -> float:
+    if not 0 < value < 1:
+        raise ValueError(f"the base layer's share is a fraction of the on-air budget in (0, 1), not {value:g}")
+    return value
 
 
 PREFIX_MARGIN_DB = 99.0  # a layered stream's prefix: the most robust MCS there is

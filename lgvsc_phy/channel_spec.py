@@ -67,9 +67,6 @@ CHANNEL_PARAMS: tuple[ChannelParam, ...] = (
                  "lost (as rx overflows leave them); 0 off", "drop_rate", "drop_rate"),
 )
 
-IMPAIRMENT_NAMES = ("sfo_ppm", "iq_imbalance_db", "iq_phase_deg", "dc_offset_dbc", "pa_backoff_db", "pa_smoothness",
-                    "adc_bits", "drop_rate")
-
 # A pair of Ettus B200/B210 radios, each on its own TCXO (no shared 10 MHz / GPSDO), at 2.45 GHz,
 # 1 MS/s. Where each figure comes from:
 #   cfo, sfo_ppm: the B200/B210 spec sheet (Ettus Research) gives the TCXO's frequency accuracy as

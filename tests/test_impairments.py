@@ -18,7 +18,6 @@ import pytest
 from lgvsc_phy import impairments
 from lgvsc_phy.channel_spec import (
     CHANNEL_PARAMS,
-    IMPAIRMENT_NAMES,
     IMPAIRMENT_PROFILES,
     ChannelConfig,
     channel_settings,
@@ -223,7 +222,6 @@ def test_the_channel_flowgraph_builds_its_impairments_as_copies_by_default() -> 
 
 def test_profile_names_only_channel_parameters_and_cfo_matches_its_ppm() -> None:
     names = {p.name for p in CHANNEL_PARAMS}
-    assert set(IMPAIRMENT_NAMES) <= names
     b2x0 = IMPAIRMENT_PROFILES["b2x0"]
     assert set(b2x0) <= names
     assert b2x0["cfo"] == pytest.approx(ppm_to_cfo(b2x0["sfo_ppm"]), abs=1e-4)

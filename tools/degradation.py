@@ -41,8 +41,9 @@ def _best_baseline(rows: dict[str, Row], metric: str = "psnr_db") -> Row | None:
 def degradation_groups(rows: list[Row]) -> dict[tuple, dict[float, dict[str, Row]]]:
     """(video, channel, CBR, design SNR, Doppler) -> actual SNR -> scheme -> row (first seed)."""
     groups: dict[tuple, dict[float, dict[str, Row]]] = defaultdict(lambda: defaultdict(dict))
+    first_seed = min((r.seed for r in rows), default=1)
     for r in rows:
-        if r.design_snr_db is not None and r.seed == min(x.seed for x in rows):
+        if r.design_snr_db is not None and r.seed == first_seed:
             groups[(r.video, r.channel, r.cbr_target, r.design_snr_db, r.doppler)][r.snr_db].setdefault(r.scheme, r)
     return groups
 

@@ -57,17 +57,16 @@ class Row:
     psss_backend: str
     vmaf: float = math.nan  # NaN (absent) in a results.csv written before the column existed
     design_snr_db: float | None = None  # None: the transmitter probed the link
-    doppler: float | None = None  # None: not a fading channel
+    doppler: float | None = None  # None: not a fading channel (the sweep leaves the cell empty)
     layers: int = 1
 
     @classmethod
     def of(cls, raw: dict) -> Row:
-        fading = raw["channel"] in FADING
         return cls(raw["video"], raw["scheme"], raw["channel"], float(raw["snr_db"]), float(raw["cbr_target"]),
                    int(raw.get("seed") or 1), _num(raw["cbr_on_air"]), _num(raw["per"]), _num(raw["psnr_db"]),
                    _num(raw["ssim"]), _num(raw["psss"]), int(float(raw["frames_out"] or 0)), raw["mcs"],
                    raw["backends"], raw["psss_backend"], _num(raw.get("vmaf")), _optional(raw.get("design_snr_db")),
-                   _optional(raw.get("doppler")) if fading else None, int(float(raw.get("layers") or 1)))
+                   _optional(raw.get("doppler")), int(float(raw.get("layers") or 1)))
 
     @property
     def point(self) -> tuple:
@@ -79,7 +78,6 @@ class Row:
         return self.design_snr_db is None
 
 
-FADING = ("rayleigh", "rician")
 LGVSC_SCHEMES = degradation.LGVSC_SCHEMES
 
 
