@@ -153,6 +153,64 @@ class PhyFrameDecoder(gr.basic_block):
             self.message_port_pub(STATS, _to_pmt(stats, b""))
 
 
+class BurstPadding(gr.basic_block):
+    """Zeros before and after each tagged burst; the length tag grows to cover them.
+
+    GNU Radio's burst shaper does this too, but it asks for input before each output item, so a
+    burst's trailing zeros wait for the next burst: the last burst of a transmission never ends.
+    A USRP sink then holds that burst open (no end-of-burst until the next PDU), and a channel
+    that needs samples past the burst (the SFO resampler) withholds its tail. Here the zeros
+    need no input: they go out with the burst.
+    """
+
+    def __init__(self, pre_padding: int = 0, post_padding: int = 0, length_tag: str = "packet_len") -> None:
+        gr.basic_block.__init__(self, name="lgvsc_burst_padding", in_sig=[np.complex64], out_sig=[np.complex64])
+        self.pre, self.post, self.tag_key = int(pre_padding), int(post_padding), pmt.intern(length_tag)
+        self.set_tag_propagation_policy(gr.TPP_DONT)  # the length tag is rewritten, others follow below
+        self.copy_left = 0  # samples of the current burst still to copy
+        self.zeros_left = 0  # zeros still to emit (before or after the burst)
+        self.in_burst = False  # whether zeros_left precedes a burst (pre) or follows one (post)
+
+    def forecast(self, noutput_items: int, ninputs: int) -> list[int]:  # noqa: ARG002 - GNU Radio signature
+        return [0 if self.zeros_left else 1]
+
+    def _start_burst(self, consumed: int, produced: int) -> None:
+        tags = self.get_tags_in_window(0, consumed, consumed + 1, self.tag_key)
+        length = pmt.to_long(tags[0].value) if tags else 1  # untagged samples pass one by one
+        out_offset = self.nitems_written(0) + produced
+        self.add_item_tag(0, out_offset, self.tag_key, pmt.from_long(length + self.pre + self.post))
+        for tag in self.get_tags_in_window(0, consumed, consumed + 1):
+            if not pmt.eq(tag.key, self.tag_key):  # tags with the burst (tx_time, ...) go to its start
+                self.add_item_tag(0, out_offset, tag.key, tag.value)
+        self.copy_left, self.zeros_left, self.in_burst = length, self.pre, True
+
+    def general_work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
+        inp, out = input_items[0], output_items[0]
+        produced = consumed = 0
+        while produced < len(out):
+            if self.zeros_left:
+                n = min(self.zeros_left, len(out) - produced)
+                out[produced : produced + n] = 0
+                produced += n
+                self.zeros_left -= n
+                continue
+            if not self.copy_left:
+                if self.in_burst:  # the burst is done: its trailing zeros
+                    self.in_burst, self.zeros_left = False, self.post
+                    continue
+                if consumed >= len(inp):
+                    break
+                self._start_burst(consumed, produced)
+                continue
+            n = min(self.copy_left, len(inp) - consumed, len(out) - produced)
+            if n == 0:
+                break
+            out[produced : produced + n] = inp[consumed : consumed + n]
+            produced, consumed, self.copy_left = produced + n, consumed + n, self.copy_left - n
+        self.consume(0, consumed)
+        return produced
+
+
 class BurstCounter(gr.sync_block):
     """Sink that counts the samples and bursts a transmitter emits.
 

@@ -342,10 +342,10 @@ def test_tx_flowgraph_matches_reference_modulator(mcs: str, base_port: int) -> N
     mod = OfdmModulator(m.ofdm)
     want = np.concatenate([mod.burst(mapper.symbols(p, seq)) for seq, p in enumerate(payloads)])
     assert want.size == sum(m.burst_cost(len(p))[1] for p in payloads)
-    # The burst shaper emits a burst's trailing zero padding only once more input arrives, so
-    # the last burst's padding may still be in the tx when the stream goes idle.
-    assert want.size - m.ofdm.post_padding <= got.size <= want.size
-    np.testing.assert_allclose(got, want[: got.size], atol=1e-4)
+    # Every burst, the last one's trailing zeros included, leaves the tx without waiting for
+    # more input (GNU Radio's burst shaper held them back until the next burst).
+    assert got.size == want.size
+    np.testing.assert_allclose(got, want, atol=1e-4)
     # Signal power on the burst body is what the SNR definition assumes (unit mean power).
     body = want[: m.ofdm.burst_samples(m.burst_cost(len(payloads[0]))[0]) - m.ofdm.post_padding]
     assert abs(np.mean(np.abs(body) ** 2) - 1.0) < 0.1
@@ -392,3 +392,33 @@ def test_gui_loopback_decodes_offscreen(tmp_path: Path) -> None:
     rates = [float(r) for r in re.findall(r"rate_now \. ([-+0-9.e]+)", output)]
     assert rates and max(rates) > 1000, output[-2000:]  # ~50 PDUs of 64..200 bytes a second are sent
     assert "ldpc_iterations" not in output and len(output.splitlines()) < 100, output[-2000:]
+
+
+def test_burst_padding_sends_each_bursts_zeros_with_it() -> None:
+    """Pre- and post-padding around each burst, the length tag grown and at the burst's new
+    start with its other tags; the trailing zeros leave while the stream is idle."""
+    import pmt
+    from gnuradio import blocks, gr
+    from gnuradio import pdu as gr_pdu
+
+    from lgvsc_phy.gr_blocks import BurstPadding
+
+    tb = gr.top_block()
+    to_stream = gr_pdu.pdu_to_tagged_stream(gr.types.complex_t, "packet_len")
+    pad = BurstPadding(3, 5, "packet_len")
+    sink = blocks.vector_sink_c()
+    tb.connect(to_stream, pad, sink)
+    tb.start()
+    try:
+        for n in (4, 2):  # the first burst carries a tx_time (its metadata becomes a tag at its start)
+            meta = pmt.dict_add(pmt.make_dict(), pmt.intern("tx_time"), pmt.from_long(7)) if n == 4 else pmt.PMT_NIL
+            to_stream.to_basic_block()._post(pmt.intern("pdus"), pmt.cons(meta, pmt.init_c32vector(n, [1] * n)))
+            time.sleep(0.3)  # idle: nothing more arrives, the trailing zeros must be out already
+        got = np.array(sink.data())
+        tags = sorted((t.offset, pmt.symbol_to_string(t.key), pmt.to_python(t.value)) for t in sink.tags())
+    finally:
+        tb.stop()
+        tb.wait()
+    np.testing.assert_array_equal(got, [0] * 3 + [1] * 4 + [0] * 5 + [0] * 3 + [1] * 2 + [0] * 5)
+    assert (0, "packet_len", 12) in tags and (12, "packet_len", 10) in tags
+    assert (0, "tx_time", 7) in tags

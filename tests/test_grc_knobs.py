@@ -202,7 +202,7 @@ FIXED: dict[str, dict[str, str]] = {
     "lgvsc_rx_usrp_gui": {"pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL, **_RADIO_SETUP,
                           "snr_est": _DISPLAY, "per": _DISPLAY, "goodput": _DISPLAY},
     "lgvsc_ofdm_tx": {**_LAYOUT_KNOBS, "length_tag_key": _TAG, "mcs": _MCS,
-                      "pre_padding": "burst shaper padding: set at construction"},
+                      "pre_padding": "burst padding: set at construction"},
     "lgvsc_tx": {"packet_len_key": _TAG, "mcs": _MCS, "pdu_in": _SOCKET, "iq_out": _SOCKET, "stats_out": _SOCKET},
     "lgvsc_tx_usrp": {"packet_len_key": _TAG, "mcs": _MCS, "pdu_in": _SOCKET, "stats_out": _SOCKET,
                       **_RADIO_SETUP},
