@@ -18,7 +18,7 @@ import numpy as np
 from lgvsc.progress import Progress, progress_source
 from lgvsc_phy.channel_profiles import ChannelError
 from lgvsc_phy.channel_spec import add_channel_options, channel_settings, grc_argv
-from lgvsc_phy.link import LinkError
+from lgvsc_phy.link import LinkError, receiver_estimates
 from lgvsc_phy.mcs import McsError
 from lgvsc_phy.ports import DEFAULT_BASE_PORT, PORT_SPAN, Port, socket_addresses
 from lgvsc_phy.runner import FlowgraphError, FlowgraphRunner
@@ -357,7 +357,7 @@ def cmd_receive(args: argparse.Namespace) -> int:
     decoded.keyframes_received = sorted(stream.images) if stream.plan is not None else decoded.keyframes_received
     report = {"pdus_received": got.pdus_received, "pdus_total": got.pdus_total, "lost_pdus": got.lost_pdus,
               "frames_out": count, "keyframes_received": decoded.keyframes_received,
-              "snr_estimate_db": float(np.mean([m["snr_db"] for m in got.meta])) if got.meta else None,
+              **receiver_estimates(got.meta),  # snr_estimate_db, cfo_estimate, sfo_estimate_ppm
               "backends": {**decoded.header.backends, "decoder": decoded.backend}, "wall_s": got.wall_s,
               "fault": got.fault}
     if args.report:

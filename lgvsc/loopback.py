@@ -17,7 +17,7 @@ from lgvsc.encode_cache import cached, source_identity
 from lgvsc.progress import Progress, progress_source
 from lgvsc.rate_control import PROBE_MCS, Layering, layering_for, link_mcs, plan_stream
 from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_fields
-from lgvsc_phy.link import Link, LinkAddresses, TransferResult
+from lgvsc_phy.link import Link, LinkAddresses, TransferResult, receiver_estimates
 from lgvsc_phy.ports import DEFAULT_BASE_PORT
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.bitstream import parse_stream
@@ -181,7 +181,6 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     sent = np.frombuffer(encoded.data, dtype=np.uint8)
     got = np.frombuffer(transfer.data[: len(encoded.data)].ljust(len(encoded.data), b"\0"), dtype=np.uint8)
     stream_bit_errors = int(np.unpackbits(sent ^ got).sum())
-    snr_estimates = [float(m["snr_db"]) for m in transfer.meta if "snr_db" in m]
     report = {
         "input": str(opts.input),
         "output": str(opts.output),
@@ -208,7 +207,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "cbr_on_air_with_probe": (transfer.tx_samples + (probe.samples if probe else 0)) / info.source_values,
         **report_fields(opts),
         "design_snr_db": opts.design_snr_db,  # None: the MCS came from a probe (or was named)
-        "snr_estimate_db": float(np.mean(snr_estimates)) if snr_estimates else None,
+        **receiver_estimates(transfer.meta),  # snr_estimate_db, cfo_estimate, sfo_estimate_ppm
         "mcs": mcs.name,
         "protection": protection.describe(),
         "robust_mcs": protection.robust.name,

@@ -237,7 +237,8 @@ class OfdmReceiver(gr.sync_block):
     """IQ stream in -> one c32 PDU of equalized payload symbols per detected burst.
 
     Wraps ``OfdmBurstReceiver``. PDU metadata: ``csi`` (f32vector, per symbol 1 / noise variance),
-    ``mcs``, ``seq``, ``snr_db``, ``esnr_db`` (effective SNR over the data carriers), ``cfo``, ``start``;
+    ``mcs``, ``seq``, ``snr_db``, ``esnr_db`` (effective SNR over the data carriers), ``cfo``, ``sfo_ppm``
+    (the sample clock offset tracked so far), ``start``;
     ``stats`` reports detections and header failures.
 
     With ``decode`` it also runs the PHY frame decoder (``FrameDecoding``) on its own thread and
@@ -267,7 +268,8 @@ class OfdmReceiver(gr.sync_block):
         for burst in self.receiver.feed(input_items[0]):
             self.detected += 1
             meta = {"start": burst.start, "seq": burst.seq, "mcs": burst.mcs, "cfo": burst.cfo,
-                    "snr_db": burst.snr_db, "esnr_db": burst.esnr_db, "csi": np.asarray(burst.csi, np.float32)}
+                    "sfo_ppm": burst.sfo_ppm, "snr_db": burst.snr_db, "esnr_db": burst.esnr_db,
+                    "csi": np.asarray(burst.csi, np.float32)}
             stats = {"bursts": self.detected, "header_fail": self.receiver.headers_failed}
             if self.decoding is None:
                 self.message_port_pub(OUT, _to_pmt(meta, burst.symbols.astype(np.complex64)))

@@ -55,3 +55,77 @@ class IdealLink:
             ordered[perm] = llr
             failed += bool(np.any(code.decode(ordered.reshape(cws, code.n)).bits != info))
         return failed / pdus
+
+
+@dataclass
+class IdealImpairedLink:
+    """The ideal receiver behind a radio front end's impairments (``impairments`` holds channel
+    parameters: ``pa_backoff_db``, ``pa_smoothness``, ``dc_offset_dbc``, ``iq_imbalance_db``,
+    ``iq_phase_deg``, ``adc_bits``, ``drop_rate``; CFO and SFO are known to it, so they cost
+    nothing and are ignored).
+
+    Whole bursts go through the same models as channel.grc, in its order (PA, noise, DC, IQ
+    imbalance, ADC, gaps). The receiver knows every linear impairment exactly and undoes it
+    (DC, IQ imbalance), knows the burst's timing, and is told the PA's linear gain and the
+    actual error variance of each burst (thermal noise plus what the PA and the ADC distort):
+    what no receiver can undo (compression, quantization, samples lost) is all it pays. A
+    burst that a gap cuts into is lost.
+    """
+
+    mcs_name: str
+    impairments: dict[str, float] = field(default_factory=dict)
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        from lgvsc_phy import impairments as imp
+        from lgvsc_phy.ofdm import OfdmModulator
+
+        self.mcs = get_mcs(self.mcs_name)
+        self.rng = np.random.default_rng(self.seed)
+        cfg = self.impairments
+        self.pa = imp.RappPa(cfg.get("pa_backoff_db", imp.PA_OFF), cfg.get("pa_smoothness", 2.0))
+        self.dc = imp.dc_offset(cfg.get("dc_offset_dbc", imp.DC_OFF_DBC))
+        self.iq = imp.iq_imbalance_coefficients(cfg.get("iq_imbalance_db", 0.0), cfg.get("iq_phase_deg", 0.0))
+        self.adc = imp.Adc(int(cfg.get("adc_bits", imp.ADC_OFF)))
+        self.drops = imp.SampleDrops(cfg.get("drop_rate", 0.0), seed=self.seed + 1)
+        self.modulator = OfdmModulator(self.mcs.ofdm)
+        self.undo_iq = imp.undo_iq_imbalance
+
+    def _received(self, burst: np.ndarray, snr_db: float) -> np.ndarray:
+        x = self.pa(burst) + self.mcs.ofdm.noise_voltage(snr_db) * (
+            self.rng.standard_normal(burst.size) + 1j * self.rng.standard_normal(burst.size)) / np.sqrt(2)
+        a, b = self.iq
+        y = self.adc((a * (x + self.dc) + b * np.conj(x + self.dc)).astype(np.complex64))
+        return self.undo_iq(y.astype(np.complex128), a, b) - self.dc
+
+    def _carriers(self, samples: np.ndarray, symbols: int) -> np.ndarray:
+        """Data carriers of the burst's first ``symbols`` OFDM symbols (exact timing), in the
+        order the modulator fills them."""
+        p = self.mcs.ofdm
+        body = samples[: symbols * p.symbol_len].reshape(symbols, p.symbol_len)[:, p.cp_len :]
+        spectra = np.fft.fftshift(np.fft.fft(body, axis=1), axes=1)
+        return spectra[:, np.asarray(p.occupied_carriers) + p.fft_len // 2]
+
+    def pdu_error_rate(self, snr_db: float, pdus: int) -> float:
+        """Fraction of full-size PDUs lost at this Es/N0."""
+        m, p = self.mcs, self.mcs.ofdm
+        mapper, codec = m.mapper(), m.codec()
+        failed = 0
+        for seq in range(pdus):
+            payload = self.rng.bytes(m.max_link_pdu_bytes)
+            sent = mapper.symbols(payload, seq)
+            burst = self.modulator.burst(sent).astype(np.complex128)
+            lost_before = self.drops.lost
+            self.drops(burst)
+            if self.drops.lost != lost_before:
+                failed += 1
+                continue
+            n_ofdm = -(-sent.size // p.data_carriers)
+            grid = self._carriers(self._received(burst, snr_db)[2 * p.symbol_len :], n_ofdm).reshape(-1)[: sent.size]
+            gain = np.vdot(sent, grid) / np.vdot(sent, sent)  # the PA's linear (Bussgang) gain
+            error_var = float(np.mean(np.abs(grid - gain * sent) ** 2)) / abs(gain) ** 2
+            header = mapper.header_symbols(len(payload), seq).size
+            eq = (grid / gain)[header:].astype(np.complex64)
+            frame = codec.decode_symbols(eq, np.full(eq.size, 1 / error_var, dtype=np.float32))
+            failed += frame.payload != payload
+        return failed / pdus

@@ -64,13 +64,24 @@ def dc_offset(dbc: float) -> complex:
     return 10.0 ** (dbc / 20.0) * complex(math.sqrt(0.5), math.sqrt(0.5))
 
 
-def image_rejection_db(magnitude_db: float, phase_deg: float) -> float:
-    """Image rejection of GNU Radio's ``iqbal_gen`` (receiver mode): I' = g (I cos(phi) +
-    Q sin(phi)), Q' = Q, so y = a x + b x* with a = (1 + g e^-j phi) / 2, b = (g e^j phi - 1) / 2:
-    IRR = (1 + 2 g cos(phi) + g^2) / (1 - 2 g cos(phi) + g^2). Infinite without imbalance."""
+def iq_imbalance_coefficients(magnitude_db: float, phase_deg: float) -> tuple[complex, complex]:
+    """``(a, b)`` with ``y = a x + b conj(x)``: GNU Radio's ``iqbal_gen`` in receiver mode, which
+    makes I' = g (I cos(phi) + Q sin(phi)) and Q' = Q, so a = (1 + g e^-j phi) / 2 and
+    b = (g e^j phi - 1) / 2 (a = 1, b = 0 without imbalance)."""
     g, phi = 10.0 ** (magnitude_db / 20.0), math.radians(phase_deg)
-    den = 1.0 - 2.0 * g * math.cos(phi) + g * g
-    return math.inf if den <= 0 else 10.0 * math.log10((1.0 + 2.0 * g * math.cos(phi) + g * g) / den)
+    return (1.0 + g * complex(math.cos(phi), -math.sin(phi))) / 2, (g * complex(math.cos(phi), math.sin(phi)) - 1.0) / 2
+
+
+def image_rejection_db(magnitude_db: float, phase_deg: float) -> float:
+    """Image rejection |a|^2 / |b|^2 of ``iq_imbalance_coefficients``: (1 + 2 g cos(phi) + g^2) /
+    (1 - 2 g cos(phi) + g^2). Infinite without imbalance."""
+    a, b = iq_imbalance_coefficients(magnitude_db, phase_deg)
+    return math.inf if abs(b) < 1e-15 else 10.0 * math.log10(abs(a) ** 2 / abs(b) ** 2)
+
+
+def undo_iq_imbalance(y: np.ndarray, a: complex, b: complex) -> np.ndarray:
+    """x from ``y = a x + b conj(x)``: what a receiver that knows the imbalance recovers."""
+    return (np.conj(a) * y - b * np.conj(y)) / (abs(a) ** 2 - abs(b) ** 2)
 
 
 class Adc:

@@ -147,6 +147,19 @@ class TransferResult:
         return [seen.get(seq) for seq in range(self.pdus_sent)]
 
 
+def receiver_estimates(meta: list[dict]) -> dict[str, float | None]:
+    """What the receiver measured on the decoded PDUs' bursts (``meta``): mean SNR (dB), mean CFO
+    (subcarrier spacings) and its last sample clock offset estimate (ppm, tracked over the
+    stream). The first things to read when a radio link misbehaves; None where nothing arrived."""
+    def mean(key: str) -> float | None:
+        values = [float(m[key]) for m in meta if key in m]
+        return float(np.mean(values)) if values else None
+
+    sfo = [float(m["sfo_ppm"]) for m in meta if "sfo_ppm" in m]
+    return {"snr_estimate_db": mean("snr_db"), "cfo_estimate": mean("cfo"),
+            "sfo_estimate_ppm": sfo[-1] if sfo else None}
+
+
 class Link:
     """One ZeroMQ session with running tx and rx flowgraphs."""
 

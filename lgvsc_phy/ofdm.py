@@ -20,7 +20,14 @@ import numpy as np
 from lgvsc_phy.constellation import BPSK
 from lgvsc_phy.header import PhyHeader, conv_decode, conv_encode, decode_header, encode_header
 from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs
-from lgvsc_phy.ofdm_kernels import derotated_windows, moving_average, pilot_phase, schmidl_cox
+from lgvsc_phy.ofdm_kernels import (
+    derotated_windows,
+    moving_average,
+    pilot_phase,
+    preamble_search,
+    rotate_carriers,
+    schmidl_cox,
+)
 from lgvsc_phy.ofdm_params import OfdmParams
 
 
@@ -71,6 +78,7 @@ class RxBurst:
     snr_db: float  # Es/N0 estimate from the preamble fit
     cfo: float  # carrier offset in subcarrier spacings
     esnr_db: float = float("nan")  # effective SNR over the data carriers (capacity mapping)
+    sfo_ppm: float = 0.0  # the receiver's sample clock offset estimate after this burst
 
 
 @dataclass(frozen=True)
@@ -86,6 +94,55 @@ class _Pending:
     length: int
     seq: int
     mcs: Mcs
+    noise_var: float = 1.0  # per carrier, of the channel fit
+
+
+@dataclass
+class SampleClockTracker:
+    """The sample clock offset between two radios (fractional: 4e-6 is 4 ppm), tracked across
+    bursts.
+
+    Each burst gives an estimate and its precision (from the pilots, see
+    ``OfdmBurstReceiver._clock_residual``); the tracker keeps their precision-weighted mean,
+    each earlier burst's weight shrinking by ``forget`` per burst so a drifting clock is
+    followed. One burst at low SNR measures a few ppm only to +-10 ppm; the mean of a dozen
+    does better, and at high SNR, where a wrong slope costs most, one burst alone suffices.
+    """
+
+    forget: float = 0.9
+    offset: float = 0.0
+    precision: float = 0.0
+
+    def update(self, estimate: float, precision: float) -> float:
+        kept = self.precision * self.forget
+        if kept + precision > 0:
+            self.offset = (kept * self.offset + precision * estimate) / (kept + precision)
+        self.precision = kept + precision
+        return self.offset
+
+
+@dataclass
+class DcTracker:
+    """A front end's DC offset, tracked as the stream's running mean and removed.
+
+    Bursts carry nothing on the DC carrier and their data is random, so over ``time_constant``
+    samples the signal averages out to ~1 / sqrt(time_constant) of its RMS (-48 dB for 2^16)
+    while a DC offset stays. Left in, the DC lands between carriers once the CFO is removed and
+    leaks into its neighbours: at -25 dBc it costs 64-QAM 5/6 more than 0.5 dB.
+    """
+
+    time_constant: float = 65536.0
+    level: complex = 0j
+    seen: int = 0
+
+    def remove(self, chunk: np.ndarray) -> np.ndarray:
+        if chunk.size == 0:
+            return chunk
+        self.seen += chunk.size
+        # Early on, the plain mean of all samples so far; then an exponential average.
+        alpha = max(chunk.size / self.seen, 1 - np.exp(-chunk.size / self.time_constant))
+        self.level += alpha * (complex(np.mean(chunk, dtype=np.complex128)) - self.level)
+        return chunk - np.complex64(self.level)
 
 
 def effective_snr_db(carrier_snr: np.ndarray) -> float:
@@ -163,7 +220,11 @@ class OfdmBurstReceiver:
         self.headers_failed = 0
         self.false_alarms = 0
         self._centred = np.fft.fftshift(np.arange(params.fft_len))  # FFT bins in centred order
+        self._clock_phase_step = 2 * np.pi * params.symbol_len / params.fft_len  # per symbol, carrier, offset
         self.pending: _Pending | None = None
+        self.strict = (0, threshold)  # (absolute end, threshold): a higher threshold inside the last burst
+        self.clock = SampleClockTracker()
+        self.dc = DcTracker()
         w1, w2 = (np.asarray(w) for w in params.sync_words())
         ref = OfdmModulator(params)
         self.preamble = np.concatenate([ref.to_time(w1), ref.to_time(w2)])
@@ -174,6 +235,7 @@ class OfdmBurstReceiver:
         self.data_idx = np.array(params.occupied_carriers) + half
         self.pilot_idx = np.array(params.pilot_carriers) + half
         self.pilot_vals = np.asarray(params.pilot_symbols, dtype=complex)
+        self.pilot_carriers = np.asarray(params.pilot_carriers, dtype=float)
 
     def _build_channel_fit(self, w1: np.ndarray, w2: np.ndarray) -> None:
         """Sparse impulse-response fits: to both preamble symbols, and to those plus the header."""
@@ -192,26 +254,29 @@ class OfdmBurstReceiver:
         active = np.array(list(self.p.occupied_carriers) + list(self.p.pilot_carriers)) + half
         header_rows = np.tile(self.fourier[active], (self.p.header_symbols, 1))
         self.header_fit = SparseTapFit(np.concatenate([design, header_rows]), self.SIGNIFICANT, self.MAX_TAPS)
+        # The symbol (from the burst's start) the channel fit refers to: the mean symbol index of
+        # its training carriers (preamble and header), ~2.2.
+        counts = np.array([self.rows1.size, self.rows2.size] + [active.size] * self.p.header_symbols)
+        self.channel_epoch = float(np.arange(counts.size) @ counts / counts.sum())
 
     # -- streaming ---------------------------------------------------------------------------
     def feed(self, samples: np.ndarray) -> list[RxBurst]:
-        self.buf = np.concatenate([self.buf, np.asarray(samples, dtype=np.complex64)])
+        self.buf = np.concatenate([self.buf, self.dc.remove(np.asarray(samples, dtype=np.complex64))])
         bursts: list[RxBurst] = []
         if self.pending is not None:  # header already decoded: only wait for the payload
             if self.base + self.buf.size < self.pending.end:
                 return bursts
             bursts.append(self._finish(self.pending))
-            self.pos, self.pending = self.pending.end, None
+            self.pos, self.pending = self._resume_after(self.pending), None
         sym = self.p.symbol_len
         metric, phase_ref = schmidl_cox(self.buf, self.p.fft_len // 2)
         smooth = moving_average(metric, self.SMOOTH)
         while True:
             rel = self.pos - self.base
-            candidates = np.flatnonzero(smooth[rel:] > self.threshold)
-            if candidates.size == 0:
+            d = self._next_candidate(smooth, rel)
+            if d is None:
                 self.pos = self.base + max(rel, smooth.size)
                 break
-            d = rel + int(candidates[0])
             if d + (self.p.sync_symbols + self.p.header_symbols + 2) * sym > self.buf.size:
                 self.pos = self.base + d  # wait for the rest of the preamble and header
                 break
@@ -228,9 +293,33 @@ class OfdmBurstReceiver:
                 self.pending, self.pos = found, self.base + d  # keep it; finish when the payload is in
                 break
             bursts.append(self._finish(found))
-            self.pos = found.end
+            self.pos = self._resume_after(found)
         self._trim()
         return bursts
+
+    def _resume_after(self, burst: _Pending) -> int:
+        """Where the search goes on after ``burst``: just past its header, not past its end.
+
+        A gap in the stream (samples a radio's overflow lost) inside the payload makes the
+        burst end earlier than its header says; searching from the header's end finds the next
+        preamble wherever it really is, so one gap costs one burst, not two. Inside the burst's
+        nominal span the detection threshold is raised to half the metric a preamble at this
+        burst's SNR gives (``(snr / (1 + snr))**2``): the payload's own metric then seldom
+        crosses it, where at the plain threshold it would every few symbols at low SNR.
+        """
+        snr = 10 ** (burst.snr_db / 10)
+        self.strict = (burst.end, max(self.threshold, 0.5 * (snr / (1 + snr)) ** 2))
+        return burst.start + (self.p.sync_symbols + self.p.header_symbols) * self.p.symbol_len
+
+    def _next_candidate(self, smooth: np.ndarray, rel: int) -> int | None:
+        """Buffer index of the first detection at or after ``rel``, or None."""
+        strict_end, strict_threshold = self.strict
+        split = min(max(strict_end - self.base, rel), smooth.size)
+        above = np.flatnonzero(smooth[rel:split] > strict_threshold)
+        if above.size:
+            return rel + int(above[0])
+        above = np.flatnonzero(smooth[split:] > self.threshold)
+        return split + int(above[0]) if above.size else None
 
     def _payload_symbols(self, mcs: Mcs, length: int) -> int:
         return mcs.codec().payload_symbols(length)
@@ -258,26 +347,22 @@ class OfdmBurstReceiver:
         peak = d + int(np.argmax(metric[window]))
         around = phase_ref[max(0, peak - cp // 2) : peak + cp // 2 + 1]
         cfo = float(np.angle(-around.sum()) / np.pi)
-        # Fine timing: correlate with each known preamble symbol and add the powers, so a
-        # residual CFO (which turns the phase between the two symbols) cannot cancel the peak.
-        # The window reaches a symbol back: at low SNR the metric may cross late on its plateau.
+        # Fine timing: correlate with each known preamble symbol and add the powers
+        # (``preamble_search``). The window reaches a symbol back: at low SNR the metric may cross
+        # late on its plateau.
         lo = max(0, d - sym - cp)
         hi = min(self.buf.size, d + 2 * sym + self.preamble.size)
-        seg = self.buf[lo:hi] * np.exp(-2j * np.pi * cfo * np.arange(lo, hi) / n)
-        if seg.size < self.preamble.size:
+        best, power, energy = preamble_search(self.buf, lo, hi, cfo, n, self.preamble)
+        if best < 0:
             return None
-        half = self.preamble.size // 2
-        c1 = np.abs(np.correlate(seg[:-half], self.preamble[:half], mode="valid")) ** 2
-        c2 = np.abs(np.correlate(seg[half:], self.preamble[half:], mode="valid")) ** 2
-        corr = c1 + c2
-        best = int(np.argmax(corr))
         start = lo + best
         if start + (self.p.sync_symbols + self.p.header_symbols) * sym > self.buf.size:
             return "wait"
         # A preamble correlates with its known waveform far above what noise or data can: the
         # normalized correlation is SNR / (1 + SNR), 0.3 at -3 dB, but about 0.01 for noise.
-        energy = float(np.sum(np.abs(seg[best : best + self.preamble.size]) ** 2)) * self.preamble_energy / 2
-        if corr[best] < self.MIN_PREAMBLE_CORRELATION * energy:
+        if power < self.MIN_PREAMBLE_CORRELATION * energy * self.preamble_energy / 2:
+            # The starts after this one are not ruled out: a preamble among them would have been
+            # derotated by this false alarm's CFO (noise's phase), which can cancel its peak.
             self.false_alarms += 1
             return None
         # Fine CFO: average the half-symbol correlation over the part of the first preamble
@@ -308,7 +393,7 @@ class OfdmBurstReceiver:
         snr = float(np.mean(np.abs(chan[self.active]) ** 2) / noise_var)
         start_abs = self.base + start
         return _Pending(start_abs, start_abs + self._burst_len(mcs, header.length), cfo, chan, gain,
-                        10 * np.log10(snr), header.length, header.seq, mcs)
+                        10 * np.log10(snr), header.length, header.seq, mcs, noise_var)
 
     def _finish(self, burst: _Pending) -> RxBurst:
         """Equalize the payload of an analysed burst whose samples are all in the buffer."""
@@ -316,10 +401,37 @@ class OfdmBurstReceiver:
         n_sym = self._payload_symbols(burst.mcs, burst.length)
         n_ofdm = (burst.end - burst.start) // self.p.symbol_len - first_data
         spectra = self._spectra(burst.cfo, burst.start - self.base, first_data, n_ofdm)
+        # Sample clock: phase per carrier index, per unit of offset, at each payload symbol.
+        per_offset = self._clock_phase_step * (first_data + np.arange(n_ofdm) - self.channel_epoch)
+        before = self.clock.offset
+        residual, precision = self._clock_residual(spectra, burst, per_offset, before)
+        rotate_carriers(spectra, per_offset * self.clock.update(before + residual, precision))
         data = self._equalize(spectra, burst.chan, first_data).reshape(-1)[:n_sym]
         csi = np.tile(burst.gain, n_ofdm)[:n_sym].astype(np.float32)
         return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64), csi,
-                       burst.snr_db, burst.cfo, effective_snr_db(burst.gain))
+                       burst.snr_db, burst.cfo, effective_snr_db(burst.gain), self.clock.offset * 1e6)
+
+    def _clock_residual(self, spectra: np.ndarray, burst: _Pending, per_offset: np.ndarray,
+                        offset: float) -> tuple[float, float]:
+        """The sample clock offset left once ``offset`` is undone, and its precision (1 / variance),
+        from the pilots.
+
+        A receiver clock fast by ``offset`` (1 + offset rx samples per tx sample) stretches the
+        burst: the FFT window, placed at the nominal rate, leads each symbol by ``offset *
+        symbol_len`` samples more per symbol since the channel fit, which turns carrier k by
+        ``-offset * per_offset[t] * k``. After each symbol's common phase is removed, a weighted
+        least-squares fit of that one slope, each pilot weighted by its SNR (phase variance
+        1 / (2 SNR)).
+        """
+        slope = -np.outer(per_offset, self.pilot_carriers)  # phase per unit offset, (symbols, pilots)
+        z = spectra[:, self.pilot_idx] * np.conj(burst.chan[self.pilot_idx] * self.pilot_vals)
+        z *= np.exp(-1j * offset * slope)
+        resid = np.angle(z * np.conj(np.sum(z, axis=1, keepdims=True)))
+        weight = 2 * np.abs(burst.chan[self.pilot_idx]) ** 2 / burst.noise_var
+        precision = float(np.sum(weight * slope**2))
+        if precision <= 0:
+            return 0.0, 0.0
+        return float(np.sum(weight * slope * resid)) / precision, precision
 
     def _decode_header(self, hdr: np.ndarray, gain: np.ndarray) -> PhyHeader | None:
         """Decode the header; if its CRC fails, once more after a decision-directed phase fix.

@@ -174,14 +174,95 @@ def _pilot_phase_loop(pil: np.ndarray, anchor_weight: float) -> np.ndarray:
     return out
 
 
+def preamble_search_numpy(buf: np.ndarray, lo: int, hi: int, cfo: float, n: int,
+                          preamble: np.ndarray) -> tuple[int, float, float]:
+    """Best start of ``preamble`` in ``buf[lo:hi]`` once the carrier offset ``cfo`` is removed:
+    ``(offset from lo, correlation power, segment energy there)``. The power adds the squared
+    correlations with each half (one OFDM symbol each), so a residual CFO that turns the phase
+    between them cannot cancel the peak; the energy is of the ``len(preamble)`` samples at the
+    best offset. (-1, 0, 0) when the segment is shorter than the preamble."""
+    seg = buf[lo:hi] * np.exp(-2j * np.pi * cfo * np.arange(lo, hi) / n)
+    if seg.size < preamble.size:
+        return -1, 0.0, 0.0
+    half = preamble.size // 2
+    c1 = np.abs(np.correlate(seg[:-half], preamble[:half], mode="valid")) ** 2
+    c2 = np.abs(np.correlate(seg[half:], preamble[half:], mode="valid")) ** 2
+    corr = c1 + c2
+    best = int(np.argmax(corr))
+    return best, float(corr[best]), float(np.sum(np.abs(seg[best : best + preamble.size]) ** 2))
+
+
+def _preamble_search_loop(buf: np.ndarray, lo: int, hi: int, cfo: float, n: int,
+                          preamble: np.ndarray) -> tuple[int, float, float]:
+    """The same search in one pass: a false alarm of the burst detector costs this call only."""
+    m, size = hi - lo, preamble.size
+    if m < size:
+        return -1, 0.0, 0.0
+    half = size // 2
+    # Real and imaginary parts apart, in float32: the inner products vectorize.
+    re = np.empty(m, dtype=np.float32)
+    im = np.empty(m, dtype=np.float32)
+    w = -2.0 * np.pi * cfo / n
+    rot = np.exp(1j * w * lo)
+    step = np.exp(1j * w)
+    for k in range(m):
+        v = buf[lo + k] * rot
+        re[k], im[k] = v.real, v.imag
+        rot *= step
+        if k % 64 == 63:  # keep the recursion exact
+            rot = np.exp(1j * w * (lo + k + 1))
+    pr = preamble.real.astype(np.float32)
+    pi = -preamble.imag.astype(np.float32)  # conjugated
+    best, best_power = 0, -1.0
+    for j in range(m - size + 1):
+        ar = np.float32(0.0)
+        ai = np.float32(0.0)
+        br = np.float32(0.0)
+        bi = np.float32(0.0)
+        for i in range(half):
+            ar += re[j + i] * pr[i] - im[j + i] * pi[i]
+            ai += re[j + i] * pi[i] + im[j + i] * pr[i]
+            br += re[j + half + i] * pr[half + i] - im[j + half + i] * pi[half + i]
+            bi += re[j + half + i] * pi[half + i] + im[j + half + i] * pr[half + i]
+        power = float(ar) ** 2 + float(ai) ** 2 + float(br) ** 2 + float(bi) ** 2
+        if power > best_power:
+            best, best_power = j, power
+    energy = 0.0
+    for i in range(size):
+        energy += float(re[best + i]) ** 2 + float(im[best + i]) ** 2
+    return best, best_power, energy
+
+
+def rotate_carriers_numpy(spectra: np.ndarray, angle: np.ndarray) -> None:
+    """In place: carrier k (centred: -n/2 .. n/2 - 1) of symbol t times exp(j angle[t] k), a
+    phase linear in the carrier index (undoing a timing shift of that symbol)."""
+    k = np.arange(spectra.shape[1]) - spectra.shape[1] // 2
+    spectra *= np.exp(1j * np.outer(angle, k))
+
+
+def _rotate_carriers_loop(spectra: np.ndarray, angle: np.ndarray) -> None:
+    n = spectra.shape[1]
+    for t in range(spectra.shape[0]):
+        if angle[t] == 0.0:
+            continue
+        step = np.exp(1j * angle[t])
+        rot = np.exp(-1j * angle[t] * (n // 2))
+        for c in range(n):
+            spectra[t, c] *= rot
+            rot *= step
+
+
 if njit is not None:
     schmidl_cox = njit(cache=True, nogil=True)(_schmidl_cox_loop)
     moving_average = njit(cache=True, nogil=True)(_moving_average_loop)
     derotated_windows = njit(cache=True, nogil=True)(_derotated_windows_loop)
     pilot_phase = njit(cache=True, nogil=True)(_pilot_phase_loop)
+    preamble_search = njit(cache=True, nogil=True, fastmath=True)(_preamble_search_loop)
+    rotate_carriers = njit(cache=True, nogil=True)(_rotate_carriers_loop)
 else:
     schmidl_cox, moving_average = schmidl_cox_numpy, moving_average_numpy
     derotated_windows, pilot_phase = derotated_windows_numpy, pilot_phase_numpy
+    preamble_search, rotate_carriers = preamble_search_numpy, rotate_carriers_numpy
 
 
 def warm_up() -> None:
@@ -193,3 +274,5 @@ def warm_up() -> None:
     derotated_windows(buf, np.arange(2, dtype=np.int64) * 80, 64, 0.1)
     pilot_phase(np.ones(8, dtype=np.complex128), 1.0)
     pilot_phase(np.ones(3, dtype=np.complex128), 1.0)
+    preamble_search(buf, 0, 200, 0.1, 64, np.ones(160, dtype=np.complex128))
+    rotate_carriers(np.ones((2, 64), dtype=np.complex128), np.zeros(2))
