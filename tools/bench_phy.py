@@ -5,12 +5,14 @@
 Writes, per MCS, the Es/N0 where PDU error rate reaches 1e-2 over AWGN (``snr_at_per_1e-2_db``)
 beside the normal-approximation bound for the same block length, rate and constellation
 (``bound_db``, per-codeword error rate chosen so that a PDU of that MCS fails 1 % of the time);
-uncoded (pre-FEC) BER per modulation beside exact theory; the same SNR figure for qpsk-1/2
-under CFO and multipath, the multipath cost beside what it costs an ideal receiver
-(``ideal_cost_db``) and the bound itself (``bound_cost_db``); and throughputs measured in
-this run: the whole chain (``chain_msps``), our LDPC decoder (``ldpc_decode_mbps``, batched
-and per burst) and GNU Radio's stock ``fec.ldpc_decoder`` on the same code, SNR and
-iteration limit (``stock_ldpc_decode_mbps``). PNG plots go next to the JSON.
+uncoded (pre-FEC) BER per modulation beside exact theory; under ``impairments``, the same SNR
+figure for qpsk-1/2 under CFO, multipath and the B2x0 front-end profile (``--impairments b2x0``),
+the multipath and B2x0 costs beside what they cost an ideal receiver (``ideal_cost_db``) and, for
+multipath, the bound itself (``bound_cost_db``); throughputs measured in this run: the whole
+chain (``chain_msps``), our LDPC decoder (``ldpc_decode_mbps``, batched and per burst) and GNU
+Radio's stock ``fec.ldpc_decoder`` on the same code, SNR and iteration limit
+(``stock_ldpc_decode_mbps``); and under ``realtime`` the rx flowgraph's CPU seconds per second of
+samples fed at a live 1, 2 and 5 MS/s (``tools.bench_realtime``). PNG plots go next to the JSON.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ from pathlib import Path
 
 import numpy as np
 
+from lgvsc_phy.channel_spec import IMPAIRMENT_PROFILES
 from lgvsc_phy.constellation import CONSTELLATIONS
-from lgvsc_phy.ideal_link import IdealLink, carrier_gains
+from lgvsc_phy.ideal_link import IdealImpairedLink, IdealLink, carrier_gains
 from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, Mcs, get_mcs
 from lgvsc_phy.theory import normal_approximation_snr_db, uncoded_ber
+from tools.bench_realtime import realtime_margin
 from tools.per_sweep import measure
 
 TARGET_PER = 1e-2
+REALTIME_RATES = (1e6, 2e6, 5e6)  # samples per second fed to rx.grc
 
 
 def _crossing(points: list[tuple[float, float]], target: float, floor: float) -> float | None:
@@ -211,6 +216,42 @@ def _stock_ldpc_mbps(code, snr_db: float, codewords: int, max_iter: int) -> floa
     return info.size / elapsed / 1e6
 
 
+def bench_impairments(bench: Bench, awgn_db: float | None) -> dict:
+    """qpsk-1/2's PER 1e-2 point under a CFO, the static multipath profile and the B2x0 front-end
+    profile, each against AWGN (``cost_vs_awgn_db``); for multipath and B2x0 also what the same
+    condition costs the ideal receiver (``ideal_cost_db``) and the receiver's own loss beyond it
+    (``receiver_loss_db``)."""
+    start = round((awgn_db or THRESHOLD_DB["qpsk-1/2"]) * 2) / 2
+    out = {}
+    b2x0 = dict(IMPAIRMENT_PROFILES["b2x0"])
+    for label, kw in (("cfo_0.4", {"cfo": 0.4}), ("multipath", {"channel": "multipath"}), ("b2x0", b2x0)):
+        r = bench.snr_at_per("qpsk-1/2", start, **kw)
+        snr = r["snr_at_per_1e-2_db"]
+        r["cost_vs_awgn_db"] = None if awgn_db is None or snr is None else snr - awgn_db
+        if label == "multipath":
+            r.update(ideal_channel_cost("qpsk-1/2", "multipath", start, bench.pdus))
+            r.update(bound_channel_cost("qpsk-1/2", "multipath"))
+        elif label == "b2x0":
+            r.update(ideal_impairment_cost("qpsk-1/2", b2x0, start, bench.pdus))
+        if r["cost_vs_awgn_db"] is not None and r.get("ideal_cost_db") is not None:
+            r["receiver_loss_db"] = r["cost_vs_awgn_db"] - r["ideal_cost_db"]
+        out[label] = r
+    return out
+
+
+def ideal_impairment_cost(mcs: str, impairments: dict, start_db: float, pdus: int) -> dict:
+    """What a front end's impairments cost the ideal receiver (``IdealImpairedLink``: it knows and
+    undoes every linear impairment and pays only for PA compression, quantization and gaps):
+    its PER 1e-2 point with them against without."""
+    crossings = {}
+    for name, kw in (("none", {}), ("impaired", impairments)):
+        link = IdealImpairedLink(mcs, kw, seed=1)
+        crossings[name] = snr_at_per(partial(link.pdu_error_rate, pdus=pdus), start_db, 0.25, pdus)
+        print(f"  ideal receiver, {name}: PER 1e-2 at {crossings[name]['snr_at_per_1e-2_db']} dB", flush=True)
+    a, b = (crossings[n]["snr_at_per_1e-2_db"] for n in ("none", "impaired"))
+    return {"ideal_awgn_db": a, "ideal_impaired_db": b, "ideal_cost_db": None if a is None or b is None else b - a}
+
+
 def plot(results: dict, folder: Path) -> list[str]:
     import matplotlib
 
@@ -266,19 +307,9 @@ def main() -> None:
     results["mcs"] = bench_mcs(bench, args.mcs)
     print("== impairments (qpsk-1/2)", flush=True)
     awgn = results["mcs"].get("qpsk-1/2", {}).get("snr_at_per_1e-2_db")
-    start = round((awgn or THRESHOLD_DB["qpsk-1/2"]) * 2) / 2
-    impairments = {}
-    for label, kw in (("cfo_0.4", {"cfo": 0.4}), ("multipath", {"channel": "multipath"})):
-        r = bench.snr_at_per("qpsk-1/2", start, **kw)
-        snr = r["snr_at_per_1e-2_db"]
-        r["cost_vs_awgn_db"] = None if awgn is None or snr is None else snr - awgn
-        if label == "multipath":
-            r.update(ideal_channel_cost("qpsk-1/2", "multipath", start, bench.pdus))
-            r.update(bound_channel_cost("qpsk-1/2", "multipath"))
-            if r["cost_vs_awgn_db"] is not None and r["ideal_cost_db"] is not None:
-                r["receiver_loss_db"] = r["cost_vs_awgn_db"] - r["ideal_cost_db"]
-        impairments[label] = r
-    results["impairments_qpsk-1/2"] = impairments
+    results["impairments"] = bench_impairments(bench, awgn)
+    print("== real-time margin (rx.grc at a live rate)", flush=True)
+    results["realtime"] = realtime_margin(list(REALTIME_RATES), 5.0 if args.quick else 12.0, args.base_port + 100)
     results["wall_s"] = time.monotonic() - t0
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
