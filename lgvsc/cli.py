@@ -383,24 +383,26 @@ def _radio_args(p: argparse.ArgumentParser) -> None:
                    help="CurveZMQ: this host's secret key; encrypts the IQ hop between hosts (lgvsc keys)")
 
 
-def _share(text: str) -> float:
-    from lgvsc.rate_control import checked_base_share
+def _share(text: str) -> float | None:
+    from lgvsc.rate_control import parse_base_share
 
     try:
-        return checked_base_share(float(text))
+        return parse_base_share(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _layer_args(parser: argparse.ArgumentParser, auto: str) -> None:
-    from lgvsc.rate_control import LAYER_CHOICES, Layering
+    from lgvsc.rate_control import BASE_SHARES, LAYER_CHOICES
 
     parser.add_argument("--layers", default="auto", choices=LAYER_CHOICES,
                         help="2: a base layer (coarser keyframes) on a robust MCS under the keyframe track, so a "
                              "receiver below the rate MCS's threshold still gets a whole video; 1: one layer; "
                              f"auto (default): {auto}")
-    parser.add_argument("--base-share", type=_share, default=Layering.base_share,
-                        help=f"share of the on-air budget for the base layer (default {Layering.base_share:g})")
+    parser.add_argument("--base-share", type=_share, default=None, metavar="auto|FRACTION",
+                        help="share of the on-air budget for the base layer; auto (default): the best of "
+                             f"{', '.join(f'{s:g}' for s in BASE_SHARES)} for this video, by its PSNR over "
+                             "receiver SNRs around the design SNR (one encode and two decodes each)")
 
 
 def _design_snr_arg(parser: argparse.ArgumentParser) -> None:

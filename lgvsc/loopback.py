@@ -15,7 +15,7 @@ import numpy as np
 
 from lgvsc.encode_cache import cached, source_identity
 from lgvsc.progress import Progress, progress_source
-from lgvsc.rate_control import PROBE_MCS, Layering, layering_for, link_mcs, plan_stream
+from lgvsc.rate_control import PROBE_MCS, layering_for, link_mcs, plan_stream
 from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_fields
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult, receiver_estimates
 from lgvsc_phy.ports import DEFAULT_BASE_PORT
@@ -48,7 +48,7 @@ class LoopbackOptions(ChannelConfig):
     images: str = "track"  # keyframe images: the predictive AV1 track, or intra (WebP/AVIF each)
     expected_loss: float = 0.0  # PDU loss the encoder plans the track's recovery points for
     layers: str = "auto"  # "2": a base layer on a robust MCS; "auto": layered when planned for a design SNR
-    base_share: float = Layering.base_share  # of the on-air budget, for the base layer
+    base_share: float | None = None  # of the on-air budget, for the base layer; None: fitted per video
     encode_cache: Path | None = None  # keep encodings here (a sweep: one stream for every actual SNR)
     base_port: int = DEFAULT_BASE_PORT
     max_frames: int | None = None
@@ -137,7 +137,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
             try:  # the flowgraphs wait meanwhile
                 config = EncoderConfig(psss=opts.psss, describe=opts.describe, images=opts.images,
                                        expected_loss=opts.expected_loss)
-                layering = layering_for(opts.layers, opts.design_snr_db is None, opts.base_share)
+                layering = layering_for(opts.layers, opts.design_snr_db is None, opts.base_share, opts.design_snr_db)
                 key = ("lgvsc", source_identity(opts.input), opts.max_frames, opts.cbr, mcs.name, config, opts.protect,
                        layering)
                 plan = cached(opts.encode_cache, key, lambda: plan_stream(source, opts.cbr, mcs, config,
@@ -214,6 +214,8 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "layers": 2 if encoded.base_layer_bytes else 1,
         "base_mcs": protection.tiers[0].mcs.name if protection.tiers else None,
         "base_layer_bytes": encoded.base_layer_bytes,
+        "base_share": plan.base_share if encoded.base_layer_bytes else None,  # chosen or as given
+        "base_share_scores": [s.as_dict() for s in plan.base_share_scores or []] or None,  # --base-share auto
         "keyframes_from_base": decoded.keyframes_from_base,
         "pdus_sent": transfer.pdus_sent,
         "pdus_received": transfer.pdus_received,

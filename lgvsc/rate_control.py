@@ -19,11 +19,13 @@ import numpy as np
 
 from lgvsc_phy.framing import OVERHEAD_BYTES
 from lgvsc_phy.link import Link
-from lgvsc_phy.mcs import Mcs, auto_mcs, get_mcs
+from lgvsc_phy.mcs import THRESHOLD_DB, Mcs, auto_mcs, get_mcs
 from lgvsc_phy.protection import Protection, Tier, robust_mcs_for
 from lgvsc_phy.runner import FlowgraphError
 from semantic.analysis import Analysis, analyse
+from semantic.decoder import decode_bitstream
 from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
+from semantic.metrics import psnr_frames
 
 MAX_ATTEMPTS = 4
 HIGH_ATTEMPTS = 3  # then up to this many aiming at (LOW, HIGH] x target
@@ -32,15 +34,31 @@ CRITICAL_GUESS = 200  # bytes of the critical prefix before the first encode tel
 MAX_PROTECTION_SHARE = 0.1  # protect the prefix only while that leaves the video >= 90 % of its bytes
 
 
+# --base-share auto: the shares the rate control may try (from START_SHARE), and the receiver SNRs
+# (design SNR + these, 1 dB apart, weighed alike) over which it scores them. Each share tried
+# costs one rate-controlled encode and two decodes; the search tries MAX_FIT_ENCODES (all of
+# BASE_SHARES where none keeps NO_CLIFF).
+BASE_SHARES = (0.12, 0.18, 0.25, 0.33)
+START_SHARE = 0.25
+FIT_SPAN_DB = (-6, 10)
+MAX_FIT_ENCODES = 4  # the halving between a share that missed NO_CLIFF and one that kept it stops here
+MIN_SHARE_STEP = 0.02  # or when the two are this close
+NO_CLIFF = 0.8  # a share keeps the base layer alone at >= this x the PSNR of all layers, if any can
+
+
 @dataclass(frozen=True)
 class Layering:
     """A layered stream for receivers the transmitter does not hear from (broadcast, stale
     feedback): the critical prefix on the most robust MCS, a base layer (``semantic.base_layer``)
     on an MCS ``base_margin_db`` below the rate MCS's threshold, taking ``base_share`` of the
-    on-air budget, and the keyframe track on the rate MCS."""
+    on-air budget, and the keyframe track on the rate MCS.
 
-    base_share: float = 0.25
+    ``base_share`` None: fitted per video (``fit_base_share``) for receivers around
+    ``design_snr_db`` (the rate MCS's threshold when there is none)."""
+
+    base_share: float | None = None
     base_margin_db: float = 3.0
+    design_snr_db: float | None = None
 
     def base_mcs(self, rate: Mcs) -> Mcs:
         return robust_mcs_for(rate, self.base_margin_db)
@@ -53,13 +71,16 @@ class Layering:
 LAYER_CHOICES = ("auto", "1", "2")
 
 
-def layering_for(layers: str, feedback: bool, base_share: float = Layering.base_share) -> Layering | None:
+def layering_for(layers: str, feedback: bool, base_share: float | None = None,
+                 design_snr_db: float | None = None) -> Layering | None:
     """``--layers``: "2" layered, "1" one layer, "auto" layered exactly when the transmitter has
-    no feedback (a design SNR, a broadcast): there the receiver's SNR may be anything."""
+    no feedback (a design SNR, a broadcast): there the receiver's SNR may be anything.
+    ``base_share`` None: fitted per video."""
     if layers not in LAYER_CHOICES:
         raise ValueError(f"--layers is one of {', '.join(LAYER_CHOICES)}, not {layers!r}")
     if layers == "2" or (layers == "auto" and not feedback):
-        return Layering(base_share=checked_base_share(base_share))
+        share = None if base_share is None else checked_base_share(base_share)
+        return Layering(base_share=share, design_snr_db=design_snr_db)
     return None
 
 
@@ -69,10 +90,33 @@ def checked_base_share(value: float) -> float:
     return value
 
 
+def parse_base_share(text: str) -> float | None:
+    """``--base-share``: "auto" (None: fitted per video) or a fraction of the on-air budget."""
+    return None if text.strip().lower() == "auto" else checked_base_share(float(text))
+
+
 PREFIX_MARGIN_DB = 99.0  # a layered stream's prefix: the most robust MCS there is
 # Below this a base layer is a thumbnail or two (an AV1 keyframe at 32x16 pixels takes 30-60
 # bytes): it would take its share of the budget from the track for little over the colour layout.
 MIN_BASE_BYTES = 200
+
+
+@dataclass(frozen=True)
+class ShareScore:
+    """One candidate base share as ``fit_base_share`` measured it, PSNR in dB."""
+
+    share: float
+    full_psnr_db: float  # every layer arrived
+    base_psnr_db: float  # the prefix and the base layer only (a receiver below the rate MCS)
+    expected_psnr_db: float  # mean over the fit's receiver SNRs that get more than the prefix
+
+    @property
+    def no_cliff(self) -> bool:
+        return self.base_psnr_db >= NO_CLIFF * self.full_psnr_db
+
+    def as_dict(self) -> dict:
+        return {"share": self.share, "full_psnr_db": self.full_psnr_db, "base_psnr_db": self.base_psnr_db,
+                "expected_psnr_db": self.expected_psnr_db, "no_cliff": self.no_cliff}
 
 
 @dataclass
@@ -82,6 +126,8 @@ class RatePlan:
     on_air_target: float  # samples
     on_air_planned: int  # samples the transmitter will emit for this stream
     attempts: int
+    base_share: float | None = None  # of the on-air budget, given to the base layer (None: one layer)
+    base_share_scores: list[ShareScore] | None = None  # the candidates --base-share auto weighed
 
 
 def choose_mcs(name: str, snr_db: float) -> Mcs:
@@ -162,6 +208,8 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
     analysis = analyse(source.open(), source.fps)
     if layering is not None and layering.applies_to(mcs):
         try:
+            if layering.base_share is None:
+                return fit_base_share(source, analysis, cbr, mcs, config, layering)
             return _plan_layered(source, analysis, cbr, mcs, config, layering)
         except EncoderError:
             pass  # too small a budget for layers: one layer
@@ -178,8 +226,104 @@ def plan_stream(source: FrameSource, cbr: float, mcs: Mcs, config: EncoderConfig
     return _plan(source, analysis, cbr, mcs, config, lambda *_: Protection.uniform(mcs))
 
 
+def fit_base_share(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,
+                   layering: Layering, shares: tuple[float, ...] = BASE_SHARES,
+                   start: float = START_SHARE) -> RatePlan:
+    """The layered stream at a few base shares, each decoded as a receiver above the rate MCS's
+    threshold would (every layer) and as one between the base MCS's and the rate MCS's (prefix and
+    base layer), and scored by the mean PSNR over receiver SNRs ``FIT_SPAN_DB`` around the design
+    SNR, 1 dB apart (below the base MCS's threshold only the prefix arrives, alike for every
+    share: those SNRs are left out). The best score among the shares that keep ``NO_CLIFF`` wins,
+    the best score of all if none does.
+
+    The base layer's PSNR over the track's grows with the share and the track's PSNR, most of the
+    score, falls with it, so the search walks ``shares`` from ``start``: down while ``NO_CLIFF``
+    holds, or up until it does; then halves the gap between the largest share that missed it and
+    the smallest that kept it, up to ``MAX_FIT_ENCODES`` shares tried. Only where no share keeps
+    it are all of ``shares`` tried. The track's and the base layer's sizes move in steps (a CRF, a
+    resolution), so neighbouring shares may code alike."""
+    design = layering.design_snr_db if layering.design_snr_db is not None else THRESHOLD_DB[mcs.name]
+    snrs = np.arange(design + FIT_SPAN_DB[0], design + FIT_SPAN_DB[1] + 0.5, 1.0)
+    full_from, base_from = THRESHOLD_DB[mcs.name], THRESHOLD_DB[layering.base_mcs(mcs).name]
+    n_full, n_base = int(np.sum(snrs >= full_from)), int(np.sum((snrs >= base_from) & (snrs < full_from)))
+    tried: dict[float, tuple[ShareScore, RatePlan] | None] = {}
+
+    def attempt(share: float) -> ShareScore | None:
+        if share not in tried:
+            try:
+                plan = _plan_layered(source, analysis, cbr, mcs, config, replace(layering, base_share=share))
+            except EncoderError:
+                tried[share] = None  # too small a base layer at this share
+                return None
+            data, head = plan.encoded.data, plan.protection.protected_bytes
+            full = stream_psnr(source, data)
+            base = stream_psnr(source, data[:head] + bytes(len(data) - head))  # the track's PDUs lost
+            expected = (n_full * full + n_base * base) / max(1, n_full + n_base)
+            tried[share] = (ShareScore(share, full, base, expected), plan)
+        entry = tried[share]
+        return None if entry is None else entry[0]
+
+    grid = sorted(set(shares) | {start})
+    first = attempt(start)
+    below, above = grid[: grid.index(start)][::-1], grid[grid.index(start) + 1:]
+    missed = kept = None  # the largest share that missed NO_CLIFF, the smallest that kept it
+    if first is not None and first.no_cliff:
+        kept = start
+        for share in below:
+            score = attempt(share)
+            if score is not None and not score.no_cliff:
+                missed = share
+                break
+            if score is not None:
+                kept = share
+    else:
+        missed = start if first is not None else None
+        for share in above:
+            score = attempt(share)
+            if score is not None and score.no_cliff:
+                kept = share
+                break
+            if score is not None:
+                missed = share
+        if kept is None:  # NO_CLIFF is out of reach: the best score of every share
+            for share in below:
+                attempt(share)
+    while kept is not None and missed is not None and kept - missed > MIN_SHARE_STEP and len(tried) < MAX_FIT_ENCODES:
+        middle = round((missed + kept) / 2, 3)
+        score = attempt(middle)
+        if score is None:
+            break
+        if score.no_cliff:
+            kept = middle
+        else:
+            missed = middle
+    done = sorted((entry for entry in tried.values() if entry is not None), key=lambda e: e[0].share)
+    if not done:
+        raise EncoderError("no base share leaves a base layer worth its bytes")
+    pool = [e for e in done if e[0].no_cliff] or done
+    score, plan = max(pool, key=lambda e: (e[0].expected_psnr_db, -e[0].share))
+    return replace(plan, base_share=score.share, base_share_scores=[e[0] for e in done])
+
+
+def stream_psnr(source: FrameSource, data: bytes) -> float:
+    """Mean per-frame PSNR of ``data`` decoded (interpolation, as the loopback's default decoder)
+    against the source, streamed."""
+    values, batch_ref, batch_out = [], [], []
+    for ref, out in zip(source.open(), decode_bitstream(data).iter_frames(), strict=False):
+        batch_ref.append(ref)
+        batch_out.append(out)
+        if len(batch_ref) == 32:
+            values.extend(psnr_frames(np.stack(batch_ref), np.stack(batch_out)))
+            batch_ref, batch_out = [], []
+    if batch_ref:
+        values.extend(psnr_frames(np.stack(batch_ref), np.stack(batch_out)))
+    return float(np.mean(values))
+
+
 def _plan_layered(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,
                   layering: Layering) -> RatePlan:
+    if layering.base_share is None:
+        raise ValueError("a layered plan at one share needs the share")
     base_mcs, prefix_mcs = layering.base_mcs(mcs), robust_mcs_for(mcs, PREFIX_MARGIN_DB)
     target = cbr * analysis.info.source_values
     base_bytes = base_mcs.stream_bytes_for(layering.base_share * target)
@@ -192,7 +336,7 @@ def _plan_layered(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs,
     plan = _plan(source, analysis, cbr, mcs, replace(config, base_bytes=base_bytes), protection_for)
     if not plan.encoded.base_layer_bytes:
         raise EncoderError(f"no base layer fits {base_bytes} bytes")
-    return plan
+    return replace(plan, base_share=layering.base_share)
 
 
 def _keep_structure(config: EncoderConfig, encoded: EncodedVideo) -> EncoderConfig:

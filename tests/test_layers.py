@@ -8,10 +8,23 @@ import os
 from fractions import Fraction
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
-from lgvsc.rate_control import HIGH, LOW, Layering, layering_for, plan_stream
+from lgvsc.cli import build_parser
+from lgvsc.rate_control import (
+    BASE_SHARES,
+    HIGH,
+    LOW,
+    MAX_FIT_ENCODES,
+    NO_CLIFF,
+    START_SHARE,
+    Layering,
+    layering_for,
+    parse_base_share,
+    plan_stream,
+)
 from lgvsc_phy.mcs import THRESHOLD_DB, get_mcs
 from lgvsc_phy.protection import Protection, Tier
 from semantic.bitstream import SegmentType, parse_stream
@@ -52,11 +65,29 @@ def test_the_base_mcs_keeps_its_margin_and_auto_layers_only_without_feedback() -
         layering_for("3", feedback=False)
 
 
-def _moving_clip(frames: int = 40) -> np.ndarray:
-    """A textured scene panning under a moving disc: content neither layer codes exactly."""
+def test_the_base_share_is_auto_unless_a_fraction_is_given() -> None:
+    assert parse_base_share("auto") is None and parse_base_share("0.3") == 0.3
+    for bad in ("0", "1", "-0.2", "most"):
+        with pytest.raises(ValueError):
+            parse_base_share(bad)
+    assert layering_for("2", feedback=False).base_share is None  # fitted per video
+    assert layering_for("2", feedback=False, base_share=0.3, design_snr_db=10.0) == \
+        Layering(base_share=0.3, design_snr_db=10.0)
+    with pytest.raises(ValueError):
+        layering_for("2", feedback=False, base_share=1.5)
+    for argv, share in ((["x.mp4"], None), (["x.mp4", "--base-share", "auto"], None),
+                        (["x.mp4", "--base-share", "0.18"], 0.18)):
+        assert build_parser().parse_args(["loopback", *argv, "-o", "y.mp4", "--snr-db", "9"]).base_share == share
+
+
+def _moving_clip(frames: int = 40, blur: float = 0.0) -> np.ndarray:
+    """A textured scene panning under a moving disc: content neither layer codes exactly
+    (``blur``: a smoother texture, which a coarse base layer renders well)."""
     rng = np.random.default_rng(5)
     texture = (rng.random((200, 320, 3)) * 255).astype(np.uint8)
     texture = np.asarray(np.repeat(np.repeat(texture[::8, ::8], 8, 0), 8, 1)[:200, :320])
+    if blur:
+        texture = cv2.normalize(cv2.GaussianBlur(texture, (0, 0), blur), None, 0, 255, cv2.NORM_MINMAX)
     out = []
     for t in range(frames):
         frame = np.roll(texture, 2 * t, axis=1)[:144, :176].copy()
@@ -113,13 +144,38 @@ def test_rate_control_splits_the_budget_into_layers(bikes: Path) -> None:
     quarter of the on-air budget in the base, the whole stream within the CBR tolerance."""
     source = FrameSource.of_file(bikes, max_frames=75)
     mcs = get_mcs("16qam-1/2")
-    plan = plan_stream(source, 1e-3, mcs, EncoderConfig(psss="none"), layering=Layering())
+    plan = plan_stream(source, 1e-3, mcs, EncoderConfig(psss="none"), layering=Layering(base_share=0.25))
     e, p = plan.encoded, plan.protection
     assert e.base_layer_bytes and p.tiers == (Tier(e.critical_bytes + e.base_layer_bytes, Layering().base_mcs(mcs)),)
+    assert plan.base_share == 0.25 and plan.base_share_scores is None  # a given share is used as given
     assert p.robust.name == "bpsk-1/2" and p.robust_bytes == e.critical_bytes
     assert LOW * plan.on_air_target <= plan.on_air_planned <= HIGH * plan.on_air_target
     base_air = p.cost(p.protected_bytes)[2] - p.cost(e.critical_bytes)[2]
-    assert 0.1 < base_air / plan.on_air_target <= Layering().base_share + 0.02
+    assert 0.1 < base_air / plan.on_air_target <= 0.25 + 0.02
     reference = read_video(bikes, max_frames=75).frames
     head = p.protected_bytes
     assert _decoded_psnr(e.data, reference) > _decoded_psnr(e.data[:head] + bytes(len(e.data) - head), reference)
+
+
+def test_auto_base_share_is_fitted_from_the_candidates() -> None:
+    """--base-share auto: the layered stream at each candidate share, scored by decoding it as the
+    receivers above and below the rate MCS's threshold would; the choice follows the scores."""
+    clip = _moving_clip(blur=12)
+    source = FrameSource.of_video(Video(clip, Fraction(10)))
+    mcs = get_mcs("16qam-1/2")
+    plan = plan_stream(source, 1e-2, mcs, EncoderConfig(psss="none"), layering=Layering(design_snr_db=10.0))
+    scores = plan.base_share_scores
+    shares = [s.share for s in scores]
+    assert 2 <= len(scores) <= MAX_FIT_ENCODES and shares == sorted(shares) and START_SHARE in shares
+    assert all(min(BASE_SHARES) <= s <= max(BASE_SHARES) for s in shares) and plan.base_share in shares
+    kept = [s for s in scores if s.no_cliff] or scores
+    assert plan.base_share == max(kept, key=lambda s: s.expected_psnr_db).share
+    for s in scores:
+        assert s.full_psnr_db > s.base_psnr_db and s.no_cliff == (s.base_psnr_db >= NO_CLIFF * s.full_psnr_db)
+        # design 10 dB over 4..20 dB: qpsk-2/3's threshold (3.6) up to 16qam-1/2's (7.0) gets the base only
+        assert s.expected_psnr_db == pytest.approx((3 * s.base_psnr_db + 14 * s.full_psnr_db) / 17)
+    e, p = plan.encoded, plan.protection
+    assert e.base_layer_bytes and p.tiers == (Tier(e.critical_bytes + e.base_layer_bytes, Layering().base_mcs(mcs)),)
+    chosen = next(s for s in scores if s.share == plan.base_share)
+    assert _decoded_psnr(e.data, clip) == pytest.approx(chosen.full_psnr_db)  # the stream sent is the one scored
+    assert LOW * plan.on_air_target <= plan.on_air_planned <= HIGH * plan.on_air_target

@@ -41,7 +41,8 @@ from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_field
 # one and two layers.
 LGVSC_LAYERS = {"lgvsc": "auto", "lgvsc-single": "1", "lgvsc-layered": "2"}
 SCHEMES = (*LGVSC_LAYERS, "h264", "h265", "av1")
-COLUMNS = ["video", "scheme", "backends", *report_field_names(), "design_snr_db", "layers", "cbr_target", "cbr_on_air",
+COLUMNS = ["video", "scheme", "backends", *report_field_names(), "design_snr_db", "layers", "base_share",
+           "cbr_target", "cbr_on_air",
            "per",
            "psnr_db", "ssim", "vmaf", "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes",
            "on_air_symbols", "psss_backend", "status", "key", "input"]
@@ -173,7 +174,7 @@ def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
     return {**row, "backends": _backends_text(report["backends"]), "cbr_on_air": report["cbr_on_air"],
             "per": report["per"], "psnr_db": report["psnr_db"], "ssim": report["ssim"], "vmaf": report["vmaf"],
             "psss": report["psss"], "frames_out": report["frames_out"], "frames_in": report["frames_in"],
-            "mcs": report["mcs"], "layers": report.get("layers", 1),
+            "mcs": report["mcs"], "layers": report.get("layers", 1), "base_share": report.get("base_share"),
             "stream_bytes": report["stream_bytes"], "on_air_symbols": report["on_air_symbols"],
             "status": "ok", "wall_s": time.monotonic() - t0}
 
