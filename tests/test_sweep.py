@@ -22,10 +22,12 @@ from tools.sweep import (
     Point,
     PointSettings,
     SweepError,
+    load_bursts,
     point_deadline,
     point_row,
     resolve_video,
     run_point,
+    save_bursts,
     sweep,
 )
 
@@ -131,6 +133,8 @@ def test_sweep_on_ray_through_the_flowgraphs_resumes_and_reports(short_clip: Pat
         assert 0 <= float(r["vmaf"]) <= 100
         assert 0.9e-3 <= float(r["cbr_on_air"]) <= 1.05e-3
         assert (out / "videos" / f"{r['key']}.mp4").is_file()
+        bursts = load_bursts(out, r["key"])  # the SNR the receiver estimated on each PDU's burst
+        assert bursts and all(v is not None and 5 < v < 15 for v in bursts), bursts
     on_air = [float(r["cbr_on_air"]) for r in rows]
     assert max(on_air) / min(on_air) - 1 <= 0.10  # equal on-air symbols between schemes
     by_scheme = {r["scheme"]: r for r in rows}
@@ -219,8 +223,9 @@ def test_baseline_budget_follows_the_rate_control_rule() -> None:
 
 def _planned(scheme: str, psnr: float, snr: float, per: float, layers: int = 1, doppler: float | None = None,
              design: float | None = 10.0) -> report.Row:
+    key = f"{scheme}-{snr:g}-{doppler}-{design}"
     return report.Row("v", scheme, "rayleigh" if doppler else "awgn", snr, 1e-3, 1, 1e-3, per, psnr, 0.8, 0.9, 250,
-                      "16qam-1/2", scheme, "classical", 20.0, design, doppler, layers)
+                      "16qam-1/2", scheme, "classical", 20.0, design, doppler, layers, key)
 
 
 def test_degradation_section_states_each_target_in_words(tmp_path: Path) -> None:
@@ -243,6 +248,13 @@ def test_degradation_section_states_each_target_in_words(tmp_path: Path) -> None
         in text
     paths = degradation.plot(rows, tmp_path)
     assert len(paths) == 2 and all(p.stat().st_size > 1000 for p in paths)
+    # per-burst SNR beside the PDUs lost, for the fading points whose sweep kept the record
+    assert degradation.plot_bursts(rows, tmp_path, tmp_path / "b") == []  # no records: no plot
+    for r in rows:
+        if r.doppler:
+            save_bursts(tmp_path, r.key, [9.5, None, 3.0, 11.0] if r.doppler == 1e-3 else [10.0] * 4)
+    paths = degradation.plot_bursts(rows, tmp_path, tmp_path / "b")
+    assert [p.name for p in paths] == ["v_rayleigh_cbr0.001_snr10_bursts.png"] and paths[0].stat().st_size > 5000
     # the main table keeps the probed points only; the planned ones are in their own section
     main = report.results_markdown(rows, [], "x")
     assert main.count("| v | awgn |") == 0 and "Graceful degradation" in main

@@ -16,7 +16,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tools.sweep import LGVSC_LAYERS, SCHEMES
+from tools.sweep import LGVSC_LAYERS, SCHEMES, load_bursts
 
 if TYPE_CHECKING:
     from tools.report import Row
@@ -48,13 +48,14 @@ def degradation_groups(rows: list[Row]) -> dict[tuple, dict[float, dict[str, Row
     return groups
 
 
-def fading_groups(rows: list[Row]) -> dict[tuple, dict[float, dict[str, Row]]]:
-    """(video, channel, CBR, SNR) -> Doppler -> scheme -> row, for probed fading points."""
+def fading_groups(rows: list[Row], min_dopplers: int = 2) -> dict[tuple, dict[float, dict[str, Row]]]:
+    """(video, channel, CBR, SNR) -> Doppler -> scheme -> row, for probed fading points (groups
+    with at least ``min_dopplers`` Doppler values: a curve needs two)."""
     groups: dict[tuple, dict[float, dict[str, Row]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
         if r.design_snr_db is None and r.doppler is not None:
             groups[(r.video, r.channel, r.cbr_target, r.snr_db)][r.doppler].setdefault(r.scheme, r)
-    return {k: v for k, v in groups.items() if len(v) > 1}
+    return {k: v for k, v in groups.items() if len(v) >= min_dopplers}
 
 
 def _schemes(points: dict[float, dict[str, Row]]) -> list[str]:
@@ -177,6 +178,46 @@ def plot(rows: list[Row], out: Path) -> list[Path]:
         fig.suptitle(title)
         fig.tight_layout()
         path = out / f"{stem}.png"
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+        paths.append(path)
+    return paths
+
+
+def plot_bursts(rows: list[Row], sweep_dir: Path, out: Path) -> list[Path]:
+    """Per fading group, the SNR the receiver estimated on each burst in sending order, one panel
+    per Doppler, one line per scheme, and a mark at the bottom for each PDU lost (its burst
+    not decoded, so no estimate): whether the losses came with the fades."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    paths = []
+    out.mkdir(parents=True, exist_ok=True)
+    for (video, channel, cbr, snr), points in fading_groups(rows, min_dopplers=1).items():
+        records = {fd: {scheme: load_bursts(sweep_dir, row.key) for scheme, row in by_scheme.items() if row.key}
+                   for fd, by_scheme in sorted(points.items())}
+        records = {fd: {k: v for k, v in got.items() if v} for fd, got in records.items()}
+        records = {fd: got for fd, got in records.items() if got}
+        if not records:
+            continue
+        fig, axes = plt.subplots(1, len(records), figsize=(max(7.0, 4.5 * len(records)), 3.6), squeeze=False)
+        for ax, (fd, by_scheme) in zip(axes[0], records.items(), strict=True):
+            floor = min((v for got in by_scheme.values() for v in got if v is not None), default=0.0) - 3
+            for offset, (scheme, snrs) in enumerate(sorted(by_scheme.items())):
+                line, = ax.plot(range(len(snrs)), [math.nan if v is None else v for v in snrs], marker=".",
+                                linewidth=0.8, label=scheme)
+                lost = [i for i, v in enumerate(snrs) if v is None]
+                ax.plot(lost, [floor - offset] * len(lost), "x", color=line.get_color())
+            ax.set_title(f"fD*Ts {fd:g}", fontsize=9)
+            ax.set_xlabel("PDU (sending order)")
+            ax.grid(alpha=0.3)
+        axes[0][0].set_ylabel("burst SNR estimate (dB); x: lost")
+        axes[0][0].legend(fontsize=7)
+        fig.suptitle(f"{video}, {channel}, CBR {cbr:g}, {snr:g} dB mean: per-burst SNR and PDUs lost")
+        fig.tight_layout()
+        path = out / f"{video}_{channel}_cbr{cbr:g}_snr{snr:g}_bursts.png"
         fig.savefig(path, dpi=90)
         plt.close(fig)
         paths.append(path)

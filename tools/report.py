@@ -59,6 +59,7 @@ class Row:
     design_snr_db: float | None = None  # None: the transmitter probed the link
     doppler: float | None = None  # None: not a fading channel (the sweep leaves the cell empty)
     layers: int = 1
+    key: str = ""  # the sweep's point key (its per-burst record: tools.sweep.load_bursts)
 
     @classmethod
     def of(cls, raw: dict) -> Row:
@@ -66,7 +67,7 @@ class Row:
                    int(raw.get("seed") or 1), _num(raw["cbr_on_air"]), _num(raw["per"]), _num(raw["psnr_db"]),
                    _num(raw["ssim"]), _num(raw["psss"]), int(float(raw["frames_out"] or 0)), raw["mcs"],
                    raw["backends"], raw["psss_backend"], _num(raw.get("vmaf")), _optional(raw.get("design_snr_db")),
-                   _optional(raw.get("doppler")), int(float(raw.get("layers") or 1)))
+                   _optional(raw.get("doppler")), int(float(raw.get("layers") or 1)), raw.get("key", ""))
 
     @property
     def point(self) -> tuple:
@@ -335,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         markdown = results_markdown(rows, failed, args.dir.rstrip("/"))
         plots = plot_all([r for r in rows if r.probed], directory / "plots")
         plots += degradation.plot(rows, directory / "plots")
+        plots += degradation.plot_bursts(rows, directory, directory / "plots")
         (directory / "results.md").write_text(markdown)
         write_html(rows, failed, plots, markdown, directory / "report.html")
         if args.readme:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import json
 import os
 import re
 import signal
@@ -171,12 +172,30 @@ def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
             report = _run(point, settings, base_port, output)
     except Exception as exc:  # noqa: BLE001 - recorded in the row; the sweep goes on
         return failed_row(point, settings, exc, time.monotonic() - t0)
+    save_bursts(Path(settings.out_dir), point.key, report.get("pdu_snr_db") or [])
     return {**row, "backends": _backends_text(report["backends"]), "cbr_on_air": report["cbr_on_air"],
             "per": report["per"], "psnr_db": report["psnr_db"], "ssim": report["ssim"], "vmaf": report["vmaf"],
             "psss": report["psss"], "frames_out": report["frames_out"], "frames_in": report["frames_in"],
             "mcs": report["mcs"], "layers": report.get("layers", 1), "base_share": report.get("base_share"),
             "stream_bytes": report["stream_bytes"], "on_air_symbols": report["on_air_symbols"],
             "status": "ok", "wall_s": time.monotonic() - t0}
+
+
+def bursts_path(out_dir: Path, key: str) -> Path:
+    return out_dir / "bursts" / f"{key}.json"
+
+
+def save_bursts(out_dir: Path, key: str, pdu_snr_db: list[float | None]) -> None:
+    """Per PDU in sending order, the SNR the receiver estimated on its burst (null: lost): what a
+    fading channel did to each burst, beside what was lost (``tools.degradation`` plots it)."""
+    path = bursts_path(out_dir, key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"pdu_snr_db": pdu_snr_db}))
+
+
+def load_bursts(out_dir: Path, key: str) -> list[float | None] | None:
+    path = bursts_path(out_dir, key)
+    return json.loads(path.read_text())["pdu_snr_db"] if path.is_file() else None
 
 
 def _run(point: Point, settings: PointSettings, base_port: int, output: Path | None) -> dict:
