@@ -175,13 +175,18 @@ def plot(rows: list[Row], out: Path) -> list[Path]:
             ax.set_ylabel(label)
             ax.grid(alpha=0.3)
         axes[0].legend(fontsize=8)
-        fig.suptitle(title)
-        fig.tight_layout()
-        path = out / f"{stem}.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, title, out / f"{stem}.png"))
     return paths
+
+
+def _save(fig, title: str, path: Path) -> Path:  # noqa: ANN001 - a matplotlib Figure
+    import matplotlib.pyplot as plt
+
+    fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
 
 
 def plot_bursts(rows: list[Row], sweep_dir: Path, out: Path) -> list[Path]:
@@ -215,10 +220,6 @@ def plot_bursts(rows: list[Row], sweep_dir: Path, out: Path) -> list[Path]:
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("burst SNR estimate (dB); x: lost")
         axes[0][0].legend(fontsize=7)
-        fig.suptitle(f"{video}, {channel}, CBR {cbr:g}, {snr:g} dB mean: per-burst SNR and PDUs lost")
-        fig.tight_layout()
-        path = out / f"{video}_{channel}_cbr{cbr:g}_snr{snr:g}_bursts.png"
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        paths.append(path)
+        paths.append(_save(fig, f"{video}, {channel}, CBR {cbr:g}, {snr:g} dB mean: per-burst SNR and PDUs lost",
+                           out / f"{video}_{channel}_cbr{cbr:g}_snr{snr:g}_bursts.png"))
     return paths
