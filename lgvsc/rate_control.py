@@ -308,16 +308,8 @@ def fit_base_share(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs
 def stream_psnr(source: FrameSource, data: bytes) -> float:
     """Mean per-frame PSNR of ``data`` decoded (interpolation, as the loopback's default decoder)
     against the source, streamed."""
-    values, batch_ref, batch_out = [], [], []
-    for ref, out in zip(source.open(), decode_bitstream(data).iter_frames(), strict=False):
-        batch_ref.append(ref)
-        batch_out.append(out)
-        if len(batch_ref) == 32:
-            values.extend(psnr_frames(np.stack(batch_ref), np.stack(batch_out)))
-            batch_ref, batch_out = [], []
-    if batch_ref:
-        values.extend(psnr_frames(np.stack(batch_ref), np.stack(batch_out)))
-    return float(np.mean(values))
+    frames = zip(source.open(), decode_bitstream(data).iter_frames(), strict=False)
+    return float(np.mean([psnr_frames(ref[None], out[None])[0] for ref, out in frames]))
 
 
 def _plan_layered(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,

@@ -169,7 +169,7 @@ class BurstPadding(gr.basic_block):
         self.set_tag_propagation_policy(gr.TPP_DONT)  # the length tag is rewritten, others follow below
         self.copy_left = 0  # samples of the current burst still to copy
         self.zeros_left = 0  # zeros still to emit (before or after the burst)
-        self.in_burst = False  # whether zeros_left precedes a burst (pre) or follows one (post)
+        self.in_burst = False  # from a burst's length tag until its trailing zeros are scheduled
 
     def forecast(self, noutput_items: int, ninputs: int) -> list[int]:  # noqa: ARG002 - GNU Radio signature
         return [0 if self.zeros_left else 1]

@@ -12,8 +12,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from lgvsc_phy import impairments as imp
 from lgvsc_phy.channel_profiles import taps
 from lgvsc_phy.mcs import Mcs, get_mcs
+from lgvsc_phy.ofdm import OfdmModulator
 from lgvsc_phy.phy_frame import interleaver
 
 
@@ -77,9 +79,6 @@ class IdealImpairedLink:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        from lgvsc_phy import impairments as imp
-        from lgvsc_phy.ofdm import OfdmModulator
-
         self.mcs = get_mcs(self.mcs_name)
         self.rng = np.random.default_rng(self.seed)
         cfg = self.impairments
@@ -89,14 +88,13 @@ class IdealImpairedLink:
         self.adc = imp.Adc(int(cfg.get("adc_bits", imp.ADC_OFF)))
         self.drops = imp.SampleDrops(cfg.get("drop_rate", 0.0), seed=self.seed + 1)
         self.modulator = OfdmModulator(self.mcs.ofdm)
-        self.undo_iq = imp.undo_iq_imbalance
 
     def _received(self, burst: np.ndarray, snr_db: float) -> np.ndarray:
         x = self.pa(burst) + self.mcs.ofdm.noise_voltage(snr_db) * (
             self.rng.standard_normal(burst.size) + 1j * self.rng.standard_normal(burst.size)) / np.sqrt(2)
         a, b = self.iq
         y = self.adc((a * (x + self.dc) + b * np.conj(x + self.dc)).astype(np.complex64))
-        return self.undo_iq(y.astype(np.complex128), a, b) - self.dc
+        return imp.undo_iq_imbalance(y.astype(np.complex128), a, b) - self.dc
 
     def _carriers(self, samples: np.ndarray, symbols: int) -> np.ndarray:
         """Data carriers of the burst's first ``symbols`` OFDM symbols (exact timing), in the

@@ -33,11 +33,10 @@ from lgvsc_phy.constellation import CONSTELLATIONS
 from lgvsc_phy.ideal_link import IdealImpairedLink, IdealLink, carrier_gains
 from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, Mcs, get_mcs
 from lgvsc_phy.theory import normal_approximation_snr_db, uncoded_ber
-from tools.bench_realtime import realtime_margin
+from tools.bench_realtime import DEFAULT_RATES, realtime_margin
 from tools.per_sweep import measure
 
 TARGET_PER = 1e-2
-REALTIME_RATES = (1e6, 2e6, 5e6)  # samples per second fed to rx.grc
 
 
 def _crossing(points: list[tuple[float, float]], target: float, floor: float) -> float | None:
@@ -309,7 +308,7 @@ def main() -> None:
     awgn = results["mcs"].get("qpsk-1/2", {}).get("snr_at_per_1e-2_db")
     results["impairments"] = bench_impairments(bench, awgn)
     print("== real-time margin (rx.grc at a live rate)", flush=True)
-    results["realtime"] = realtime_margin(list(REALTIME_RATES), 5.0 if args.quick else 12.0, args.base_port + 100)
+    results["realtime"] = realtime_margin(list(DEFAULT_RATES), 5.0 if args.quick else 12.0, args.base_port + 100)
     results["wall_s"] = time.monotonic() - t0
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -25,7 +25,7 @@ def gap_floor(mcs: str, drop_rate: float) -> float:
     """Expected share of full-size bursts that no gap cuts into: a gap that starts within the
     burst's body, or up to a gap's length before it, takes samples from it."""
     m = get_mcs(mcs)
-    body = m.ofdm.burst_samples(m.codec().payload_symbols(m.max_link_pdu_bytes)) - m.ofdm.post_padding
+    body = m.burst_cost(m.max_link_pdu_bytes)[1] - m.ofdm.post_padding
     return (1 - drop_rate) ** (body + GAP_SAMPLES)
 
 
