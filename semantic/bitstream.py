@@ -3,7 +3,9 @@
 Layout (all integers big-endian)::
 
     stream header  "LGVS" | version u8 | header length u16 | header | crc32   (also repeated at the end)
-    header         width u16 | height u16 | fps num u32 | fps den u32 | frames u32 | keyframes u16 |
+    header         width | height | fps num | fps den | frames | keyframes, varints each |
+                   backends (tag codes, length-prefixed u8: see ``pack_tags``)
+    header, v1-3   width u16 | height u16 | fps num u32 | fps den u32 | frames u32 | keyframes u16 |
                    backends (ASCII "role=name;..." up to 255 bytes, length-prefixed u8)
     segment        0xA5 0x5A | type u8 | index u16 | length u16 | payload | crc32
 
@@ -23,10 +25,12 @@ from fractions import Fraction
 import numpy as np
 
 MAGIC = b"LGVS"
-# 2 added the keyframe track (TRACK) and compact timing (TIMING), 3 the base layer (BASE_TRACK);
-# older streams still decode
-VERSION = 3
-READABLE_VERSIONS = (1, 2, 3)
+# 2 added the keyframe track (TRACK) and compact timing (TIMING), 3 the base layer (BASE_TRACK),
+# 4 the compact header (varints, backend tags as codes: 83 bytes became about 25, which a
+# 439-byte stream gives its keyframes); older streams still decode
+VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)
+COMPACT_HEADER_VERSION = 4
 SYNC = b"\xa5\x5a"
 _HEADER = struct.Struct(">HHIIIH")
 _SEGMENT = struct.Struct(">2sBHH")
@@ -72,8 +76,9 @@ class HeaderFields:
     tags: bytes  # the rest of the header: the backend tags
 
     def pack(self) -> bytes:
-        body = _HEADER.pack(self.width, self.height, self.fps_num, self.fps_den, self.frames, self.keyframes) + \
-            bytes([self.tag_length]) + self.tags
+        numbers = (self.width, self.height, self.fps_num, self.fps_den, self.frames, self.keyframes)
+        fixed = _varints(list(numbers)) if self.version >= COMPACT_HEADER_VERSION else _HEADER.pack(*numbers)
+        body = fixed + bytes([self.tag_length]) + self.tags
         block = MAGIC + bytes([self.version]) + struct.pack(">H", len(body)) + body
         return block + struct.pack(">I", zlib.crc32(block))
 
@@ -85,12 +90,67 @@ class HeaderFields:
             return None
         (length,) = struct.unpack_from(">H", data, pos + 5)
         end = pos + 7 + length
-        if end + 4 > len(data) or length < _HEADER.size + 1:
+        if end + 4 > len(data) or length < 7:  # six one-byte varints and the tag length at least
             return None
         if zlib.crc32(data[pos:end]) != struct.unpack_from(">I", data, end)[0]:
             return None
-        body = pos + 7 + _HEADER.size
-        return cls(data[pos + 4], *_HEADER.unpack_from(data, pos + 7), data[body], data[body + 1 : end]), end + 4
+        version, block = data[pos + 4], data[pos + 7 : end]
+        try:
+            numbers, body = _header_numbers(block, version)
+        except (BitstreamError, struct.error):
+            return None
+        if body >= len(block):
+            return None
+        return cls(version, *numbers, block[body], block[body + 1 :]), end + 4
+
+
+def _header_numbers(block: bytes, version: int) -> tuple[list[int], int]:
+    """The six numbers at the start of a header block, and where the tag length sits."""
+    if version < COMPACT_HEADER_VERSION:
+        return list(_HEADER.unpack_from(block, 0)), _HEADER.size
+    numbers, pos = [], 0
+    for _ in range(6):
+        value, pos = _read_varint(block, pos)
+        numbers.append(value)
+    return numbers, pos
+
+
+# Backend tags a compact header writes as one byte each (code = position + 1); any other tag
+# is written out as 0 | length u8 | ASCII "role=name". Append only: the codes are wire format.
+KNOWN_TAGS = ("kf=error-model", "kf=psss", "psss=classical", "psss=none", "img=track-av1", "img=rd",
+              "desc=none", "desc=tags")
+MAX_TAG_BYTES = 255
+
+
+def pack_tags(backends: dict[str, str]) -> bytes:
+    """Backend tags for a compact header; a tag that would pass ``MAX_TAG_BYTES`` is left out."""
+    out = bytearray()
+    for role, name in backends.items():
+        tag = f"{role}={name}"
+        if tag in KNOWN_TAGS:
+            item = bytes([KNOWN_TAGS.index(tag) + 1])
+        else:
+            raw = tag.encode("ascii", "replace")[:MAX_TAG_BYTES - 2]
+            item = bytes([0, len(raw)]) + raw
+        if len(out) + len(item) <= MAX_TAG_BYTES:
+            out += item
+    return bytes(out)
+
+
+def unpack_tags(tags: bytes) -> dict[str, str]:
+    """What ``pack_tags`` wrote; a code this version does not know is skipped, a written-out
+    tag that runs past the end ends the list."""
+    found, pos = [], 0
+    while pos < len(tags):
+        code, pos = tags[pos], pos + 1
+        if code == 0:
+            if pos >= len(tags) or pos + 1 + tags[pos] > len(tags):
+                break
+            found.append(tags[pos + 1 : pos + 1 + tags[pos]].decode("ascii", "replace"))
+            pos += 1 + tags[pos]
+        elif code <= len(KNOWN_TAGS):
+            found.append(KNOWN_TAGS[code - 1])
+    return dict(tag.split("=", 1) for tag in found if "=" in tag)
 
 
 @dataclass(frozen=True)
@@ -103,8 +163,11 @@ class StreamHeader:
     backends: dict[str, str] = field(default_factory=dict)
 
     def pack(self, version: int = VERSION) -> bytes:
-        """The header block; ``version`` 1 writes what version 1 encoders wrote (tests of old streams)."""
-        tags = ";".join(f"{k}={v}" for k, v in self.backends.items()).encode("ascii")[:255]
+        """The header block; an older ``version`` writes what its encoders wrote (tests of old streams)."""
+        if version >= COMPACT_HEADER_VERSION:
+            tags = pack_tags(self.backends)
+        else:
+            tags = ";".join(f"{k}={v}" for k, v in self.backends.items()).encode("ascii")[:MAX_TAG_BYTES]
         return HeaderFields(version, self.width, self.height, self.fps.numerator, self.fps.denominator, self.frames,
                             self.keyframes, len(tags), tags).pack()
 
@@ -124,8 +187,11 @@ class StreamHeader:
         fps = Fraction(f.fps_num, f.fps_den)
         if not FPS_RANGE[0] <= fps <= FPS_RANGE[1]:
             return None
-        tags = f.tags[: f.tag_length].decode("ascii", "replace")  # a lying tag length reads no further than the block
-        backends = dict(item.split("=", 1) for item in tags.split(";") if "=" in item)
+        tags = f.tags[: f.tag_length]  # a lying tag length reads no further than the block
+        if f.version >= COMPACT_HEADER_VERSION:
+            backends = unpack_tags(tags)
+        else:
+            backends = dict(item.split("=", 1) for item in tags.decode("ascii", "replace").split(";") if "=" in item)
         return cls(f.width, f.height, fps, f.frames, f.keyframes, backends), end
 
 

@@ -27,6 +27,7 @@ from semantic.bitstream import (
     pack_pan,
     pack_psss,
     pack_stream,
+    pack_tags,
     pack_timing,
     pack_timing_v2,
     parse_stream,
@@ -36,6 +37,7 @@ from semantic.bitstream import (
     unpack_motion,
     unpack_pan,
     unpack_psss,
+    unpack_tags,
     unpack_timing,
     unpack_timing_v2,
 )
@@ -95,6 +97,27 @@ def test_header_fields_are_the_one_header_layout_and_old_versions_still_read() -
     damaged = bytearray(block)
     damaged[9] ^= 1
     assert HeaderFields.unpack_at(bytes(damaged), 0) is None
+
+
+def test_compact_header_is_a_fraction_of_version_3_and_says_the_same() -> None:
+    header = StreamHeader(640, 272, Fraction(25), 250, 250, {"kf": "error-model", "psss": "classical",
+                                                            "img": "track-av1", "desc": "none"})
+    compact, old = header.pack(), header.pack(version=3)
+    assert len(old) == 83 and len(compact) == 26  # 7 framing, 10 varints, tag length, 4 codes, CRC
+    assert StreamHeader.unpack_at(compact, 0) == (header, len(compact))
+    assert StreamHeader.unpack_at(old, 0) == (header, len(old))  # version 3 streams still decode
+    assert StreamHeader.unpack_at(HEADER.pack(), 0)[0] == HEADER  # 30000/1001 fps and unknown tags survive
+
+
+def test_backend_tags_known_by_code_others_written_out() -> None:
+    tags = {"kf": "psss", "psss": "mllm:Qwen/Qwen2-VL-2B-Instruct", "img": "track-av1", "desc": "tags"}
+    packed = pack_tags(tags)
+    assert len(packed) == 3 + 2 + len("psss=mllm:Qwen/Qwen2-VL-2B-Instruct")
+    assert unpack_tags(packed) == tags
+    assert unpack_tags(bytes([200]) + packed) == tags  # a newer encoder's code is skipped
+    assert unpack_tags(packed[:5]) == {"kf": "psss"}  # a written-out tag cut short ends the list
+    long = {f"r{i}": "x" * 60 for i in range(6)}
+    assert len(pack_tags(long)) <= 255 and len(unpack_tags(pack_tags(long))) == 3  # whole tags only
 
 
 def test_segment_prefix_reads_what_the_packer_wrote() -> None:
