@@ -66,7 +66,13 @@ class Protection:
             lo = max(lo, hi)
         if stream_bytes > lo or not pieces:
             pieces.append((lo, stream_bytes, self.rate))
-        return pieces
+        merged = pieces[:1]
+        for piece in pieces[1:]:  # neighbouring tiers on one MCS share their PDUs (at bpsk-1/2 the prefix's
+            if piece[2] == merged[-1][2]:  # robust MCS is the rate MCS: no burst of its own)
+                merged[-1] = (merged[-1][0], piece[1], piece[2])
+            else:
+                merged.append(piece)
+        return merged
 
     @property
     def protected_bytes(self) -> int:
@@ -100,10 +106,16 @@ class Protection:
     def stream_bytes_for(self, on_air_budget: float) -> int:
         """Largest stream (bytes, the protected tiers included) that fits ``on_air_budget`` samples."""
         head = self.protected_bytes
-        prefix = self.cost(head)[2] if head else 0
-        if prefix > on_air_budget:
+        if head and self.cost(head)[2] > on_air_budget:
             return 0
-        return head + self.rate.stream_bytes_for(on_air_budget - prefix)
+        lo, hi = 0, max(head, self.rate.stream_bytes_for(on_air_budget))  # the rate MCS carries the most
+        while lo < hi:  # the cost grows with the stream; tiers on one MCS share PDUs, so no sum of parts
+            mid = (lo + hi + 1) // 2
+            if self.cost(mid)[2] <= on_air_budget:
+                lo = mid
+            else:
+                hi = mid - 1
+        return lo
 
     def describe(self) -> str:
         parts = [(lo, hi, mcs) for lo, hi, mcs in self._pieces(self.protected_bytes)]

@@ -504,6 +504,8 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
             text, descriptions = [], []
             side = _track_side(plan, analysis, header, config.byte_budget, config, p_prev, prefix_layout)
             coding = best.coding
+    if config.byte_budget is not None:  # the whole CRF step the search stopped at may leave bytes unused
+        coding = search.refine(plan, coding, side.track_budget)
     chunks = [Segment(SegmentType.TRACK, i, c.pack()) for i, c in enumerate(chunk_units(coding.units))]
     base = base_layer_segments(store, reference, plan, config.base_bytes, info.fps) if config.base_bytes else []
     if config.base_bytes and not base:

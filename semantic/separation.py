@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -33,7 +33,7 @@ import av
 import cv2
 import numpy as np
 
-from semantic.crf_search import smallest_fitting_crf
+from semantic.crf_search import refine_crf, smallest_fitting_crf, with_crf
 from semantic.encoder import FrameSource
 from semantic.metrics import psnr_frames
 from semantic.video_io import upscale
@@ -87,7 +87,7 @@ class CodedVideo:
     scheme: str
     width: int  # coded size (the output is scaled back to the source size)
     height: int
-    crf: int
+    crf: float
     frames: int  # source frames the decoder must return
     fps: Fraction  # source rate
     source_size: tuple[int, int]  # (width, height)
@@ -98,7 +98,7 @@ def _even(value: float) -> int:  # at least one macroblock
     return max(16, int(round(value / 2)) * 2)
 
 
-def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: int, size: tuple[int, int]) -> bytes:
+def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: float, size: tuple[int, int]) -> bytes:
     """One encode at ``crf`` and coded ``size`` (libx264's bytes vary slightly between runs, by
     a few bytes in a few kB)."""
     codec = _scheme(scheme)
@@ -109,8 +109,8 @@ def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: int, size:
         stream.width, stream.height = size
         stream.pix_fmt = "yuv420p"
         stream.codec_context.thread_count = ENCODER_THREADS
-        stream.options = {"crf": str(crf), "g": str(GOP), "threads": str(ENCODER_THREADS), "preset": codec.preset,
-                          **_encoder_params(codec.encoder, size[0])}
+        stream.options = with_crf({"g": str(GOP), "threads": str(ENCODER_THREADS), "preset": codec.preset,
+                                   **_encoder_params(codec.encoder, size[0])}, codec.encoder, crf)
         for frame in frames:
             small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if frame.shape[1::-1] != size else frame
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
@@ -272,7 +272,19 @@ def _search(frames: list[np.ndarray], fps: Fraction, scheme: str, byte_budget: i
             break  # a larger stride lost: more frames dropped only gets worse
     if best is None:
         raise SeparationError(f"{scheme} cannot fit {len(frames)} frames in {byte_budget} bytes in any setting")
-    return best[1]
+    return _refined(frames, best[1], byte_budget)
+
+
+def _refined(frames: list[np.ndarray], coded: CodedVideo, byte_budget: int) -> CodedVideo:
+    """The chosen setting at the finest CRF that still fits (``refine_crf``), as LGVSC's track gets."""
+    kept, rate, size = frames[:: coded.stride], coded.fps / coded.stride, (coded.width, coded.height)
+
+    def stream(crf: float) -> tuple[int, bytes]:
+        data = encode(kept, rate, coded.scheme, crf, size)
+        return len(data), data
+
+    crf, data = refine_crf(stream, coded.crf, SCHEMES[coded.scheme].crf_range, byte_budget, coded.data)
+    return coded if crf == coded.crf else replace(coded, data=data, crf=crf)
 
 
 def strides(frames: int) -> list[int]:

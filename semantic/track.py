@@ -35,7 +35,7 @@ from semantic.bitstream import (
     SegmentType,
     TrackChunk,
 )
-from semantic.crf_search import smallest_fitting_crf
+from semantic.crf_search import refine_crf, smallest_fitting_crf, with_crf
 
 ENCODER, DECODER = "libsvtav1", "libdav1d"
 PRESET = "8"  # SVT-AV1's fast end: the rate control encodes the track a few dozen times
@@ -62,7 +62,7 @@ def coded_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return max(MIN_WIDTH, even(width * scale)), max(MIN_HEIGHT, even(height * scale))
 
 
-def encode_units(images: list[np.ndarray], size: tuple[int, int], crf: int, intra: set[int],
+def encode_units(images: list[np.ndarray], size: tuple[int, int], crf: float, intra: set[int],
                  keyint: int | None = None, rate: Fraction = Fraction(5)) -> list[bytes]:
     """One AV1 sequence of ``images`` at ``size`` and ``crf``: a list of units, one per image.
     Images at the indices in ``intra`` are coded as key frames, and so is every ``keyint``-th."""
@@ -74,8 +74,8 @@ def encode_units(images: list[np.ndarray], size: tuple[int, int], crf: int, intr
     ctx.pix_fmt = "yuv420p"
     ctx.framerate, ctx.time_base = rate, 1 / rate
     ctx.thread_count = THREADS
-    ctx.options = {"crf": str(crf), "preset": PRESET, "g": str(keyint or 100000),
-                   "svtav1-params": f"lp={THREADS}"}
+    ctx.options = with_crf({"preset": PRESET, "g": str(keyint or 100000), "svtav1-params": f"lp={THREADS}"},
+                           ENCODER, crf)
     packets = []
     for i, image in enumerate(images):
         small = image if image.shape[1::-1] == size else cv2.resize(image, size, interpolation=cv2.INTER_AREA)
@@ -253,7 +253,7 @@ def decode_units(units: list[bytes], width: int, height: int) -> list[np.ndarray
 class TrackCoding:
     units: list[bytes]
     size: tuple[int, int]  # coded width, height
-    crf: int
+    crf: float
     quality: float  # what ``fit_track``'s quality function gave the decoded keyframes
     decoded: list[np.ndarray]  # what the receiver decodes, at the coded size
 
@@ -290,9 +290,7 @@ def fit_track(images: list[np.ndarray], budget: int, quality: Quality, intra: se
                 continue
         crf, units = smallest_fitting_crf(lambda crf, size=size: cost(crf, size), CRF_RANGE, budget, coarsest)
         coarsest = None
-        decoded = decode_units(units, *size)
-        if any(d is None for d in decoded):
-            raise TrackError(f"{DECODER} could not decode a track {ENCODER} made at {size[0]}x{size[1]}")
+        decoded = _decoded(units, size)
         coding = TrackCoding(units, size, crf, quality(decoded), decoded)
         if best is None or coding.quality > best.quality:
             best = coding
@@ -311,10 +309,29 @@ def fit_crf(images: list[np.ndarray], size: tuple[int, int], budget: int, intra:
     if coarsest[0] > budget:
         return None
     crf, units = smallest_fitting_crf(cost, CRF_RANGE, budget, coarsest)
+    return TrackCoding(units, size, crf, 0.0, _decoded(units, size))
+
+
+def refine_track(images: list[np.ndarray], coding: TrackCoding, budget: int, intra: set[int] | None = None,
+                 keyint: int | None = None, rate: Fraction = Fraction(5)) -> TrackCoding:
+    """``coding`` at the finest CRF below its own whose chunks still fit ``budget`` (quarter
+    steps, ``refine_crf``): the bytes a whole CRF step left unused."""
+    def cost(crf: float) -> tuple[float, list[bytes]]:
+        units = encode_units(images, coding.size, crf, intra or set(), keyint, rate)
+        return track_bytes(units), units
+
+    crf, units = refine_crf(cost, coding.crf, CRF_RANGE, budget, coding.units)
+    if crf == coding.crf:
+        return coding
+    return TrackCoding(units, coding.size, crf, coding.quality, _decoded(units, coding.size))
+
+
+def _decoded(units: list[bytes], size: tuple[int, int]) -> list[np.ndarray]:
+    """Every unit decoded, as a receiver that got them all decodes them."""
     decoded = decode_units(units, *size)
     if any(d is None for d in decoded):
         raise TrackError(f"{DECODER} could not decode a track {ENCODER} made at {size[0]}x{size[1]}")
-    return TrackCoding(units, size, crf, 0.0, decoded)
+    return decoded  # type: ignore[return-value]
 
 
 def _largest_fitting(sizes: list[tuple[int, int]], at_coarsest: Callable[[tuple[int, int]], tuple[int, list[bytes]]],

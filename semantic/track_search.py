@@ -26,7 +26,7 @@ from semantic.bitstream import StreamHeader
 from semantic.decoder import FLOW_WIDTH, Keyframe, SideInfo, Tween, render_planned
 from semantic.keyframes import KeyframePlan
 from semantic.metrics import psnr_frames
-from semantic.track import TrackCoding, fit_crf, fit_track
+from semantic.track import TrackCoding, fit_crf, fit_track, refine_track
 from semantic.video_io import upscale
 
 EVAL_WIDTH = FLOW_WIDTH  # candidates are compared at the width the decoder's flows run at
@@ -122,6 +122,12 @@ class TrackSearch:
         """The chosen structure again at ``size``, its CRF fitted to a smaller ``budget``."""
         intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
         return fit_crf([self.store[t] for t in plan.frames], size, budget, intra, self.intra_every, self._rate(plan))
+
+    def refine(self, plan: KeyframePlan, coding: TrackCoding, budget: int) -> TrackCoding:
+        """The chosen coding at the finest CRF that still fits ``budget`` (``refine_track``)."""
+        intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
+        return refine_track([self.store[t] for t in plan.frames], coding, budget, intra, self.intra_every,
+                            self._rate(plan))
 
     def _rate(self, plan: KeyframePlan) -> Fraction:
         rate = self.fps * len(plan.frames) / max(len(self.reference), 1)

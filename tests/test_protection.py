@@ -37,6 +37,17 @@ def test_pdus_and_cost_follow_the_boundary() -> None:
     assert p.cost(fit)[2] <= cost < p.cost(fit + 1)[2]
 
 
+def test_a_prefix_on_the_rate_mcs_shares_its_pdus() -> None:
+    """At bpsk-1/2 the prefix's robust MCS is the rate MCS: it must not cost a burst of its own
+    (it once did, and a 13056-sample budget carried 265 bytes instead of 312)."""
+    rate = get_mcs("bpsk-1/2")
+    protected, uniform = Protection.for_rate(rate, 48), Protection.uniform(rate)
+    data = os.urandom(300)
+    assert [m for _, m in protected.pdus(data, 1)] == [rate] * len(uniform.pdus(data, 1))
+    assert protected.cost(300) == uniform.cost(300)
+    assert protected.stream_bytes_for(13056) == uniform.stream_bytes_for(13056) == 312
+
+
 def test_tx_follows_each_pdus_mcs(base_port: int) -> None:
     """One stream, its head on bpsk-1/2 and the rest on 16qam-3/4, through the three flowgraphs:
     byte exact, and the on-air samples the tx counted equal the protection arithmetic."""
