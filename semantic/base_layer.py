@@ -63,8 +63,9 @@ def _coded(store: dict[int, np.ndarray], reference: np.ndarray, plan: KeyframePl
         h, w = refs.shape[1:3]
         return float(np.mean(psnr_frames(refs, np.stack([upscale(d, w, h) for d in decoded]))))
 
-    # Each chunk's segment carries the stride byte besides what fit_track counts.
-    room = budget - math.ceil(budget / CHUNK_BYTES) - 1
+    # Each chunk's segment carries the stride byte besides what fit_track counts (chunks: one
+    # per CHUNK_BYTES at most, and one more per intra unit).
+    room = budget - math.ceil(budget / CHUNK_BYTES) - len(intra) - 1
     rate = Fraction(fps * len(picked) / max(len(reference), 1)).limit_denominator(1000) or Fraction(1)
     coding = fit_track(images, room, quality, intra, None, rate, first_scale(room, images)) if room > 0 else None
     if coding is None:

@@ -47,7 +47,8 @@ SCALES = (1.0, 0.75, 0.5, 0.35, 0.25, 0.18, 0.12, 0.08)
 THREADS = 2
 TEMPORAL_DELIMITER = b"\x12\x00"  # OBU type 2, no payload: starts every temporal unit
 OBU_SEQUENCE_HEADER = 1
-CHUNK_BYTES = 400  # units per segment up to about this many bytes (a PDU carries 200-1400)
+CHUNK_BYTES = 400  # units per segment up to about this many bytes (a PDU carries 200-1400) ...
+TRACK_CHUNKS = 16  # ... or, in larger tracks, in about this many segments
 MAX_CHUNK_UNITS = 255
 T = TypeVar("T")
 
@@ -99,11 +100,16 @@ def is_intra(unit: bytes) -> bool:
     return bool(unit) and (unit[0] >> 3) & 0x0F == OBU_SEQUENCE_HEADER
 
 
-def chunk_units(units: list[bytes], first: int = 0, target: int = CHUNK_BYTES) -> list[TrackChunk]:
-    """Consecutive units grouped into chunks of about ``target`` bytes (one unit at least)."""
+def chunk_units(units: list[bytes], first: int = 0, target: int | None = None) -> list[TrackChunk]:
+    """Consecutive units grouped into chunks of about ``target`` bytes (one unit at least; by
+    default ``CHUNK_BYTES``, or a ``TRACK_CHUNKS``-th of a larger track), each intra unit first
+    in its chunk. A segment costs 14 bytes of framing: 400-byte chunks took 4 % of a 39 kB
+    track. Larger ones lose little more to a lost PDU, since the loss rule drops every unit after
+    a lost one up to the next intra unit anyway, and that unit never shares a lost chunk."""
+    target = target or max(CHUNK_BYTES, sum(map(len, units)) // TRACK_CHUNKS)
     chunks, run, size = [], [], 0
     for i, unit in enumerate(units):
-        if run and (size + len(unit) > target or len(run) == MAX_CHUNK_UNITS):
+        if run and (size + len(unit) > target or len(run) == MAX_CHUNK_UNITS or is_intra(unit)):
             chunks.append(TrackChunk(first + i - len(run), tuple(run)))
             run, size = [], 0
         run.append(unit)
@@ -116,7 +122,7 @@ def chunk_units(units: list[bytes], first: int = 0, target: int = CHUNK_BYTES) -
 MAX_UNIT_BYTES = MAX_SEGMENT_PAYLOAD - 3 - 3  # a unit alone in a chunk (prefix and its length) fills one segment
 
 
-def track_bytes(units: list[bytes], target: int = CHUNK_BYTES) -> int | float:
+def track_bytes(units: list[bytes], target: int | None = None) -> int | float:
     """What ``units`` cost in the stream: their chunks as segments (infinite when a unit cannot
     travel at all: an intra picture at generous settings can outgrow a segment)."""
     if any(len(unit) > MAX_UNIT_BYTES for unit in units):

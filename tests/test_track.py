@@ -27,7 +27,15 @@ from semantic.encoder import EncoderConfig, EncoderError, encode_video, recovery
 from semantic.image_codec import encode_image
 from semantic.inspection import format_inspection, inspect_stream
 from semantic.metrics import psnr
-from semantic.track import TrackDecoder, chunk_units, decode_units, encode_units, is_intra
+from semantic.track import (
+    CHUNK_BYTES,
+    TRACK_CHUNKS,
+    TrackDecoder,
+    chunk_units,
+    decode_units,
+    encode_units,
+    is_intra,
+)
 from semantic.video_io import Video, read_video
 
 
@@ -44,6 +52,18 @@ def test_units_are_one_keyframe_each_and_intra_where_asked(short_bikes: Video) -
     assert intra[:2] == [0, 7] and 19 in intra  # forced at 7, then every 12 from there
     decoded = decode_units(units, 640, 272)
     assert all(d is not None and d.shape == (68, 160, 3) for d in decoded)
+
+
+def test_chunks_start_at_recovery_points_and_grow_with_the_track(short_bikes: Video) -> None:
+    units = encode_units(list(short_bikes.frames), (320, 136), 30, {20, 41})
+    chunks = chunk_units(units)
+    total = sum(map(len, units))
+    assert total > 16 * CHUNK_BYTES  # a large track: chunks of about a 16th of it, not 400 bytes
+    assert len(chunks) <= TRACK_CHUNKS + 3 and [u for c in chunks for u in c.units] == units
+    assert {0, 20, 41} <= {c.first for c in chunks}  # every intra unit opens its chunk
+    assert all(not is_intra(u) for c in chunks for u in c.units[1:])
+    small = units[:3]
+    assert all(len(c.pack()) <= CHUNK_BYTES + max(map(len, small)) + 8 for c in chunk_units(small))
 
 
 def test_a_lost_chunk_costs_its_chain_up_to_the_next_recovery_point(short_bikes: Video) -> None:
