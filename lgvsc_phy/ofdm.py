@@ -13,6 +13,7 @@ pilots, and returns equalized payload symbols with per-symbol channel state (1 /
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
@@ -201,6 +202,12 @@ class SparseTapFit:
         return taps, max(resid / max(self.rows - len(chosen), 1), 1e-12)
 
 
+def _first_at_or_after(indices: list[int], start: int, default: int) -> int:
+    """The first of the sorted ``indices`` at or after ``start``, else ``default``."""
+    i = bisect_left(indices, start)
+    return indices[i] if i < len(indices) else default
+
+
 class OfdmBurstReceiver:
     """Streaming receiver: ``feed`` samples in any chunking, get complete bursts back."""
 
@@ -271,9 +278,13 @@ class OfdmBurstReceiver:
         sym = self.p.symbol_len
         metric, phase_ref = schmidl_cox(self.buf, self.p.fft_len // 2)
         smooth = moving_average(metric, self.SMOOTH)
+        # Where the metric crosses the threshold, found once per chunk: on noise a false alarm
+        # comes every ~110 samples, and a scan of the rest of the buffer for each cost O(n^2).
+        above = np.flatnonzero(smooth > self.threshold).tolist()
+        below = np.flatnonzero(smooth <= self.threshold).tolist()
         while True:
             rel = self.pos - self.base
-            d = self._next_candidate(smooth, rel)
+            d = self._next_candidate(smooth, rel, above)
             if d is None:
                 self.pos = self.base + max(rel, smooth.size)
                 break
@@ -286,8 +297,7 @@ class OfdmBurstReceiver:
                 break
             if found is None:
                 # False alarm or bad header: resume after this above-threshold region.
-                below = np.flatnonzero(smooth[d:] <= self.threshold)
-                self.pos = self.base + d + (int(below[0]) if below.size else smooth.size - d)
+                self.pos = self.base + _first_at_or_after(below, d, smooth.size)
                 continue
             if self.base + self.buf.size < found.end:
                 self.pending, self.pos = found, self.base + d  # keep it; finish when the payload is in
@@ -311,15 +321,17 @@ class OfdmBurstReceiver:
         self.strict = (burst.end, max(self.threshold, 0.5 * (snr / (1 + snr)) ** 2))
         return burst.start + (self.p.sync_symbols + self.p.header_symbols) * self.p.symbol_len
 
-    def _next_candidate(self, smooth: np.ndarray, rel: int) -> int | None:
-        """Buffer index of the first detection at or after ``rel``, or None."""
+    def _next_candidate(self, smooth: np.ndarray, rel: int, above: list[int]) -> int | None:
+        """Buffer index of the first detection at or after ``rel``, or None (``above``: where
+        ``smooth`` exceeds the plain threshold)."""
         strict_end, strict_threshold = self.strict
         split = min(max(strict_end - self.base, rel), smooth.size)
-        above = np.flatnonzero(smooth[rel:split] > strict_threshold)
-        if above.size:
-            return rel + int(above[0])
-        above = np.flatnonzero(smooth[split:] > self.threshold)
-        return split + int(above[0]) if above.size else None
+        if split > rel:
+            inside = np.flatnonzero(smooth[rel:split] > strict_threshold)
+            if inside.size:
+                return rel + int(inside[0])
+        found = _first_at_or_after(above, split, -1)
+        return None if found < 0 else found
 
     def _payload_symbols(self, mcs: Mcs, length: int) -> int:
         return mcs.codec().payload_symbols(length)
