@@ -6,6 +6,7 @@ runs, and the tests check it against the samples the tx flowgraph really emits.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from lgvsc_phy.constellation import CONSTELLATIONS, Constellation
@@ -78,14 +79,20 @@ class Mcs:
 
     def stream_bytes_for(self, on_air_budget: float) -> int:
         """Largest stream (bytes) whose on-air cost fits ``on_air_budget`` samples."""
-        lo, hi = 0, max(1, int(on_air_budget))  # at most one byte per sample
-        while lo < hi:
-            mid = (lo + hi + 1) // 2
-            if self.stream_cost(mid)[2] <= on_air_budget:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        # at most one byte per sample
+        return largest_fitting(lambda size: self.stream_cost(size)[2], on_air_budget, max(1, int(on_air_budget)))
+
+
+def largest_fitting(cost: Callable[[int], float], budget: float, upper: int) -> int:
+    """The largest size in [0, ``upper``] whose ``cost`` fits ``budget`` (costs grow with size)."""
+    lo, hi = 0, upper
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if cost(mid) <= budget:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 # Es/N0 (dB) where coded PER reaches 1e-2 over AWGN through the flowgraphs, measured by

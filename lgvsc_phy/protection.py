@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from lgvsc_phy.framing import LinkPdu
-from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, Mcs
+from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, Mcs, largest_fitting
 
 ROBUST_MARGIN_DB = 3.0  # the prefix's MCS works at least this much below the rate MCS
 
@@ -108,14 +108,9 @@ class Protection:
         head = self.protected_bytes
         if head and self.cost(head)[2] > on_air_budget:
             return 0
-        lo, hi = 0, max(head, self.rate.stream_bytes_for(on_air_budget))  # the rate MCS carries the most
-        while lo < hi:  # the cost grows with the stream; tiers on one MCS share PDUs, so no sum of parts
-            mid = (lo + hi + 1) // 2
-            if self.cost(mid)[2] <= on_air_budget:
-                lo = mid
-            else:
-                hi = mid - 1
-        return lo
+        # Tiers on one MCS share PDUs, so the cost is no sum of parts; the rate MCS carries the most.
+        upper = max(head, self.rate.stream_bytes_for(on_air_budget))
+        return largest_fitting(lambda size: self.cost(size)[2], on_air_budget, upper)
 
     def describe(self) -> str:
         parts = [(lo, hi, mcs) for lo, hi, mcs in self._pieces(self.protected_bytes)]
