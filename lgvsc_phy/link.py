@@ -23,6 +23,7 @@ from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphError
 
 MAX_MESSAGE_BYTES = 1 << 16  # bounded: a PDU is a few hundred bytes, a stats dict less
+TX_COUNT_WAIT_S = 2.0  # after the last PDU came back, how long the tx's counters may still take
 
 
 class LinkError(RuntimeError):
@@ -236,6 +237,16 @@ class Link:
                 news = True
         return news
 
+    def _await_tx_count(self, bursts: int, timeout_s: float = TX_COUNT_WAIT_S) -> None:
+        """Read counters until the tx has reported ``bursts`` bursts in all, or ``timeout_s``.
+        The last PDUs can come back from the rx before the tx's counter messages for them (on
+        a loaded machine a whole short transfer once did: it counted 0 samples on air)."""
+        deadline = time.monotonic() + timeout_s
+        self.drain_stats()
+        while self.count.bursts < bursts and time.monotonic() < deadline:
+            time.sleep(0.005)
+            self.drain_stats()
+
     # -- one stream --------------------------------------------------------------------------
     def _collect(self, got: Reassembly, stream_id: int) -> list[dict]:
         """The PDUs waiting on the rx socket, until one poll comes back empty."""
@@ -305,7 +316,9 @@ class Link:
                 metas.append(accepted[1])
         if fault:  # what the rx already decoded is still on its way: keep it
             metas += self._collect(got, stream_id)
-        self.drain_stats()
+            self.drain_stats()
+        else:
+            self._await_tx_count(base.bursts + len(pdus))
         if got.stream_id is None:
             got = Reassembly(stream_id, len(pdus), {})
         assembled, ranges = got.assemble()
