@@ -13,7 +13,6 @@ pilots, and returns equalized payload symbols with per-symbol channel state (1 /
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass
 
 import numpy as np
@@ -202,10 +201,10 @@ class SparseTapFit:
         return taps, max(resid / max(self.rows - len(chosen), 1), 1e-12)
 
 
-def _first_at_or_after(indices: list[int], start: int, default: int) -> int:
+def _first_at_or_after(indices: np.ndarray, start: int, default: int) -> int:
     """The first of the sorted ``indices`` at or after ``start``, else ``default``."""
-    i = bisect_left(indices, start)
-    return indices[i] if i < len(indices) else default
+    i = indices.searchsorted(start)  # the method: numpy's function wrapper costs more than the search
+    return int(indices[i]) if i < indices.size else default
 
 
 class OfdmBurstReceiver:
@@ -280,8 +279,7 @@ class OfdmBurstReceiver:
         smooth = moving_average(metric, self.SMOOTH)
         # Where the metric crosses the threshold, found once per chunk: on noise a false alarm
         # comes every ~110 samples, and a scan of the rest of the buffer for each cost O(n^2).
-        above = np.flatnonzero(smooth > self.threshold).tolist()
-        below = np.flatnonzero(smooth <= self.threshold).tolist()
+        above, below = np.flatnonzero(smooth > self.threshold), np.flatnonzero(smooth <= self.threshold)
         while True:
             rel = self.pos - self.base
             d = self._next_candidate(smooth, rel, above)
@@ -321,7 +319,7 @@ class OfdmBurstReceiver:
         self.strict = (burst.end, max(self.threshold, 0.5 * (snr / (1 + snr)) ** 2))
         return burst.start + (self.p.sync_symbols + self.p.header_symbols) * self.p.symbol_len
 
-    def _next_candidate(self, smooth: np.ndarray, rel: int, above: list[int]) -> int | None:
+    def _next_candidate(self, smooth: np.ndarray, rel: int, above: np.ndarray) -> int | None:
         """Buffer index of the first detection at or after ``rel``, or None (``above``: where
         ``smooth`` exceeds the plain threshold)."""
         strict_end, strict_threshold = self.strict
