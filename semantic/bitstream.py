@@ -26,8 +26,8 @@ import numpy as np
 
 MAGIC = b"LGVS"
 # 2 added the keyframe track (TRACK) and compact timing (TIMING), 3 the base layer (BASE_TRACK),
-# 4 the compact header (varints, backend tags as codes: 83 bytes became about 25, which a
-# 439-byte stream gives its keyframes); older streams still decode
+# 4 the compact header (varints, backend tags as codes: 83 bytes became 26, which a 459-byte
+# stream gives its keyframes); older streams still decode
 VERSION = 4
 READABLE_VERSIONS = (1, 2, 3, 4)
 COMPACT_HEADER_VERSION = 4

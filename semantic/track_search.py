@@ -72,6 +72,12 @@ def first_scale(budget: int, images: list[np.ndarray]) -> float:
     return min(1.0, math.sqrt(budget * 8 / (len(images) * w * h * GUESS_BITS_PER_PIXEL)))
 
 
+def _intra(plan: KeyframePlan) -> set[int]:
+    """The keyframes (by position) that open a shot: intra units, recovery points."""
+    cuts = set(plan.cuts)
+    return {i for i, t in enumerate(plan.frames) if t in cuts}
+
+
 class NoTrackFits(ValueError):
     pass
 
@@ -109,7 +115,7 @@ class TrackSearch:
         if budget <= 0:
             return None
         images = [self.store[t] for t in plan.frames]
-        intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
+        intra = _intra(plan)
         eval_refs = [self.reference[t] for t in plan.frames]
         coding = fit_track(images, budget, lambda decoded: self._keyframe_psnr(decoded, eval_refs), intra,
                            self.intra_every, self._rate(plan), self.last_scale or first_scale(budget, images))
@@ -120,12 +126,12 @@ class TrackSearch:
 
     def refit(self, plan: KeyframePlan, size: tuple[int, int], budget: int) -> TrackCoding | None:
         """The chosen structure again at ``size``, its CRF fitted to a smaller ``budget``."""
-        intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
+        intra = _intra(plan)
         return fit_crf([self.store[t] for t in plan.frames], size, budget, intra, self.intra_every, self._rate(plan))
 
     def refine(self, plan: KeyframePlan, coding: TrackCoding, budget: int) -> TrackCoding:
         """The chosen coding at the finest CRF that still fits ``budget`` (``refine_track``)."""
-        intra = {i for i, t in enumerate(plan.frames) if t in set(plan.cuts)}
+        intra = _intra(plan)
         return refine_track([self.store[t] for t in plan.frames], coding, budget, intra, self.intra_every,
                             self._rate(plan))
 
