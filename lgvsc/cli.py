@@ -29,6 +29,7 @@ from semantic.describe import DescribeError
 from semantic.diffusion_decoder import DiffusionDecoderError, DiffusionSettings
 from semantic.encoder import EncoderConfig, EncoderError, encode_source
 from semantic.inspection import format_inspection, inspect_file
+from semantic.memory import keep_freed_buffers
 from semantic.metrics import VmafMeter, format_vmaf, psnr_frames, ssim_frames
 from semantic.psss import PsssError
 from semantic.video_io import VideoError, VideoInfo, write_video
@@ -532,6 +533,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     t0 = time.monotonic()
+    keep_freed_buffers()
     try:
         return args.func(args)
     except KeyboardInterrupt:

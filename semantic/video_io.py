@@ -119,16 +119,17 @@ def _resize(frame: np.ndarray, width: int, height: int) -> np.ndarray:
     return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
 
 
-def upscale(frame: np.ndarray, width: int, height: int) -> np.ndarray:
+def upscale(frame: np.ndarray, width: int, height: int, out: np.ndarray | None = None) -> np.ndarray:
     """A picture decoded at a reduced coded size, scaled to the stream's size: bicubic, FFmpeg's
     default scaler. Every scheme's decoder (LGVSC's track and the separation baselines) uses it.
-    (Shrinking, as an evaluation copy does, averages instead: bicubic would alias.)"""
+    (Shrinking, as an evaluation copy does, averages instead: bicubic would alias.) ``out``: a
+    (height, width, 3) buffer to scale into, for callers that scale many pictures in turn."""
     import cv2
 
     if frame.shape[1::-1] == (width, height):
         return frame
     shrinking = width * height < frame.shape[0] * frame.shape[1]
-    return cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
+    return cv2.resize(frame, (width, height), dst=out, interpolation=cv2.INTER_AREA if shrinking else cv2.INTER_CUBIC)
 
 
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: Fraction, crf: int = 18) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fractions import Fraction
 
+import cv2
 import numpy as np
 import pytest
 
@@ -212,3 +213,15 @@ def test_expected_loss_must_be_a_fraction(tmp_path) -> None:  # noqa: ANN001
     r = subprocess.run([sys.executable, "-m", "lgvsc.cli", "encode", "x.mp4", "-o", str(tmp_path / "s.lgv"),
                         "--expected-loss", "nan"], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and "not a loss fraction" in r.stderr
+
+
+def test_keyframes_are_judged_at_the_stored_size() -> None:
+    """Random texture coded at half resolution loses its detail: judged at the stored size that
+    shows. (At the 320-pixel evaluation size it hardly would, and the search traded resolution
+    for CRF wrongly: bigbuckbunny at 110 kB took 960x540 where 1280x720 measured 0.35 dB better.)"""
+    from semantic.track_search import TrackSearch
+
+    sharp = np.random.default_rng(3).integers(0, 256, (272, 640, 3), dtype=np.uint8)
+    half = cv2.resize(sharp, (320, 136), interpolation=cv2.INTER_AREA)
+    assert TrackSearch._keyframe_psnr([half], [sharp]) < 15
+    assert TrackSearch._keyframe_psnr([sharp], [sharp]) == 100

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, features
 
+from semantic.memory import keep_freed_buffers
 from semantic.metrics import format_vmaf
 
 CLIPS = ("bikes", "bigbuckbunny", "carphone_pristine")
@@ -30,6 +31,7 @@ CBRS = (1e-4, 3e-4, 1e-3)
 
 def _run(clip: str, cbr: float, decoder: str, queue: mp.Queue) -> None:
     """One clip at one CBR, streamed as `lgvsc loopback` does it (without the radio)."""
+    keep_freed_buffers()  # as the `lgvsc` command does
     from lgvsc.loopback import Comparison
     from lgvsc.sample_videos import sample_video
     from lgvsc_phy.mcs import get_mcs

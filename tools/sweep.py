@@ -164,7 +164,10 @@ def point_deadline(seconds: int | None) -> Iterator[None]:
 def run_point(point: Point, settings: PointSettings, base_port: int) -> dict:
     """One grid point through the flowgraphs; a failure is a row with its reason, not an exception,
     so one bad point does not end a sweep."""
+    from semantic.memory import keep_freed_buffers
+
     t0 = time.monotonic()
+    keep_freed_buffers()  # a worker process is an entry point too, as `lgvsc` is
     row = point_row(point, settings)
     output = Path(settings.out_dir) / "videos" / f"{point.key}.mp4" if settings.keep_videos else None
     try:
