@@ -15,7 +15,8 @@ import numpy as np
 
 from lgvsc.encode_cache import cached, source_identity
 from lgvsc.progress import Progress, progress_source
-from lgvsc.rate_control import PROBE_MCS, layering_for, link_mcs, plan_stream
+from lgvsc.rate_control import PROBE_MCS, layering_for, link_mcs, plan_stream, protection_share
+from lgvsc_phy import channel_profiles
 from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_fields
 from lgvsc_phy.link import Link, LinkAddresses, TransferResult, receiver_estimates
 from lgvsc_phy.ports import DEFAULT_BASE_PORT
@@ -118,6 +119,13 @@ def semantic_similarity(source: np.ndarray, output: np.ndarray, backend: str, sa
     return float(np.mean(get_psss(backend).score(pairs)))
 
 
+def settled_link(opts: LoopbackOptions) -> bool:
+    """Whether the MCS is chosen from the channel's real SNR (a probe, or told) on a channel that
+    does not change, with no loss expected: a link whose PDUs all arrive."""
+    static = channel_profiles.profile(opts.channel).fading == "none"
+    return opts.mcs == "auto" and opts.design_snr_db is None and static and opts.expected_loss == 0
+
+
 def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     """Everything streams: the source is read twice by the encoder and once for the metrics, the
     output is written as it is decoded, so memory does not grow with the video's length."""
@@ -138,10 +146,12 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
                 config = EncoderConfig(psss=opts.psss, describe=opts.describe, images=opts.images,
                                        expected_loss=opts.expected_loss)
                 layering = layering_for(opts.layers, opts.design_snr_db is None, opts.base_share, opts.design_snr_db)
+                share = protection_share(settled_link(opts))
                 key = ("lgvsc", source_identity(opts.input), opts.max_frames, opts.cbr, mcs.name, config, opts.protect,
-                       layering)
+                       layering, share)
                 plan = cached(opts.encode_cache, key, lambda: plan_stream(source, opts.cbr, mcs, config,
-                                                                          protect=opts.protect, layering=layering))
+                                                                          protect=opts.protect, layering=layering,
+                                                                          max_protection_share=share))
             except EncoderError as exc:
                 raise EncoderError(f"{mcs.name} at CBR {opts.cbr:g}: {exc}") from None
             encoded, protection = plan.encoded, plan.protection

@@ -4,11 +4,13 @@ real flowgraphs, and budgets that land within 10 % of the on-air CBR target."""
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from lgvsc.rate_control import HIGH, LOW, plan_stream
+from lgvsc.loopback import LoopbackOptions, settled_link
+from lgvsc.rate_control import HIGH, LOW, MAX_PROTECTION_SHARE, SETTLED_PROTECTION_SHARE, plan_stream
 from lgvsc_phy.link import Link, LinkAddresses
 from lgvsc_phy.mcs import MCS_TABLE, THRESHOLD_DB, get_mcs
 from lgvsc_phy.protection import Protection, robust_mcs_for
@@ -88,13 +90,26 @@ def test_tiniest_budget_still_sends_keyframes(bikes: Path) -> None:
     assert len(decode_bitstream(plan.encoded.data).frames) == 250
 
 
-@pytest.mark.parametrize("cbr,protected", [(1e-3, True), (1e-4, False)])
-def test_protection_only_where_it_costs_little(bikes: Path, cbr: float, protected: bool) -> None:
+@pytest.mark.parametrize("cbr,rate,most,protected", [(1e-3, "qpsk-2/3", MAX_PROTECTION_SHARE, True),
+                                                       (1e-4, "qpsk-2/3", MAX_PROTECTION_SHARE, False),
+                                                       (3e-4, "16qam-1/2", MAX_PROTECTION_SHARE, True),
+                                                       (3e-4, "16qam-1/2", SETTLED_PROTECTION_SHARE, False)])
+def test_protection_only_where_it_costs_little(bikes: Path, cbr: float, rate: str, most: float,
+                                               protected: bool) -> None:
     """qpsk-2/3: at CBR 1e-3 the bpsk-2/3 prefix costs under 10 % of the video's bytes and is
-    kept; at 1e-4 its bursts would take 40 % (2.9 dB measured), so the prefix rides the rate MCS."""
-    mcs = get_mcs("qpsk-2/3")
-    plan = plan_stream(FrameSource.of_file(bikes), cbr, mcs, EncoderConfig(psss="none"))
+    kept; at 1e-4 its bursts would take 40 % (2.9 dB measured), so the prefix rides the rate MCS.
+    16qam-1/2 at 3e-4: its qpsk-2/3 burst takes 3-9 % (by the prefix's size), kept where PDUs
+    may be lost, dropped on a settled link (2 % at most)."""
+    mcs = get_mcs(rate)
+    plan = plan_stream(FrameSource.of_file(bikes), cbr, mcs, EncoderConfig(psss="none"), max_protection_share=most)
     assert (plan.protection.robust != mcs) == protected
     share = plan.protection.stream_bytes_for(plan.on_air_target) / \
         Protection.uniform(mcs).stream_bytes_for(plan.on_air_target)
-    assert share >= 0.9 or not protected
+    assert share >= 1 - most or not protected
+
+
+def test_a_settled_link_is_static_probed_and_lossless(tmp_path: Path) -> None:
+    opts = LoopbackOptions(tmp_path / "in.mp4", tmp_path / "out.mp4")
+    assert settled_link(opts)
+    for change in ({"channel": "rayleigh"}, {"design_snr_db": 10.0}, {"mcs": "qpsk-1/2"}, {"expected_loss": 0.1}):
+        assert not settled_link(replace(opts, **change)), change
