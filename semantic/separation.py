@@ -163,6 +163,10 @@ def _scheme(scheme: str) -> Codec:
 
 
 SEARCH_TIMEOUT_S = 900.0  # a whole search takes seconds to a minute: far beyond that it is hung
+# SVT-AV1 4.1 now and then deadlocks inside an encode (every thread waiting on a futex; seen twice
+# in some 400 searches, at CRF 63): a race, so a hung search is run once more before it counts
+# as a crash. A crash (a signal, an error) is not retried: it repeats.
+HANG_RETRIES = 1
 
 
 def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int,
@@ -183,18 +187,27 @@ def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int,
         np.save(job, np.stack(frames))
         del frames
         args = [str(job), str(source.fps), scheme, str(byte_budget), str(result)]
-        try:
-            proc = subprocess.run([sys.executable, "-c", _CHILD, _PACKAGE_ROOT, *args], stdin=subprocess.DEVNULL,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, check=False, timeout=timeout_s)
-        except subprocess.TimeoutExpired:  # the child is killed
-            raise EncoderCrash(f"{SCHEMES[scheme].encoder} search for {byte_budget} bytes hung: no result after "
-                               f"{timeout_s:g} s") from None
+        proc = _run_search([sys.executable, "-c", _CHILD, _PACKAGE_ROOT, *args], timeout_s)
+        if proc is None:
+            raise EncoderCrash(f"{SCHEMES[scheme].encoder} search for {byte_budget} bytes hung {HANG_RETRIES + 1} "
+                               f"times: no result after {timeout_s:g} s") from None
         if proc.returncode != 0 or not result.is_file():
             raise EncoderCrash(f"{SCHEMES[scheme].encoder} search for {byte_budget} bytes {_death(proc)}")
         outcome = json.loads(result.read_text())
     if "error" in outcome:
         raise SeparationError(outcome["error"])
     return _coded_from_json(outcome["coded"])
+
+
+def _run_search(command: list[str], timeout_s: float) -> subprocess.CompletedProcess | None:
+    """The search child run to its end, once more if it hangs (None: it hung every time)."""
+    for _ in range(HANG_RETRIES + 1):
+        try:
+            return subprocess.run(command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.PIPE, check=False, timeout=timeout_s)
+        except subprocess.TimeoutExpired:  # the child is killed
+            continue
+    return None
 
 
 # The child imports this very file, not whatever ``semantic`` its working directory holds.
