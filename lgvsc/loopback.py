@@ -123,7 +123,8 @@ def settled_link(opts: LoopbackOptions) -> bool:
     """Whether the MCS is chosen from the channel's real SNR (a probe, or told) on a channel that
     does not change, with no loss expected: a link whose PDUs all arrive."""
     static = channel_profiles.profile(opts.channel).fading == "none"
-    return opts.mcs == "auto" and opts.design_snr_db is None and static and opts.expected_loss == 0
+    lossless = opts.expected_loss == 0 and opts.drop_rate == 0  # sample gaps lose PDUs at any SNR
+    return opts.mcs == "auto" and opts.design_snr_db is None and static and lossless
 
 
 def run_loopback(opts: LoopbackOptions) -> LoopbackResult:

@@ -453,7 +453,8 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     def side_for(plan: KeyframePlan) -> _TrackSide:
         # PSSS scores count as sent (a placeholder of their size) wherever they would be
         placeholder = [1.0] * len(plan.frames) if scorer is not None else None
-        return _track_side(plan, analysis, probe, config.byte_budget, config, placeholder, prefix_layout)
+        header = replace(probe, keyframes=len(plan.frames))  # as sent: the count's varint may be 2 bytes
+        return _track_side(plan, analysis, header, config.byte_budget, config, placeholder, prefix_layout)
 
     def track_budget(plan: KeyframePlan) -> int:
         if config.byte_budget is None:
@@ -482,7 +483,7 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
         return _layout_stream(store.values(), probe, config.byte_budget or 0, analysis)
     if fixed is None and config.byte_budget is not None:  # a few keyframes at a tiny size can lose to it
         layout = _layout_stream(store.values(), probe, config.byte_budget, analysis)
-        if _layout_score(layout, reference) > best.score:
+        if _layout_score(layout, store) > best.score:
             return layout
     plan = best.plan
     header = StreamHeader(info.width, info.height, info.fps, info.frames, len(plan.frames), backends)
@@ -524,14 +525,15 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     return EncodedVideo(data, plan, [], motion, header, descriptions, sizes, critical, sizes["base_layer"])
 
 
-def _layout_score(layout: EncodedVideo, reference: np.ndarray) -> float:
-    """PSNR of a layout stream's (constant) picture against the evaluation copy of the video."""
+def _layout_score(layout: EncodedVideo, store: dict[int, np.ndarray]) -> float:
+    """PSNR of a layout stream's (constant) picture against the stored source frames: the size
+    at which the track search scores its candidates."""
     segments = parse_stream(layout.data).of_type(SegmentType.LAYOUT)
     if not segments:
         return -math.inf
-    h, w = reference.shape[1:3]
+    h, w = next(iter(store.values())).shape[:2]
     image = ColourLayout(*unpack_layout(segments[0].payload)).image(w, h)
-    return float(np.mean([psnr_frames(frame[None], image[None])[0] for frame in reference]))
+    return float(np.mean([psnr_frames(frame[None], image[None])[0] for frame in store.values()]))
 
 
 LAYOUT_SIZES = ((28, 10), (15, 6), (6, 3), (3, 1), (1, 1))  # luma, chroma coefficients, richest first

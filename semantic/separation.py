@@ -162,26 +162,36 @@ def _scheme(scheme: str) -> Codec:
     return SCHEMES[scheme]
 
 
-SEARCH_TIMEOUT_S = 900.0  # a whole search takes seconds to a minute: far beyond that it is hung
+# A whole search takes seconds to a minute (bigbuckbunny, 132 frames of 1280x720: 64 s, some 5e-7 s
+# per source pixel-frame): ten times that, and never under SEARCH_TIMEOUT_S, it is hung.
+SEARCH_TIMEOUT_S = 300.0
+SEARCH_S_PER_PIXEL_FRAME = 5e-6
 # SVT-AV1 4.1 now and then deadlocks inside an encode (every thread waiting on a futex; seen twice
 # in some 400 searches, at CRF 63): a race, so a hung search is run once more before it counts
 # as a crash. A crash (a signal, an error) is not retried: it repeats.
 HANG_RETRIES = 1
 
 
+def search_timeout_s(frames: int, width: int, height: int) -> float:
+    """How long a search of this video may run before it counts as hung."""
+    return max(SEARCH_TIMEOUT_S, SEARCH_S_PER_PIXEL_FRAME * frames * width * height)
+
+
 def encode_to_budget(source: FrameSource, scheme: str, byte_budget: int,
-                     timeout_s: float = SEARCH_TIMEOUT_S) -> CodedVideo:
+                     timeout_s: float | None = None) -> CodedVideo:
     """The best-PSNR (frame stride, resolution, CRF) whose stream fits ``byte_budget`` bytes.
 
     Every coded frame costs headers whatever its size (about 20 bytes for a P frame), so small
     budgets also drop frames: the search tries strides 1, 2, 4, ... and per stride the largest
     resolutions that fit, each at the smallest CRF that fits, keeping the best measured PSNR.
     It runs in a child process (about a second more): an encoder that dies, or hangs past
-    ``timeout_s``, raises ``EncoderCrash`` here instead of ending or stalling the caller."""
+    ``timeout_s`` (default ``search_timeout_s``) twice, raises ``EncoderCrash`` here instead of
+    ending or stalling the caller."""
     _scheme(scheme)
     frames = list(source.open())
     if not frames:
         raise SeparationError("video has no frames")
+    timeout_s = timeout_s or search_timeout_s(len(frames), frames[0].shape[1], frames[0].shape[0])
     with tempfile.TemporaryDirectory(prefix="separation-") as tmp:
         job, result = Path(tmp, "frames.npy"), Path(tmp, "result.json")
         np.save(job, np.stack(frames))

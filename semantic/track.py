@@ -50,9 +50,9 @@ OBU_SEQUENCE_HEADER = 1
 CHUNK_BYTES = 400  # units per segment up to about this many bytes (a PDU carries 200-1400) ...
 TRACK_CHUNKS = 16  # ... or, in larger tracks, in about this many segments
 MAX_CHUNK_UNITS = 255
-# A size whose whole-step CRF leaves more than this share of the budget unused is refined in
-# quarter steps before sizes are compared: at SVT-AV1's coarse end one CRF step moves a track
-# by 20 % (bikes, 480x204: 35.8 kB at 63, 37.2 at 62.5), and an unrefined size loses unfairly.
+# A losing size whose whole-step CRF fills less than this share of the budget is refined in
+# quarter steps and compared again: at SVT-AV1's coarse end one CRF step moves a track by 20 %
+# (bikes, 480x204: 35.8 kB at 63, 37.2 at 62.5), and an unrefined size loses unfairly.
 FAIR_FILL = 0.95
 T = TypeVar("T")
 

@@ -111,5 +111,6 @@ def test_protection_only_where_it_costs_little(bikes: Path, cbr: float, rate: st
 def test_a_settled_link_is_static_probed_and_lossless(tmp_path: Path) -> None:
     opts = LoopbackOptions(tmp_path / "in.mp4", tmp_path / "out.mp4")
     assert settled_link(opts)
-    for change in ({"channel": "rayleigh"}, {"design_snr_db": 10.0}, {"mcs": "qpsk-1/2"}, {"expected_loss": 0.1}):
+    for change in ({"channel": "rayleigh"}, {"design_snr_db": 10.0}, {"mcs": "qpsk-1/2"}, {"expected_loss": 0.1},
+                   {"drop_rate": 1e-6}):
         assert not settled_link(replace(opts, **change)), change

@@ -196,6 +196,12 @@ def test_a_hung_encoder_is_an_error_within_its_timeout(clip, monkeypatch: pytest
         encode_to_budget(source, "h265", 3000, timeout_s=2)
 
 
+def test_the_hang_timeout_grows_with_the_video() -> None:
+    assert separation.search_timeout_s(60, 640, 272) == separation.SEARCH_TIMEOUT_S
+    assert separation.search_timeout_s(132, 1280, 720) == pytest.approx(608, abs=1)
+    assert separation.search_timeout_s(15000, 1920, 1080) > 10 * 3600  # ten minutes of 1080p
+
+
 def test_a_search_that_hangs_once_is_run_again(clip, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
     """SVT-AV1's deadlock is a race: the second run of a hung search gives the real result."""
     source, frames = clip
