@@ -4,8 +4,8 @@ glibc's malloc serves every block over 128 kB (a 640x272 picture is 522 kB) with
 and returns it to the kernel when freed, raising that threshold only after a large block is
 freed. The codec, decoder and metrics allocate and free such pictures by the thousand (each
 resize, decode, warp), so the kernel maps and zeroes new pages each time: one encode of bikes
-took 1.2 million page faults and 2.5 s of system time, where buffers kept for reuse take 0.12
-million and 0.2 s. Whether that happened depended on which arrays an unrelated step had freed
+took 1.2 million page faults and 4.2 s of system time, where buffers kept for reuse take 0.12
+million and 1.6 s. Whether that happened depended on which arrays an unrelated step had freed
 first; the entry points set the thresholds instead (process-wide, once; elsewhere a no-op).
 """
 
