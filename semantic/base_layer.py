@@ -19,10 +19,8 @@ import numpy as np
 
 from semantic.bitstream import SEGMENT_OVERHEAD, BaseChunk, Segment, SegmentType
 from semantic.keyframes import KeyframePlan
-from semantic.metrics import psnr_frames
 from semantic.track import CHUNK_BYTES, chunk_units, fit_track
-from semantic.track_search import first_scale, start_stride
-from semantic.video_io import upscale
+from semantic.track_search import first_scale, keyframe_psnr, start_stride
 
 MAX_STRIDE = 0xFF
 
@@ -34,15 +32,16 @@ def base_stride(budget: int, plan: KeyframePlan, frames: int, width: int, height
     return max(1, min(MAX_STRIDE, round(start_stride(budget, frames, width, height) / spacing)))
 
 
-def base_layer_segments(store: dict[int, np.ndarray], reference: np.ndarray, plan: KeyframePlan,
+def base_layer_segments(store: dict[int, np.ndarray], frames: int, plan: KeyframePlan,
                         budget: int, fps: Fraction) -> list[Segment]:
     """BASE_TRACK segments of at most ``budget`` bytes (none when nothing fits): the track's
-    keyframes 0, s, 2s, ... at the best resolution and CRF that fit, intra where a shot cut
-    falls since the previous base keyframe."""
-    frames, height, width = len(reference), *store[plan.frames[0]].shape[:2]
+    keyframes 0, s, 2s, ... of a ``frames``-frame video at the best resolution and CRF that fit,
+    judged against the stored source frames at full size as the track is (``keyframe_psnr``),
+    intra where a shot cut falls since the previous base keyframe."""
+    height, width = store[plan.frames[0]].shape[:2]
     stride = base_stride(budget, plan, frames, width, height)
     while stride <= MAX_STRIDE:
-        segments = _coded(store, reference, plan, budget, fps, stride)
+        segments = _coded(store, frames, plan, budget, fps, stride)
         if segments is not None:
             return segments
         if stride >= len(plan.frames):
@@ -51,23 +50,20 @@ def base_layer_segments(store: dict[int, np.ndarray], reference: np.ndarray, pla
     return []
 
 
-def _coded(store: dict[int, np.ndarray], reference: np.ndarray, plan: KeyframePlan, budget: int, fps: Fraction,
+def _coded(store: dict[int, np.ndarray], frames: int, plan: KeyframePlan, budget: int, fps: Fraction,
            stride: int) -> list[Segment] | None:
     ordinals = list(range(0, len(plan.frames), stride))
     picked = [plan.frames[o] for o in ordinals]
     images = [store[t] for t in picked]
     intra = {j for j in range(1, len(picked)) if any(picked[j - 1] < c <= picked[j] for c in plan.cuts)}
-    refs = np.stack([reference[t] for t in picked])
-
-    def quality(decoded: list[np.ndarray]) -> float:
-        h, w = refs.shape[1:3]
-        return float(np.mean(psnr_frames(refs, np.stack([upscale(d, w, h) for d in decoded]))))
-
     # Each chunk's segment carries the stride byte besides what fit_track counts (chunks: one
     # per CHUNK_BYTES at most, and one more per intra unit).
     room = budget - math.ceil(budget / CHUNK_BYTES) - len(intra) - 1
-    rate = Fraction(fps * len(picked) / max(len(reference), 1)).limit_denominator(1000) or Fraction(1)
-    coding = fit_track(images, room, quality, intra, None, rate, first_scale(room, images)) if room > 0 else None
+    rate = Fraction(fps * len(picked) / max(frames, 1)).limit_denominator(1000) or Fraction(1)
+    if room <= 0:
+        return None
+    coding = fit_track(images, room, lambda decoded: keyframe_psnr(decoded, images), intra, None, rate,
+                       first_scale(room, images))
     if coding is None:
         return None
     segments = [Segment(SegmentType.BASE_TRACK, i, BaseChunk(stride, chunk).pack())

@@ -508,7 +508,7 @@ def encode_track_stream(source: FrameSource, config: EncoderConfig, analysis: An
     if config.byte_budget is not None:  # the whole CRF step the search stopped at may leave bytes unused
         coding = search.refine(plan, coding, side.track_budget)
     chunks = [Segment(SegmentType.TRACK, i, c.pack()) for i, c in enumerate(chunk_units(coding.units))]
-    base = base_layer_segments(store, reference, plan, config.base_bytes, info.fps) if config.base_bytes else []
+    base = base_layer_segments(store, len(reference), plan, config.base_bytes, info.fps) if config.base_bytes else []
     if config.base_bytes and not base:
         raise EncoderError(f"no base layer fits {config.base_bytes} bytes")
     segments = side.segments + base + chunks + ([side.timing] if side.redundant else [])

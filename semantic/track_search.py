@@ -78,6 +78,16 @@ def _intra(plan: KeyframePlan) -> set[int]:
     return {i for i, t in enumerate(plan.frames) if t in cuts}
 
 
+def keyframe_psnr(decoded: list[np.ndarray], refs: list[np.ndarray]) -> float:
+    """Mean PSNR of the decoded keyframes, scaled as the decoder scales them, against the
+    stored source frames: at the evaluation size a coarser resolution's lost detail would
+    not show, and a search would trade resolution for CRF wrongly."""
+    h, w = refs[0].shape[:2]
+    scaled = np.empty_like(refs[0])  # one buffer: a fresh full-size copy per keyframe cost more in page faults
+    return float(np.mean([psnr_frames(r[None], upscale(d, w, h, scaled)[None])[0]
+                          for r, d in zip(refs, decoded, strict=True)]))
+
+
 class NoTrackFits(ValueError):
     pass
 
@@ -116,7 +126,7 @@ class TrackSearch:
             return None
         images = [self.store[t] for t in plan.frames]
         intra = _intra(plan)
-        coding = fit_track(images, budget, lambda decoded: self._keyframe_psnr(decoded, images), intra,
+        coding = fit_track(images, budget, lambda decoded: keyframe_psnr(decoded, images), intra,
                            self.intra_every, self._rate(plan), self.last_scale or first_scale(budget, images))
         if coding is None:
             return None
@@ -137,16 +147,6 @@ class TrackSearch:
     def _rate(self, plan: KeyframePlan) -> Fraction:
         rate = self.fps * len(plan.frames) / max(len(self.reference), 1)
         return Fraction(rate).limit_denominator(1000) or Fraction(1)
-
-    @staticmethod
-    def _keyframe_psnr(decoded: list[np.ndarray], refs: list[np.ndarray]) -> float:
-        """Mean PSNR of the decoded keyframes, scaled as the decoder scales them, against the
-        stored source frames: at the evaluation size a coarser resolution's lost detail would
-        not show, and the search would trade resolution for CRF wrongly."""
-        h, w = refs[0].shape[:2]
-        scaled = np.empty_like(refs[0])  # one buffer: a fresh full-size copy per keyframe cost more in page faults
-        return float(np.mean([psnr_frames(r[None], upscale(d, w, h, scaled)[None])[0]
-                              for r, d in zip(refs, decoded, strict=True)]))
 
     def _full_size_score(self, plan: KeyframePlan, coding: TrackCoding) -> float:
         """Mean PSNR of the rendered video, rendered at the evaluation size and moved to the stored

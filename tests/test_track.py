@@ -219,9 +219,38 @@ def test_keyframes_are_judged_at_the_stored_size() -> None:
     """Random texture coded at half resolution loses its detail: judged at the stored size that
     shows. (At the 320-pixel evaluation size it hardly would, and the search traded resolution
     for CRF wrongly: bigbuckbunny at 110 kB took 960x540 where 1280x720 measured 0.35 dB better.)"""
-    from semantic.track_search import TrackSearch
+    from semantic.track_search import keyframe_psnr
 
     sharp = np.random.default_rng(3).integers(0, 256, (272, 640, 3), dtype=np.uint8)
     half = cv2.resize(sharp, (320, 136), interpolation=cv2.INTER_AREA)
-    assert TrackSearch._keyframe_psnr([half], [sharp]) < 15
-    assert TrackSearch._keyframe_psnr([sharp], [sharp]) == 100
+    assert keyframe_psnr([half], [sharp]) < 15
+    assert keyframe_psnr([sharp], [sharp]) == 100
+
+
+def _textured_store(frames: int = 6) -> dict[int, np.ndarray]:
+    rng = np.random.default_rng(5)
+    base = cv2.resize(rng.integers(0, 256, (34, 80, 3), dtype=np.uint8), (640, 272), interpolation=cv2.INTER_CUBIC)
+    return {t: np.roll(base, 4 * t, axis=1) for t in range(frames)}
+
+
+def test_the_track_search_and_the_base_layer_judge_against_the_stored_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``evaluate`` and the base layer hand ``fit_track`` is the full-size store, not the
+    evaluation-size reference: the quality they record is the keyframes' PSNR against it."""
+    from semantic.base_layer import _coded
+    from semantic.keyframes import KeyframePlan
+    from semantic.track_search import TrackSearch, keyframe_psnr
+
+    store = _textured_store()
+    plan = KeyframePlan(list(store), [], np.zeros(len(store)))
+    small = np.stack([cv2.resize(f, (320, 136), interpolation=cv2.INTER_AREA) for f in store.values()])
+    search = TrackSearch(store, small, Fraction(25), lambda _count: plan, lambda _plan: 3000,
+                         tween=None, motion=None, full_width=640)  # type: ignore[arg-type]
+    found = search.evaluate(len(plan.frames), render=False)
+    assert found is not None
+    assert found.score == pytest.approx(keyframe_psnr(found.coding.decoded, list(store.values())))
+
+    judged: list[list[np.ndarray]] = []
+    monkeypatch.setattr("semantic.base_layer.keyframe_psnr",
+                        lambda decoded, refs: judged.append(refs) or keyframe_psnr(decoded, refs))
+    assert _coded(store, len(store), plan, 1500, Fraction(25), 2) is not None
+    assert judged and all(r.shape == (272, 640, 3) for refs in judged for r in refs)
