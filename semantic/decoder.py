@@ -39,6 +39,7 @@ from semantic.image_codec import MIN_SIDE, decode_image
 from semantic.keyframes import shot_ranges
 from semantic.text_codec import decompress_text
 from semantic.track import TrackDecoder, base_units, decode_track, track_units
+from semantic.tween_kernels import CRACK_BLUR, NO_MOTION, Affine, blend_weights, sample_maps, splat
 from semantic.video_io import upscale
 
 
@@ -286,7 +287,6 @@ FIT_GREY, MISFIT_GREY = 6.0, 16.0  # local mean |grey difference| under the glob
 PAN_MODEL_PX = 3.0  # side-information pan over an interval (full-size px) from which it is a model candidate
 GLOBAL_POINTS = 600  # flow vectors on a grid for the global fit
 SPLAT_FLOOR = 0.02  # splat weight of a pixel nothing vouches for: it only fills what nothing else reaches
-OCCLUSION_MARGIN = 0.5  # one keyframe alone only where the evidence for it exceeds this (noise must not)
 
 
 def _flow(src: np.ndarray, dst: np.ndarray, init: np.ndarray | None = None) -> np.ndarray:
@@ -316,6 +316,17 @@ def _displacement(model: Similarity, gx: np.ndarray, gy: np.ndarray) -> np.ndarr
     m, t = model
     return np.dstack([(m.real - 1) * gx - m.imag * gy + t.real,
                       m.imag * gx + (m.real - 1) * gy + t.imag]).astype(np.float32)
+
+
+def _field(model: Similarity, alpha: float = 1.0) -> Affine:
+    """The displacement field of ``model`` applied ``alpha`` times (``_displacement`` as coefficients)."""
+    m, t = _power(model, alpha)
+    return m - 1, t
+
+
+def _less(f: Affine, g: Affine, k: float = 1.0) -> Affine:
+    """The field f - k g."""
+    return f[0] - k * g[0], f[1] - k * g[1]
 
 
 def _inside(x: np.ndarray, y: np.ndarray) -> np.ndarray:
@@ -404,16 +415,6 @@ def _global_model(ga: np.ndarray, gb: np.ndarray, f_ab: np.ndarray, trust: np.nd
     return (None, "none") if best[1] == "none" else best
 
 
-def _splat(x: np.ndarray, y: np.ndarray, sums: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Forward splatting to the nearest grid point: per point of the grid ``shape``, the sum of
-    each row of ``sums`` (channels, points) over the points (x, y) landing there: (h, w, channels)."""
-    h, w = shape
-    xi, yi = np.rint(x).astype(np.int32).ravel(), np.rint(y).astype(np.int32).ravel()
-    index = np.where((xi.view(np.uint32) < w) & (yi.view(np.uint32) < h), yi * w + xi, h * w)  # else a spare bin
-    return np.stack([np.bincount(index, row, h * w + 1)[:-1] for row in sums], axis=-1).astype(np.float32).reshape(
-        h, w, len(sums))
-
-
 @dataclass
 class _IntervalMotion:
     """How the content moves from keyframe a to keyframe b, on the small grid (FLOW_WIDTH wide)."""
@@ -496,50 +497,44 @@ def _motion_compensated(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np
         return
     h, w = a.image.shape[:2]
     hs, ws = f_ab.shape[:2]
-    gx, gy = np.meshgrid(np.arange(ws, dtype=np.float32), np.arange(hs, dtype=np.float32))
-    full = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
-    to_full = np.array([sx, sy, sx, sy], np.float32)
     lost_a, lost_b = 1 - motion.matched_a, 1 - motion.matched_b
     # every pixel of a and of b carries its motion a -> b to where it is at time t, weighted by how
     # well it is vouched for
-    weight = np.concatenate([SPLAT_FLOOR + motion.matched_a, SPLAT_FLOOR + motion.matched_b]).ravel()
-    carried = np.concatenate([f_ab, -f_ba]).reshape(-1, 2)
-    sums = np.stack([weight, carried[:, 0] * weight, carried[:, 1] * weight]).astype(np.float64)
-    prior = bend = np.zeros((hs, ws, 2), np.float32)
-    if model is not None:
-        inverse = _power(model, -1.0)
-        d_ab, d_ba = _displacement(model, gx, gy), _displacement(inverse, gx, gy)
+    f_ab, f_ba = (np.ascontiguousarray(f, np.float32) for f in (f_ab, f_ba))
+    weight_a, weight_b = (np.ascontiguousarray(SPLAT_FLOOR + m, np.float32)
+                          for m in (motion.matched_a, motion.matched_b))
+    inverse = None if model is None else _power(model, -1.0)
+    same_size = (w, h) == (ws, hs)  # the track search's evaluation size: the flow's own grid
+    if not same_size:
+        gx, gy = np.meshgrid(np.arange(ws, dtype=np.float32), np.arange(hs, dtype=np.float32))
+        full = np.dstack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)))
+        to_full = np.array([sx, sy, sx, sy], np.float32)
     for t in range(a.frame + 1, b.frame):
         alpha = (t - a.frame) / (b.frame - a.frame)
-        move_a, move_b = alpha * f_ab, (1 - alpha) * f_ba  # where each pixel of a and of b is at time t
-        if model is not None:
-            move_a += _displacement(_power(model, alpha), gx, gy) - alpha * d_ab
-            move_b += _displacement(_power(inverse, 1 - alpha), gx, gy) - (1 - alpha) * d_ba
-            back, ahead = _displacement(_power(model, -alpha), gx, gy), _displacement(_power(model, 1 - alpha), gx, gy)
-            prior = ahead - back  # the global model's motion a -> b of what is at x at time t
-            bend = back + alpha * prior  # how far its path (zoom, rotation) is from a straight line
-        acc = _splat(np.concatenate([gx + move_a[..., 0], gx + move_b[..., 0]]),
-                     np.concatenate([gy + move_a[..., 1], gy + move_b[..., 1]]), sums, (hs, ws))
-        acc += 0.1 * cv2.GaussianBlur(acc, (0, 0), 1.0)  # cracks (zoom in) take their neighbours' motion
-        motion_t = (acc[..., 1:] + 1e-3 * prior) / (acc[..., :1] + 1e-3)  # nothing at all: the global model's
-        disp = np.concatenate([bend - alpha * motion_t, bend + (1 - alpha) * motion_t], axis=-1)  # to a, to b
-        ax, ay, bx, by = (gx + disp[..., 0], gy + disp[..., 1], gx + disp[..., 2], gy + disp[..., 3])
-        miss_a = cv2.remap(lost_a, ax, ay, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        miss_b = cv2.remap(lost_b, bx, by, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        in_a, in_b = _inside(ax, ay).astype(np.float32), _inside(bx, by).astype(np.float32)
-        # a's sample not found in b while b's is found in a: it is visible in a only (and vice versa)
-        only_a = np.clip((miss_a * (1 - miss_b) - OCCLUSION_MARGIN) / (1 - OCCLUSION_MARGIN), 0, 1)
-        only_b = np.clip((miss_b * (1 - miss_a) - OCCLUSION_MARGIN) / (1 - OCCLUSION_MARGIN), 0, 1)
-        fade = miss_a * miss_b
-        both = 1 - only_a - only_b - fade
-        k_a, k_b = (1 - alpha) * both + only_a, alpha * both + only_b
-        # a sample from outside a keyframe is worthless: the other keyframe gives the pixel
-        k_a, k_b = in_a * (k_a + (1 - in_b) * (k_b + fade)), in_b * (k_b + (1 - in_a) * (k_a + fade))
-        disp_full = cv2.resize(disp * to_full, (w, h), interpolation=cv2.INTER_LINEAR)
-        wa = cv2.remap(a.image, full + disp_full[..., :2], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        wb = cv2.remap(b.image, full + disp_full[..., 2:], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-        k = cv2.resize(np.dstack([k_a, k_b]), (w, h), interpolation=cv2.INTER_LINEAR)
-        k_a, k_b = np.ascontiguousarray(k[..., 0]), np.ascontiguousarray(k[..., 1])
+        move_a = move_b = prior = bend = NO_MOTION  # where each pixel of a and of b is at time t: along its flow
+        if model is not None and inverse is not None:  # plus the global model's own curved path of zoom and rotation
+            move_a = _less(_field(model, alpha), _field(model), alpha)
+            move_b = _less(_field(inverse, 1 - alpha), _field(inverse), 1 - alpha)
+            back = _field(model, -alpha)
+            prior = _less(_field(model, 1 - alpha), back)  # the model's motion a -> b of what is at x at time t
+            bend = _less(back, prior, -alpha)  # how far its path (zoom, rotation) is from a straight line
+        acc = splat(f_ab, f_ba, weight_a, weight_b, alpha, move_a, move_b)
+        acc += CRACK_BLUR * cv2.GaussianBlur(acc, (0, 0), 1.0)  # cracks (zoom in) take their neighbours' motion
+        maps = sample_maps(acc, alpha, prior, bend)  # nothing landed at all: the global model's motion
+        miss_a = cv2.remap(lost_a, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        miss_b = cv2.remap(lost_b, maps[2], maps[3], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        k = blend_weights(maps, miss_a, miss_b, alpha)
+        if same_size:
+            wa = cv2.remap(a.image, maps[0], maps[1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            wb = cv2.remap(b.image, maps[2], maps[3], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            k_a, k_b = k[0], k[1]
+        else:
+            disp = np.dstack([maps[0] - gx, maps[1] - gy, maps[2] - gx, maps[3] - gy]) * to_full
+            disp_full = cv2.resize(disp, (w, h), interpolation=cv2.INTER_LINEAR)
+            wa = cv2.remap(a.image, full + disp_full[..., :2], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            wb = cv2.remap(b.image, full + disp_full[..., 2:], None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+            k_full = cv2.resize(np.dstack([k[0], k[1]]), (w, h), interpolation=cv2.INTER_LINEAR)
+            k_a, k_b = np.ascontiguousarray(k_full[..., 0]), np.ascontiguousarray(k_full[..., 1])
         out = cv2.blendLinear(wa, wb, k_a, k_b)
         warped = k_a + k_b
         if float(warped.min()) < 0.999:  # somewhere neither keyframe's motion is vouched for: cross-fade there
