@@ -15,7 +15,7 @@ DEGRADE_DIR ?= out/degradation
 SWEEP_VIDEOS ?= bikes bigbuckbunny
 DESIGN_SNR ?= 10
 
-.PHONY: setup uninstall-grc demo test lint clean report sweep-full degradation
+.PHONY: setup uninstall-grc demo test lint clean report report-resume sweep-full degradation
 
 setup:
 	@bash tools/setup.sh
@@ -32,14 +32,21 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
-report: setup
+report:
 	rm -rf $(REPORT_DIR)
+	@$(MAKE) --no-print-directory report-resume
+
+# The three grids run even when one has a failed point (a sweep retries its failed points when
+# run again, and skips those done): `make report-resume` finishes a report without starting over.
+report-resume: setup
+	failed=0; \
 	$(PY) -m tools.sweep --videos $(SWEEP_VIDEOS) --schemes lgvsc,h264,h265,av1 --snr-db 0,5,10,20 --cbr 1e-3,1e-4 \
-		--channel awgn --out $(REPORT_DIR)
+		--channel awgn --out $(REPORT_DIR) || failed=1; \
 	$(PY) -m tools.sweep --videos bikes --schemes lgvsc,lgvsc-single,h265,av1 --snr-db 4,8,10 \
-		--design-snr-db $(DESIGN_SNR) --cbr 1e-3 --channel awgn --out $(REPORT_DIR)
+		--design-snr-db $(DESIGN_SNR) --cbr 1e-3 --channel awgn --out $(REPORT_DIR) || failed=1; \
 	$(PY) -m tools.sweep --videos bikes --schemes lgvsc,lgvsc-layered,h265,av1 --snr-db $(DESIGN_SNR) --cbr 1e-3 \
-		--channel rayleigh --doppler 1e-5,1e-4 --out $(REPORT_DIR)
+		--channel rayleigh --doppler 1e-5,1e-4 --out $(REPORT_DIR) || failed=1; \
+	if [ $$failed -ne 0 ]; then echo "a sweep point failed (see above): 'make report-resume' retries it"; exit 1; fi
 	$(PY) -m tools.report $(REPORT_DIR) --readme README.md
 
 DEGRADE_GRID := --videos $(SWEEP_VIDEOS) --schemes lgvsc,lgvsc-single,h264,h265,av1 \

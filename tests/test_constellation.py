@@ -33,10 +33,22 @@ def test_llr_is_the_two_dimensional_max_log(name: str) -> None:
     brute = np.stack([(dist[:, (values >> i) & 1 == 1].min(axis=1) - dist[:, (values >> i) & 1 == 0].min(axis=1)) / nv
                       for i in range(c.bits_per_symbol)], axis=1).reshape(-1)
     np.testing.assert_allclose(c.llr(y, nv), brute, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(c.llr_numpy(y, nv), brute, rtol=1e-4, atol=1e-4)  # the reference too
+
+
+@pytest.mark.parametrize("name", sorted(CONSTELLATIONS))
+def test_compiled_llr_matches_numpy_with_one_noise_variance(name: str) -> None:
+    c = CONSTELLATIONS[name]
+    y = (np.random.default_rng(8).standard_normal(300) * (1 + 1j)).astype(np.complex64)
+    got = c.llr(y, 0.2)
+    assert got.dtype == np.float32 and got.shape == (300 * c.bits_per_symbol,)
+    np.testing.assert_allclose(got, c.llr_numpy(y, 0.2), rtol=1e-4, atol=1e-4)
+    assert c.llr(y[:0], 0.2).size == 0
 
 
 def test_non_separable_constellation_uses_all_points() -> None:
     psk8 = Constellation("8psk", tuple(np.exp(2j * np.pi * np.arange(8) / 8)))
     assert psk8.axes is None
-    llr = psk8.llr(np.array([1.0 + 0j], dtype=np.complex64), 0.1)
-    assert llr.shape == (3,) and np.all(llr > 0)  # the point for value 0 is sent: all bits 0
+    for demap in (psk8.llr, psk8.llr_numpy):
+        llr = demap(np.array([1.0 + 0j], dtype=np.complex64), 0.1)
+        assert llr.shape == (3,) and np.all(llr > 0)  # the point for value 0 is sent: all bits 0
