@@ -46,7 +46,7 @@ report-resume: setup
 		--design-snr-db $(DESIGN_SNR) --cbr 1e-3 --channel awgn --out $(REPORT_DIR) || failed=1; \
 	$(PY) -m tools.sweep --videos bikes --schemes lgvsc,lgvsc-layered,h265,av1 --snr-db $(DESIGN_SNR) --cbr 1e-3 \
 		--channel rayleigh --doppler 1e-5,1e-4 --out $(REPORT_DIR) || failed=1; \
-	if [ $$failed -ne 0 ]; then echo "a sweep point failed (see above): 'make report-resume' retries it"; exit 1; fi
+	if [ $$failed -ne 0 ]; then echo "a sweep failed (see above): 'make report-resume' retries its failed points"; exit 1; fi
 	$(PY) -m tools.report $(REPORT_DIR) --readme README.md
 
 DEGRADE_GRID := --videos $(SWEEP_VIDEOS) --schemes lgvsc,lgvsc-single,h264,h265,av1 \

@@ -57,7 +57,7 @@ class Constellation:
         ``noise_var`` is one value or one per symbol (after zero-forcing a faded carrier is noisier).
         Square constellations (all of ours) take one compiled pass over the symbols, each axis
         demapped on its own (``_max_log_loop``, see ``llr_numpy``): 16-QAM's 1944 symbols a burst
-        in ~50 us against ~170 us."""
+        in ~44 us against ~109 us."""
         if _max_log is None or self.axes is None:
             return self.llr_numpy(symbols, noise_var)
         nv = np.maximum(np.broadcast_to(np.asarray(noise_var, dtype=np.float32), (len(symbols),)), 1e-9)

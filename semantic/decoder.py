@@ -474,7 +474,7 @@ def _motion_compensated(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np
     carrying its displacement to a and to b; cracks take their neighbours'. Each output pixel
     then samples both keyframes, blended by time. Occlusion: where a's sample is clearly found
     in b and b's is not (b's pixel was hidden in a, or came in at the border), the pixel comes
-    from b alone, and vice versa (OCCLUSION_MARGIN keeps flow noise from picking one side);
+    from b alone, and vice versa (``tween_kernels.OCCLUSION_MARGIN`` keeps flow noise from picking one side);
     where one keyframe's sample falls outside it, from the other. Where neither motion is
     vouched for (no trusted flow, no fitting global model), the plain cross-fade.
 
@@ -503,7 +503,6 @@ def _motion_compensated(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np
     f_ab, f_ba = (np.ascontiguousarray(f, np.float32) for f in (f_ab, f_ba))
     weight_a, weight_b = (np.ascontiguousarray(SPLAT_FLOOR + m, np.float32)
                           for m in (motion.matched_a, motion.matched_b))
-    inverse = None if model is None else _power(model, -1.0)
     same_size = (w, h) == (ws, hs)  # the track search's evaluation size: the flow's own grid
     if not same_size:
         gx, gy = np.meshgrid(np.arange(ws, dtype=np.float32), np.arange(hs, dtype=np.float32))
@@ -512,7 +511,8 @@ def _motion_compensated(a: Keyframe, b: Keyframe, side: SideInfo) -> Iterator[np
     for t in range(a.frame + 1, b.frame):
         alpha = (t - a.frame) / (b.frame - a.frame)
         move_a = move_b = prior = bend = NO_MOTION  # where each pixel of a and of b is at time t: along its flow
-        if model is not None and inverse is not None:  # plus the global model's own curved path of zoom and rotation
+        if model is not None:  # plus the global model's own curved path of zoom and rotation
+            inverse = _power(model, -1.0)
             move_a = _less(_field(model, alpha), _field(model), alpha)
             move_b = _less(_field(inverse, 1 - alpha), _field(inverse), 1 - alpha)
             back = _field(model, -alpha)

@@ -39,7 +39,8 @@ def test_llr_is_the_two_dimensional_max_log(name: str) -> None:
 @pytest.mark.parametrize("name", sorted(CONSTELLATIONS))
 def test_compiled_llr_matches_numpy_with_one_noise_variance(name: str) -> None:
     c = CONSTELLATIONS[name]
-    y = (np.random.default_rng(8).standard_normal(300) * (1 + 1j)).astype(np.complex64)
+    rng = np.random.default_rng(8)
+    y = (rng.standard_normal(300) + 1j * rng.standard_normal(300)).astype(np.complex64)
     got = c.llr(y, 0.2)
     assert got.dtype == np.float32 and got.shape == (300 * c.bits_per_symbol,)
     np.testing.assert_allclose(got, c.llr_numpy(y, 0.2), rtol=1e-4, atol=1e-4)

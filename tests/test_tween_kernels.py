@@ -9,6 +9,8 @@ import pytest
 
 from semantic import tween_kernels as k
 
+pytestmark = pytest.mark.skipif(k.njit is None, reason="numba is missing: the loops are the numpy references")
+
 ZOOM_PAN = (0.03 + 0.01j, 1.5 - 0.7j)  # a displacement field: a slight zoom and rotation, and a pan
 
 
@@ -57,16 +59,19 @@ def test_sample_maps_and_blend_weights_match_numpy(model: k.Affine) -> None:
     np.testing.assert_allclose(total, 1 - (miss_a * miss_b)[inside], atol=1e-5)  # the rest is cross-faded
 
 
-def test_the_tween_matches_its_numpy_reference_on_real_video() -> None:
+@pytest.mark.parametrize("width", [320, 640])  # the flow's own grid (the track search), and a decoded video
+def test_the_tween_matches_its_numpy_reference_on_real_video(width: int) -> None:
     """The whole interval rendered with the compiled loops and with the numpy references gives
-    the same frames (to rounding), on bikes (a camera pan: a global model)."""
+    the same frames (to rounding), on bikes (a camera pan: a global model), at the flow's size
+    and at full size (where the small grid's maps are scaled up)."""
     from lgvsc.sample_videos import sample_video
     from semantic import decoder
     from semantic.video_io import read_video
 
     video = read_video(sample_video("bikes"), 9)
-    frames = [cv2.resize(f, (320, 136), interpolation=cv2.INTER_AREA) for f in video.frames]
-    a, b = (decoder.Keyframe(t, b"", 320, 136, coded=frames[t]) for t in (0, 8))
+    height = round(272 * width / 640)
+    frames = [cv2.resize(f, (width, height), interpolation=cv2.INTER_AREA) for f in video.frames]
+    a, b = (decoder.Keyframe(t, b"", width, height, coded=frames[t]) for t in (0, 8))
     side = decoder.SideInfo([], [0, 8], [], [])
     assert decoder._interval_motion(a.image, b.image, None).model is not None  # the model's fields are used
     compiled = list(decoder._motion_compensated(a, b, side))
