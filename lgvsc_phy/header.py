@@ -11,6 +11,7 @@ carrier the header loses far fewer bursts than the rate-1/2 payload code.
 
 from __future__ import annotations
 
+import binascii
 from dataclasses import dataclass
 from functools import cache
 
@@ -30,11 +31,19 @@ _WRAP = 5 * _K  # extension on each side for the circular Viterbi
 
 
 def crc16_ccitt(bits: np.ndarray) -> int:
+    """CRC-16/CCITT-FALSE (poly 0x1021, init 0xFFFF, MSB first) of a bit sequence: the reference
+    ``word_crc16`` is held to."""
     crc = 0xFFFF
     for bit in np.asarray(bits).tolist():  # Python ints: numpy scalars cost 5x per step
         top = (crc >> 15) & 1
         crc = ((crc << 1) & 0xFFFF) ^ (0x1021 if top ^ int(bit) else 0)
     return crc
+
+
+def word_crc16(word: int) -> int:
+    """``crc16_ccitt`` of a 32-bit word's bits, MSB first: binascii's table-driven CRC-CCITT,
+    some 20 us less per header than the bit loop."""
+    return binascii.crc_hqx(word.to_bytes(4, "big"), 0xFFFF)
 
 
 def _bits(value: int, width: int) -> np.ndarray:
@@ -52,14 +61,14 @@ class PhyHeader:
         if not (0 <= self.mcs_index < 16 and 0 < self.length < 4096):
             raise ValueError(f"header fields out of range: {self}")
         body = (self.mcs_index << 28) | (self.length << 16) | (self.seq & 0xFFFF)
-        crc = crc16_ccitt(_bits(body, 32))
+        crc = word_crc16(body)
         return _bits((body << 16) | crc, INFO_BITS)
 
     @classmethod
     def from_bits(cls, bits: np.ndarray) -> PhyHeader | None:
         value = int.from_bytes(np.packbits(np.asarray(bits[:INFO_BITS], dtype=np.uint8)).tobytes(), "big")
         body, crc = value >> 16, value & 0xFFFF
-        if crc16_ccitt(_bits(body, 32)) != crc:
+        if word_crc16(body) != crc:
             return None
         length = (body >> 16) & 0xFFF
         return cls(body >> 28, length, body & 0xFFFF) if length > 0 else None

@@ -6,9 +6,10 @@ convolutionally coded), payload OFDM symbols, then ``post_padding`` zeros. Every
 carries a cyclic prefix; pilots sit on all non-preamble symbols.
 
 The receiver detects bursts with the Schmidl-Cox metric, estimates CFO from its phase, finds fine
-timing by correlating with the known preamble, fits a channel impulse response (least squares
-over both preamble symbols, which also yields the noise variance), tracks common phase on the
-pilots, and returns equalized payload symbols with per-symbol channel state (1 / noise variance).
+timing by correlating with the known preamble, fits a sparse channel impulse response (matching
+pursuit over both preamble symbols, which also yields the noise variance), tracks common phase on
+the pilots, and returns equalized payload symbols with per-symbol channel state (1 / noise
+variance). Its per-sample and per-symbol loops are compiled in ``lgvsc_phy.ofdm_kernels``.
 """
 
 from __future__ import annotations
@@ -21,12 +22,18 @@ from lgvsc_phy.constellation import BPSK
 from lgvsc_phy.header import PhyHeader, conv_decode, conv_encode, decode_header, encode_header
 from lgvsc_phy.mcs import MCS_BY_INDEX, Mcs
 from lgvsc_phy.ofdm_kernels import (
-    derotated_windows,
+    SCREEN_NONE,
+    SCREEN_WAIT,
+    ScreenSetup,
+    centred_windows,
+    clock_residual,
+    dc_step,
+    equalize,
     moving_average,
-    pilot_phase,
-    preamble_search,
     rotate_carriers,
     schmidl_cox,
+    screen,
+    sparse_tap_fit,
 )
 from lgvsc_phy.ofdm_params import OfdmParams
 
@@ -141,8 +148,8 @@ class DcTracker:
         self.seen += chunk.size
         # Early on, the plain mean of all samples so far; then an exponential average.
         alpha = max(chunk.size / self.seen, 1 - np.exp(-chunk.size / self.time_constant))
-        self.level += alpha * (complex(np.mean(chunk, dtype=np.complex128)) - self.level)
-        return chunk - np.complex64(self.level)
+        self.level, out = dc_step(chunk, self.level, alpha)
+        return out
 
 
 def effective_snr_db(carrier_snr: np.ndarray) -> float:
@@ -168,43 +175,14 @@ class SparseTapFit:
     def __init__(self, design: np.ndarray, significant: float, max_taps: int) -> None:
         self.design_h = np.ascontiguousarray(design.conj().T)
         self.gram = self.design_h @ design
-        self.energy = np.real(np.diag(self.gram))
         self.pinv = np.linalg.pinv(design)
-        self.rows = design.shape[0]
-        self.full_dof = max(self.rows - np.linalg.matrix_rank(design), 1)
+        self.full_dof = max(design.shape[0] - np.linalg.matrix_rank(design), 1)
         self.significant, self.max_taps = significant, max_taps
 
     def __call__(self, y: np.ndarray) -> tuple[np.ndarray, float]:
         """Taps (one per design column, mostly zero) and the noise variance of the residual."""
-        corr = self.design_h @ y
-        energy = float(np.vdot(y, y).real)
-        # ||y - P y||^2 = ||y||^2 - y^H P y for the orthogonal projector P onto the design.
-        full_noise = max((energy - float(np.vdot(corr, self.pinv @ y).real)) / self.full_dof, 1e-12)
-        chosen: list[int] = []
-        coef = np.zeros(0, dtype=complex)
-        resid_corr = corr
-        for _ in range(self.max_taps):
-            score = (resid_corr.real**2 + resid_corr.imag**2) / self.energy
-            score[chosen] = 0
-            best = int(np.argmax(score))
-            if chosen and score[best] < self.significant * full_noise:
-                break
-            chosen.append(best)
-            if len(chosen) == 1:  # the usual case on a flat channel: no solver call
-                coef = corr[chosen] / self.gram[best, best]
-            else:
-                coef = np.linalg.solve(self.gram[np.ix_(chosen, chosen)], corr[chosen])
-            resid_corr = corr - self.gram[:, chosen] @ coef
-        taps = np.zeros(self.energy.size, dtype=complex)
-        taps[chosen] = coef
-        resid = energy - float(np.vdot(coef, corr[chosen]).real)
-        return taps, max(resid / max(self.rows - len(chosen), 1), 1e-12)
-
-
-def _first_at_or_after(indices: np.ndarray, start: int, default: int) -> int:
-    """The first of the sorted ``indices`` at or after ``start``, else ``default``."""
-    i = indices.searchsorted(start)  # the method: numpy's function wrapper costs more than the search
-    return int(indices[i]) if i < indices.size else default
+        return sparse_tap_fit(self.design_h, self.gram, self.pinv, np.ascontiguousarray(y, dtype=np.complex128),
+                              self.full_dof, self.significant, self.max_taps)
 
 
 class OfdmBurstReceiver:
@@ -225,7 +203,6 @@ class OfdmBurstReceiver:
         self.pos = 0  # absolute index where the search resumes
         self.headers_failed = 0
         self.false_alarms = 0
-        self._centred = np.fft.fftshift(np.arange(params.fft_len))  # FFT bins in centred order
         self._clock_phase_step = 2 * np.pi * params.symbol_len / params.fft_len  # per symbol, carrier, offset
         self.pending: _Pending | None = None
         self.strict = (0, threshold)  # (absolute end, threshold): a higher threshold inside the last burst
@@ -236,6 +213,10 @@ class OfdmBurstReceiver:
         self.preamble = np.concatenate([ref.to_time(w1), ref.to_time(w2)])
         self.preamble_energy = float(np.sum(np.abs(self.preamble) ** 2))
         self._build_channel_fit(w1, w2)
+        sync_and_header = (params.sync_symbols + params.header_symbols) * params.symbol_len
+        self.screen_setup = ScreenSetup(
+            self.preamble.astype(np.complex128), self.preamble_energy, params.fft_len, params.symbol_len,
+            params.cp_len, sync_and_header + 2 * params.symbol_len, sync_and_header, self.MIN_PREAMBLE_CORRELATION)
         half = params.fft_len // 2
         self.active = np.array(list(params.occupied_carriers) + list(params.pilot_carriers)) + half
         self.data_idx = np.array(params.occupied_carriers) + half
@@ -274,28 +255,25 @@ class OfdmBurstReceiver:
                 return bursts
             bursts.append(self._finish(self.pending))
             self.pos, self.pending = self._resume_after(self.pending), None
-        sym = self.p.symbol_len
         metric, phase_ref = schmidl_cox(self.buf, self.p.fft_len // 2)
         smooth = moving_average(metric, self.SMOOTH)
-        # Where the metric crosses the threshold, found once per chunk: on noise a false alarm
-        # comes every ~110 samples, and a scan of the rest of the buffer for each cost O(n^2).
-        above, below = np.flatnonzero(smooth > self.threshold), np.flatnonzero(smooth <= self.threshold)
         while True:
             rel = self.pos - self.base
-            d = self._next_candidate(smooth, rel, above)
-            if d is None:
+            strict_end, strict_threshold = self.strict
+            kind, d, start, cfo, false_alarms = screen(
+                self.buf, metric, phase_ref, smooth, rel, strict_end - self.base, float(strict_threshold),
+                float(self.threshold), self.screen_setup)
+            self.false_alarms += false_alarms
+            if kind == SCREEN_NONE:
                 self.pos = self.base + max(rel, smooth.size)
                 break
-            if d + (self.p.sync_symbols + self.p.header_symbols + 2) * sym > self.buf.size:
+            if kind == SCREEN_WAIT:
                 self.pos = self.base + d  # wait for the rest of the preamble and header
                 break
-            found = self._analyse(d, metric, phase_ref)
-            if found == "wait":
-                self.pos = self.base + d
-                break
-            if found is None:
-                # False alarm or bad header: resume after this above-threshold region.
-                self.pos = self.base + _first_at_or_after(below, d, smooth.size)
+            found = self._analyse(start, cfo, phase_ref)
+            if found is None:  # bad header: resume after this above-threshold region
+                after = np.flatnonzero(smooth[d:] <= self.threshold)
+                self.pos = self.base + (d + int(after[0]) if after.size else smooth.size)
                 continue
             if self.base + self.buf.size < found.end:
                 self.pending, self.pos = found, self.base + d  # keep it; finish when the payload is in
@@ -319,18 +297,6 @@ class OfdmBurstReceiver:
         self.strict = (burst.end, max(self.threshold, 0.5 * (snr / (1 + snr)) ** 2))
         return burst.start + (self.p.sync_symbols + self.p.header_symbols) * self.p.symbol_len
 
-    def _next_candidate(self, smooth: np.ndarray, rel: int, above: np.ndarray) -> int | None:
-        """Buffer index of the first detection at or after ``rel``, or None (``above``: where
-        ``smooth`` exceeds the plain threshold)."""
-        strict_end, strict_threshold = self.strict
-        split = min(max(strict_end - self.base, rel), smooth.size)
-        if split > rel:
-            inside = np.flatnonzero(smooth[rel:split] > strict_threshold)
-            if inside.size:
-                return rel + int(inside[0])
-        found = _first_at_or_after(above, split, -1)
-        return None if found < 0 else found
-
     def _payload_symbols(self, mcs: Mcs, length: int) -> int:
         return mcs.codec().payload_symbols(length)
 
@@ -348,33 +314,10 @@ class OfdmBurstReceiver:
             self.buf, self.base = self.buf[drop:], self.base + drop
             self.pos = max(self.pos, self.base)
 
-    def _analyse(self, d: int, metric: np.ndarray, phase_ref: np.ndarray) -> _Pending | None | str:
-        """Timing, CFO, channel and header of a burst detected near ``d`` (buffer index)."""
+    def _analyse(self, start: int, cfo: float, phase_ref: np.ndarray) -> _Pending | None:
+        """CFO, channel and header of the burst at buffer index ``start`` (its preamble found by
+        ``screen``, with the coarse ``cfo``); None where the header fails."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
-        # Coarse: the metric's plateau around its strongest point; the phase of the half-symbol
-        # correlation there gives the CFO (odd-carrier word: the halves are negated, remove pi).
-        window = slice(d, min(d + cp + n // 2, metric.size))
-        peak = d + int(np.argmax(metric[window]))
-        around = phase_ref[max(0, peak - cp // 2) : peak + cp // 2 + 1]
-        cfo = float(np.angle(-around.sum()) / np.pi)
-        # Fine timing: correlate with each known preamble symbol and add the powers
-        # (``preamble_search``). The window reaches a symbol back: at low SNR the metric may cross
-        # late on its plateau.
-        lo = max(0, d - sym - cp)
-        hi = min(self.buf.size, d + 2 * sym + self.preamble.size)
-        best, power, energy = preamble_search(self.buf, lo, hi, cfo, n, self.preamble)
-        if best < 0:
-            return None
-        start = lo + best
-        if start + (self.p.sync_symbols + self.p.header_symbols) * sym > self.buf.size:
-            return "wait"
-        # A preamble correlates with its known waveform far above what noise or data can: the
-        # normalized correlation is SNR / (1 + SNR), 0.3 at -3 dB, but about 0.01 for noise.
-        if power < self.MIN_PREAMBLE_CORRELATION * energy * self.preamble_energy / 2:
-            # The starts after this one are not ruled out: a preamble among them would have been
-            # derotated by this false alarm's CFO (noise's phase), which can cancel its peak.
-            self.false_alarms += 1
-            return None
         # Fine CFO: average the half-symbol correlation over the part of the first preamble
         # symbol's plateau that echoes up to half the CP long cannot reach.
         plateau = phase_ref[start + cp // 2 : min(start + cp + 1, phase_ref.size)]
@@ -433,15 +376,10 @@ class OfdmBurstReceiver:
         least-squares fit of that one slope, each pilot weighted by its SNR (phase variance
         1 / (2 SNR)).
         """
-        slope = -np.outer(per_offset, self.pilot_carriers)  # phase per unit offset, (symbols, pilots)
-        z = spectra[:, self.pilot_idx] * np.conj(burst.chan[self.pilot_idx] * self.pilot_vals)
-        z *= np.exp(-1j * offset * slope)
-        resid = np.angle(z * np.conj(np.sum(z, axis=1, keepdims=True)))
-        weight = 2 * np.abs(burst.chan[self.pilot_idx]) ** 2 / burst.noise_var
-        precision = float(np.sum(weight * slope**2))
-        if precision <= 0:
-            return 0.0, 0.0
-        return float(np.sum(weight * slope * resid)) / precision, precision
+        pilot_chan = burst.chan[self.pilot_idx]
+        weight = 2 * np.abs(pilot_chan) ** 2 / burst.noise_var
+        return clock_residual(spectra, self.pilot_idx, np.conj(pilot_chan * self.pilot_vals), self.pilot_carriers,
+                              per_offset, offset, weight)
 
     def _decode_header(self, hdr: np.ndarray, gain: np.ndarray) -> PhyHeader | None:
         """Decode the header; if its CRC fails, once more after a decision-directed phase fix.
@@ -484,11 +422,10 @@ class OfdmBurstReceiver:
         channel fit's delay grid accounts for that shift)."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
         starts = start + (first + np.arange(count)) * sym + cp - self.TIMING_BACKOFF
-        return np.fft.fft(derotated_windows(self.buf, starts, n, cfo), axis=1)[:, self._centred]
+        return np.fft.fft(centred_windows(self.buf, starts, n, cfo), axis=1)
 
     def _equalize(self, spectra: np.ndarray, chan: np.ndarray, first: int) -> np.ndarray:
         """Common phase per symbol from the pilots (``pilot_phase``), then zero-forcing on the
         data carriers."""
-        pil = (spectra[:, self.pilot_idx] * np.conj(chan[self.pilot_idx] * self.pilot_vals)).sum(axis=1)
-        phase = pilot_phase(pil, self.ANCHOR_WEIGHT)
-        return spectra[:, self.data_idx] * np.exp(-1j * phase)[:, None] / chan[self.data_idx]
+        return equalize(spectra, self.pilot_idx, np.conj(chan[self.pilot_idx] * self.pilot_vals), self.data_idx,
+                        chan[self.data_idx], self.ANCHOR_WEIGHT)

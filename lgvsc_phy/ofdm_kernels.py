@@ -8,6 +8,8 @@ reference in tests/test_ofdm_kernels.py.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 try:
@@ -95,6 +97,39 @@ def _derotated_windows_loop(buf: np.ndarray, starts: np.ndarray, n: int, cfo: fl
     return out
 
 
+def centred_windows_numpy(buf: np.ndarray, starts: np.ndarray, n: int, cfo: float) -> np.ndarray:
+    """``derotated_windows`` with sample k of each window times (-1)^k: their FFT comes out in
+    centred carrier order (-n/2 .. n/2 - 1), the shift done before the transform for free."""
+    return derotated_windows_numpy(buf, starts, n, cfo) * np.where(np.arange(n) % 2, -1.0, 1.0)
+
+
+def _centred_windows_loop(buf: np.ndarray, starts: np.ndarray, n: int, cfo: float) -> np.ndarray:
+    out = derotated_windows(buf, starts, n, cfo)
+    for row in range(starts.size):
+        for k in range(1, n, 2):
+            out[row, k] = -out[row, k]
+    return out
+
+
+def dc_step_numpy(chunk: np.ndarray, level: complex, alpha: float) -> tuple[complex, np.ndarray]:
+    """One step of a DC tracker: ``level`` moved by ``alpha`` toward the chunk's mean (summed in
+    complex128), then ``chunk - level`` in complex64."""
+    level += alpha * (complex(np.mean(chunk, dtype=np.complex128)) - level)
+    return level, chunk - np.complex64(level)
+
+
+def _dc_step_loop(chunk: np.ndarray, level: complex, alpha: float) -> tuple[complex, np.ndarray]:
+    total = 0j
+    for i in range(chunk.size):
+        total += chunk[i]
+    level += alpha * (total / chunk.size - level)
+    out = np.empty(chunk.size, dtype=np.complex64)
+    lev = np.complex64(level)
+    for i in range(chunk.size):
+        out[i] = chunk[i] - lev
+    return level, out
+
+
 def pilot_phase_numpy(pil: np.ndarray, anchor_weight: float) -> np.ndarray:
     """Per-symbol common phase from the pilot sums ``pil`` (one complex per OFDM symbol).
 
@@ -174,6 +209,70 @@ def _pilot_phase_loop(pil: np.ndarray, anchor_weight: float) -> np.ndarray:
     return out
 
 
+def equalize_numpy(spectra: np.ndarray, pilot_idx: np.ndarray, pilot_ref: np.ndarray, data_idx: np.ndarray,
+                   chan_data: np.ndarray, anchor_weight: float) -> np.ndarray:
+    """Zero-forced data carriers ``(symbols, len(data_idx))`` of ``spectra``, each symbol turned
+    back by its common phase: ``pilot_phase`` of the pilot sums against ``pilot_ref`` (the
+    conjugated channel times the known pilot, per pilot carrier)."""
+    pil = (spectra[:, pilot_idx] * pilot_ref).sum(axis=1)
+    phase = pilot_phase_numpy(pil, anchor_weight)
+    return spectra[:, data_idx] * np.exp(-1j * phase)[:, None] / chan_data
+
+
+def _equalize_loop(spectra: np.ndarray, pilot_idx: np.ndarray, pilot_ref: np.ndarray, data_idx: np.ndarray,
+                   chan_data: np.ndarray, anchor_weight: float) -> np.ndarray:
+    count = spectra.shape[0]
+    pil = np.zeros(count, dtype=np.complex128)
+    for t in range(count):
+        for i in range(pilot_idx.size):
+            pil[t] += spectra[t, pilot_idx[i]] * pilot_ref[i]
+    phase = pilot_phase(pil, anchor_weight)
+    out = np.empty((count, data_idx.size), dtype=np.complex128)
+    for t in range(count):
+        rot = np.exp(-1j * phase[t])
+        for c in range(data_idx.size):
+            out[t, c] = spectra[t, data_idx[c]] * rot / chan_data[c]
+    return out
+
+
+def clock_residual_numpy(spectra: np.ndarray, pilot_idx: np.ndarray, pilot_ref: np.ndarray,
+                         pilot_carriers: np.ndarray, per_offset: np.ndarray, offset: float,
+                         weight: np.ndarray) -> tuple[float, float]:
+    """The sample clock offset left in ``spectra`` once ``offset`` is undone, and its precision:
+    a weighted least-squares fit of the phase slope across pilot carriers (``weight``: each
+    pilot's precision), each symbol's common phase removed first (see
+    ``OfdmBurstReceiver._clock_residual``)."""
+    slope = -np.outer(per_offset, pilot_carriers)  # phase per unit offset, (symbols, pilots)
+    z = spectra[:, pilot_idx] * pilot_ref
+    z *= np.exp(-1j * offset * slope)
+    resid = np.angle(z * np.conj(np.sum(z, axis=1, keepdims=True)))
+    precision = float(np.sum(weight * slope**2))
+    if precision <= 0:
+        return 0.0, 0.0
+    return float(np.sum(weight * slope * resid)) / precision, precision
+
+
+def _clock_residual_loop(spectra: np.ndarray, pilot_idx: np.ndarray, pilot_ref: np.ndarray,
+                         pilot_carriers: np.ndarray, per_offset: np.ndarray, offset: float,
+                         weight: np.ndarray) -> tuple[float, float]:
+    npil = pilot_idx.size
+    z = np.empty(npil, dtype=np.complex128)
+    precision, moment = 0.0, 0.0
+    for t in range(spectra.shape[0]):
+        total = 0j
+        for i in range(npil):
+            slope = -per_offset[t] * pilot_carriers[i]
+            z[i] = spectra[t, pilot_idx[i]] * pilot_ref[i] * np.exp(-1j * offset * slope)
+            total += z[i]
+        for i in range(npil):
+            slope = -per_offset[t] * pilot_carriers[i]
+            precision += weight[i] * slope * slope
+            moment += weight[i] * slope * np.angle(z[i] * np.conj(total))
+    if precision <= 0:
+        return 0.0, 0.0
+    return moment / precision, precision
+
+
 def preamble_search_numpy(buf: np.ndarray, lo: int, hi: int, cfo: float, n: int,
                           preamble: np.ndarray) -> tuple[int, float, float]:
     """Best start of ``preamble`` in ``buf[lo:hi]`` once the carrier offset ``cfo`` is removed:
@@ -233,6 +332,225 @@ def _preamble_search_loop(buf: np.ndarray, lo: int, hi: int, cfo: float, n: int,
     return best, best_power, energy
 
 
+def sparse_tap_fit_numpy(design_h: np.ndarray, gram: np.ndarray, pinv: np.ndarray, y: np.ndarray, full_dof: int,
+                         significant: float, max_taps: int) -> tuple[np.ndarray, float]:
+    """Orthogonal matching pursuit of ``y ~ design @ taps`` on the precomputed Gram matrix
+    (``design_h`` is the design's conjugate transpose, ``pinv`` its pseudo-inverse): taps are added
+    while the strongest normalized correlation with the residual exceeds ``significant`` times
+    the full fit's noise variance, refitted jointly at each step. Returns the taps (mostly zero)
+    and the residual's noise variance (see ``SparseTapFit``)."""
+    corr = design_h @ y
+    energy_y = float(np.vdot(y, y).real)
+    column_energy = np.real(np.diag(gram))
+    rows = y.size
+    # ||y - P y||^2 = ||y||^2 - y^H P y for the orthogonal projector P onto the design.
+    full_noise = max((energy_y - float(np.vdot(corr, pinv @ y).real)) / full_dof, 1e-12)
+    chosen: list[int] = []
+    coef = np.zeros(0, dtype=complex)
+    resid_corr = corr
+    for _ in range(max_taps):
+        score = (resid_corr.real**2 + resid_corr.imag**2) / column_energy
+        score[chosen] = 0
+        best = int(np.argmax(score))
+        if chosen and score[best] < significant * full_noise:
+            break
+        chosen.append(best)
+        coef = np.linalg.solve(gram[np.ix_(chosen, chosen)], corr[chosen])
+        resid_corr = corr - gram[:, chosen] @ coef
+    taps = np.zeros(column_energy.size, dtype=complex)
+    taps[chosen] = coef
+    resid = energy_y - float(np.vdot(coef, corr[chosen]).real)
+    return taps, max(resid / max(rows - len(chosen), 1), 1e-12)
+
+
+def _solve_small(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a x = b`` by Gaussian elimination with partial pivoting (a few taps: no LAPACK call)."""
+    m = b.size
+    a, x = a.copy(), b.copy()
+    for col in range(m):
+        piv = col
+        for r in range(col + 1, m):
+            if abs(a[r, col]) > abs(a[piv, col]):
+                piv = r
+        if piv != col:
+            for c in range(m):
+                a[col, c], a[piv, c] = a[piv, c], a[col, c]
+            x[col], x[piv] = x[piv], x[col]
+        for r in range(col + 1, m):
+            f = a[r, col] / a[col, col]
+            for c in range(col, m):
+                a[r, c] -= f * a[col, c]
+            x[r] -= f * x[col]
+    for r in range(m - 1, -1, -1):
+        acc = x[r]
+        for c in range(r + 1, m):
+            acc -= a[r, c] * x[c]
+        x[r] = acc / a[r, r]
+    return x
+
+
+def _sparse_tap_fit_loop(design_h: np.ndarray, gram: np.ndarray, pinv: np.ndarray, y: np.ndarray, full_dof: int,
+                         significant: float, max_taps: int) -> tuple[np.ndarray, float]:
+    """``sparse_tap_fit_numpy`` in loops: one call instead of some forty numpy calls per fit."""
+    ntaps, rows = design_h.shape
+    corr = np.zeros(ntaps, dtype=np.complex128)
+    projected = 0.0
+    for t in range(ntaps):
+        c = 0j
+        p = 0j
+        for r in range(rows):
+            c += design_h[t, r] * y[r]
+            p += pinv[t, r] * y[r]
+        corr[t] = c
+        projected += (c.conjugate() * p).real
+    energy_y = 0.0
+    for r in range(rows):
+        energy_y += y[r].real ** 2 + y[r].imag ** 2
+    full_noise = max((energy_y - projected) / full_dof, 1e-12)
+    chosen = np.zeros(max_taps, dtype=np.int64)
+    used = np.zeros(ntaps, dtype=np.bool_)
+    count = 0
+    coef = np.zeros(0, dtype=np.complex128)
+    resid_corr = corr.copy()
+    for _ in range(max_taps):
+        best, top = 0, -1.0
+        for t in range(ntaps):
+            score = 0.0 if used[t] else (resid_corr[t].real ** 2 + resid_corr[t].imag ** 2) / gram[t, t].real
+            if score > top:
+                best, top = t, score
+        if count > 0 and top < significant * full_noise:
+            break
+        chosen[count], used[best] = best, True
+        count += 1
+        sub = np.empty((count, count), dtype=np.complex128)
+        rhs = np.empty(count, dtype=np.complex128)
+        for i in range(count):
+            rhs[i] = corr[chosen[i]]
+            for j in range(count):
+                sub[i, j] = gram[chosen[i], chosen[j]]
+        coef = _solve_small(sub, rhs)
+        for t in range(ntaps):
+            acc = corr[t]
+            for i in range(count):
+                acc -= gram[t, chosen[i]] * coef[i]
+            resid_corr[t] = acc
+    taps = np.zeros(ntaps, dtype=np.complex128)
+    explained = 0.0
+    for i in range(count):
+        taps[chosen[i]] = coef[i]
+        explained += (coef[i].conjugate() * corr[chosen[i]]).real
+    return taps, max((energy_y - explained) / max(rows - count, 1), 1e-12)
+
+
+# What ``screen`` found: no candidate left in the buffer, one that needs more samples first, or one
+# whose preamble correlation passed (the caller decodes its header).
+SCREEN_NONE, SCREEN_WAIT, SCREEN_FOUND = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class ScreenSetup:
+    """The burst detector's fixed quantities (``OfdmBurstReceiver``'s frame layout and preamble)."""
+
+    preamble: np.ndarray  # complex128, both preamble symbols with their CPs
+    preamble_energy: float
+    fft_len: int
+    symbol_len: int
+    cp_len: int
+    need: int  # samples past a detection before its preamble and header can be analysed
+    header_span: int  # samples from a burst's start to the end of its header
+    min_correlation: float  # normalized preamble correlation that confirms a detection
+
+
+def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
+                 strict_split: int, strict_threshold: float, threshold: float,
+                 setup: ScreenSetup) -> tuple[int, int, int, float, int]:
+    """The burst detector's search from buffer index ``rel``, up to the first detection whose
+    preamble correlation passes: ``(kind, d, start, cfo, false_alarms)``.
+
+    A detection is where the smoothed Schmidl-Cox metric ``smooth`` exceeds ``threshold``, or
+    ``strict_threshold`` before ``strict_split`` (inside the last burst). At each: coarse CFO from
+    the half-symbol correlation ``corr`` around the metric's peak, fine timing by
+    ``preamble_search``, then the check that the correlation with the known preamble stands above
+    what noise gives; a detection that fails it is a false alarm, and the search resumes where the
+    metric next falls to ``threshold``. ``kind``: SCREEN_NONE (nothing left), SCREEN_WAIT (at
+    ``d``, the preamble and header are not all in), SCREEN_FOUND (``start`` and coarse ``cfo`` of
+    the burst detected at ``d``). On noise a false alarm comes every ~100 samples: in Python each
+    cost some 30 us, the receiver's largest cost with no signal.
+    """
+    sym, cp, n = setup.symbol_len, setup.cp_len, setup.fft_len
+    above, below = np.flatnonzero(smooth > threshold), np.flatnonzero(smooth <= threshold)
+    false_alarms = 0
+    while True:
+        split = min(max(strict_split, rel), smooth.size)
+        inside = np.flatnonzero(smooth[rel:split] > strict_threshold) if split > rel else above[:0]
+        later = above[above >= split]
+        if inside.size:
+            d = rel + int(inside[0])
+        elif later.size:
+            d = int(later[0])
+        else:
+            return SCREEN_NONE, -1, -1, 0.0, false_alarms
+        if d + setup.need > buf.size:
+            return SCREEN_WAIT, d, -1, 0.0, false_alarms
+        peak = d + int(np.argmax(metric[d : min(d + cp + n // 2, metric.size)]))
+        cfo = float(np.angle(-corr[max(0, peak - cp // 2) : peak + cp // 2 + 1].sum()) / np.pi)
+        lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + setup.preamble.size)
+        best, power, energy = preamble_search_numpy(buf, lo, hi, cfo, n, setup.preamble)
+        if best >= 0:
+            if lo + best + setup.header_span > buf.size:
+                return SCREEN_WAIT, d, -1, 0.0, false_alarms
+            if power >= setup.min_correlation * energy * setup.preamble_energy / 2:
+                return SCREEN_FOUND, d, lo + best, cfo, false_alarms
+            false_alarms += 1
+        after = below[below >= d]
+        rel = int(after[0]) if after.size else smooth.size
+
+
+def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
+                 strict_split: int, strict_threshold: float, threshold: float, preamble: np.ndarray,
+                 preamble_energy: float, n: int, sym: int, cp: int, need: int, header_span: int,
+                 min_correlation: float) -> tuple[int, int, int, float, int]:
+    """``screen_numpy``'s search, one sample at a time; calls the compiled ``preamble_search``."""
+    false_alarms = 0
+    while True:
+        split = min(max(strict_split, rel), smooth.size)
+        d = -1
+        for i in range(rel, split):
+            if smooth[i] > strict_threshold:
+                d = i
+                break
+        if d < 0:
+            for i in range(max(split, 0), smooth.size):
+                if smooth[i] > threshold:
+                    d = i
+                    break
+        if d < 0:
+            return SCREEN_NONE, -1, -1, 0.0, false_alarms
+        if d + need > buf.size:
+            return SCREEN_WAIT, d, -1, 0.0, false_alarms
+        peak, top = d, metric[d]
+        for i in range(d + 1, min(d + cp + n // 2, metric.size)):
+            if metric[i] > top:
+                peak, top = i, metric[i]
+        acc = 0j
+        for i in range(max(0, peak - cp // 2), min(peak + cp // 2 + 1, corr.size)):
+            acc += corr[i]
+        cfo = np.angle(-acc) / np.pi
+        lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + preamble.size)
+        best, power, energy = preamble_search(buf, lo, hi, cfo, n, preamble)
+        if best >= 0:
+            if lo + best + header_span > buf.size:
+                return SCREEN_WAIT, d, -1, 0.0, false_alarms
+            if power >= min_correlation * energy * preamble_energy / 2:
+                return SCREEN_FOUND, d, lo + best, cfo, false_alarms
+            false_alarms += 1
+        rel = smooth.size
+        for i in range(d, smooth.size):
+            if smooth[i] <= threshold:
+                rel = i
+                break
+
+
 def rotate_carriers_numpy(spectra: np.ndarray, angle: np.ndarray) -> None:
     """In place: carrier k (centred: -n/2 .. n/2 - 1) of symbol t times exp(j angle[t] k), a
     phase linear in the carrier index (undoing a timing shift of that symbol)."""
@@ -259,10 +577,28 @@ if njit is not None:
     pilot_phase = njit(cache=True, nogil=True)(_pilot_phase_loop)
     preamble_search = njit(cache=True, nogil=True, fastmath=True)(_preamble_search_loop)
     rotate_carriers = njit(cache=True, nogil=True)(_rotate_carriers_loop)
+    _screen_kernel = njit(cache=True, nogil=True)(_screen_loop)
+    centred_windows = njit(cache=True, nogil=True)(_centred_windows_loop)
+    dc_step = njit(cache=True, nogil=True)(_dc_step_loop)
+    equalize = njit(cache=True, nogil=True)(_equalize_loop)
+    clock_residual = njit(cache=True, nogil=True)(_clock_residual_loop)
+    _solve_small = njit(cache=True, nogil=True)(_solve_small)
+    sparse_tap_fit = njit(cache=True, nogil=True)(_sparse_tap_fit_loop)
+
+    def screen(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
+               strict_split: int, strict_threshold: float, threshold: float,
+               setup: ScreenSetup) -> tuple[int, int, int, float, int]:
+        """``screen_numpy``, compiled."""
+        return _screen_kernel(buf, metric, corr, smooth, rel, strict_split, strict_threshold, threshold,
+                              setup.preamble, setup.preamble_energy, setup.fft_len, setup.symbol_len,
+                              setup.cp_len, setup.need, setup.header_span, setup.min_correlation)
 else:
     schmidl_cox, moving_average = schmidl_cox_numpy, moving_average_numpy
     derotated_windows, pilot_phase = derotated_windows_numpy, pilot_phase_numpy
     preamble_search, rotate_carriers = preamble_search_numpy, rotate_carriers_numpy
+    screen, sparse_tap_fit = screen_numpy, sparse_tap_fit_numpy
+    equalize, clock_residual = equalize_numpy, clock_residual_numpy
+    centred_windows, dc_step = centred_windows_numpy, dc_step_numpy
 
 
 def warm_up() -> None:
@@ -272,7 +608,19 @@ def warm_up() -> None:
     metric, _ = schmidl_cox(buf, 32)
     moving_average(metric, 8)
     derotated_windows(buf, np.arange(2, dtype=np.int64) * 80, 64, 0.1)
+    centred_windows(buf, np.arange(2, dtype=np.int64) * 80, 64, 0.1)
+    dc_step(buf, 0j, 0.5)
     pilot_phase(np.ones(8, dtype=np.complex128), 1.0)
     pilot_phase(np.ones(3, dtype=np.complex128), 1.0)
     preamble_search(buf, 0, 200, 0.1, 64, np.ones(160, dtype=np.complex128))
     rotate_carriers(np.ones((2, 64), dtype=np.complex128), np.zeros(2))
+    smooth = moving_average(metric, 8)
+    eye = np.eye(4, dtype=np.complex128)
+    idx, ref = np.arange(2, dtype=np.int64), np.ones(2, dtype=np.complex128)
+    for count in (3, 8):
+        spectra = np.ones((count, 4), dtype=np.complex128)
+        equalize(spectra, idx, ref, idx, ref, 1.0)
+        clock_residual(spectra, idx, ref, np.ones(2), np.ones(count), 0.0, np.ones(2))
+    sparse_tap_fit(eye, eye, eye, np.ones(4, dtype=np.complex128), 1, 6.0, 2)
+    screen(buf, metric, np.zeros(metric.size, dtype=np.complex128), smooth, 0, 0, 1.0, 1.0,
+           ScreenSetup(np.ones(160, dtype=np.complex128), 160.0, 64, 80, 16, 560, 400, 0.15))

@@ -84,3 +84,110 @@ def test_rotate_carriers_matches_numpy() -> None:
     k.rotate_carriers(a, angle)
     k.rotate_carriers_numpy(b, angle)
     np.testing.assert_allclose(a, b, atol=1e-12)
+
+
+def test_centred_windows_give_the_shifted_spectrum() -> None:
+    """(-1)^k on the window's samples is fftshift on its spectrum: carriers come out centred."""
+    buf = _noise(3000, 6)
+    starts = np.array([0, 80, 1333], dtype=np.int64)
+    plain = np.fft.fftshift(np.fft.fft(k.derotated_windows_numpy(buf, starts, 64, 0.23), axis=1), axes=1)
+    for windows in (k.centred_windows(buf, starts, 64, 0.23), k.centred_windows_numpy(buf, starts, 64, 0.23)):
+        np.testing.assert_allclose(np.fft.fft(windows, axis=1), plain, rtol=1e-4, atol=1e-4)
+
+
+def test_dc_step_matches_numpy() -> None:
+    chunk = _noise(517, 7) + np.complex64(0.3 - 0.2j)
+    level, out = k.dc_step(chunk, 0.1j, 0.25)
+    ref_level, ref_out = k.dc_step_numpy(chunk, 0.1j, 0.25)
+    assert level == pytest.approx(ref_level, abs=1e-9)
+    assert out.dtype == np.complex64
+    np.testing.assert_allclose(out, ref_out, atol=1e-6)
+
+
+def _spectra_and_pilots(count: int, seed: int) -> tuple[np.ndarray, ...]:
+    rng = np.random.default_rng(seed)
+    spectra = rng.standard_normal((count, 64)) + 1j * rng.standard_normal((count, 64))
+    pilot_idx = np.array([11, 25, 39, 53], dtype=np.int64)
+    pilot_ref = np.exp(1j * rng.uniform(-np.pi, np.pi, 4))
+    return spectra, pilot_idx, pilot_ref
+
+
+@pytest.mark.parametrize("count", [1, 3, 20])
+def test_equalize_matches_numpy(count: int) -> None:
+    spectra, pilot_idx, pilot_ref = _spectra_and_pilots(count, count)
+    data_idx = np.array([i for i in range(6, 59) if i not in (11, 25, 32, 39, 53)], dtype=np.int64)
+    chan = np.random.default_rng(9).standard_normal(data_idx.size) + 1.5 + 0.5j
+    np.testing.assert_allclose(k.equalize(spectra, pilot_idx, pilot_ref, data_idx, chan, 1.0),
+                               k.equalize_numpy(spectra, pilot_idx, pilot_ref, data_idx, chan, 1.0), atol=1e-9)
+
+
+def test_clock_residual_matches_numpy_and_recovers_a_slope() -> None:
+    """Pilots turned by a phase linear in carrier and symbol (a sample clock offset): the fit
+    finds the offset, and both versions agree on it and on its precision."""
+    count, true_offset = 12, 3e-4
+    _, pilot_idx, pilot_ref = _spectra_and_pilots(count, 1)
+    carriers = (pilot_idx - 32).astype(float)
+    per_offset = 2 * np.pi * 80 / 64 * (np.arange(count) + 5.0)
+    slope = -np.outer(per_offset, carriers)
+    rng = np.random.default_rng(2)
+    spectra = np.zeros((count, 64), dtype=complex)
+    spectra[:, pilot_idx] = np.exp(1j * (true_offset * slope + rng.uniform(-1, 1, (count, 1)))) / pilot_ref
+    weight = np.full(4, 50.0)
+    got = k.clock_residual(spectra, pilot_idx, pilot_ref, carriers, per_offset, 1e-4, weight)
+    want = k.clock_residual_numpy(spectra, pilot_idx, pilot_ref, carriers, per_offset, 1e-4, weight)
+    np.testing.assert_allclose(got, want, rtol=1e-9)
+    assert got[0] == pytest.approx(true_offset - 1e-4, rel=1e-6)
+    assert k.clock_residual(spectra, pilot_idx, pilot_ref, carriers, per_offset * 0, 0.0, weight) == (0.0, 0.0)
+
+
+@pytest.mark.parametrize("taps", [[(3, 1.0)], [(2, 0.9), (7, 0.4j), (12, -0.2)]])
+def test_sparse_tap_fit_matches_numpy_and_finds_the_taps(taps: list[tuple[int, complex]]) -> None:
+    """The receiver's own preamble design: a sparse response plus noise gives the same taps and
+    noise variance from both versions, the true delays among them."""
+    from lgvsc_phy.mcs import get_mcs
+    from lgvsc_phy.ofdm import OfdmBurstReceiver
+
+    fit = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm).preamble_fit
+    truth = np.zeros(fit.gram.shape[0], dtype=complex)
+    for delay, gain in taps:
+        truth[delay] = gain
+    rng = np.random.default_rng(len(taps))
+    y = fit.design_h.conj().T @ truth
+    y = y + 0.05 * (rng.standard_normal(y.size) + 1j * rng.standard_normal(y.size))
+    args = (fit.design_h, fit.gram, fit.pinv, y, fit.full_dof, fit.significant, fit.max_taps)
+    got_taps, got_noise = k.sparse_tap_fit(*args)
+    want_taps, want_noise = k.sparse_tap_fit_numpy(*args)
+    np.testing.assert_allclose(got_taps, want_taps, atol=1e-9)
+    assert got_noise == pytest.approx(want_noise, rel=1e-9)
+    assert set(np.flatnonzero(got_taps)) >= {d for d, _ in taps}
+    assert got_noise == pytest.approx(0.05**2 * 2, rel=0.5)
+
+
+@pytest.mark.parametrize("snr_db", [3.0, 12.0])
+def test_screen_matches_numpy_on_a_burst_stream(snr_db: float) -> None:
+    """The whole detector search, compiled and in numpy, walked over noise then real bursts with
+    a strict region: the same detections, starts, false alarms and waits at every step."""
+    from lgvsc_phy.mcs import get_mcs
+    from lgvsc_phy.ofdm import OfdmBurstReceiver
+    from tests.test_rx_robustness import add_noise, burst_stream
+
+    _, bursts = burst_stream("qpsk-1/2", 4)
+    x = add_noise(np.concatenate([np.zeros(3000, np.complex64)] + bursts), "qpsk-1/2", snr_db)
+    rx = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm)
+    metric, corr = k.schmidl_cox(x, 32)
+    smooth = k.moving_average(metric, rx.SMOOTH)
+    rel, found, false_alarms, steps = 0, 0, 0, 0
+    while steps < 50:
+        steps += 1
+        args = (x, metric, corr, smooth, rel, 5000, 0.4, rx.threshold, rx.screen_setup)
+        got, want = k.screen(*args), k.screen_numpy(*args)
+        assert got[:3] == want[:3] and got[4] == want[4]
+        assert got[3] == pytest.approx(want[3], abs=1e-9)
+        false_alarms += got[4]
+        if got[0] != k.SCREEN_FOUND:
+            break
+        found += 1
+        rel = got[2] + rx.screen_setup.header_span
+    assert found == 4  # then nothing, or a crossing too near the end to analyse
+    if snr_db < 5:  # at 3 dB the payloads and noise cross the plain threshold
+        assert false_alarms > 0
