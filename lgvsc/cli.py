@@ -181,6 +181,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
                            protect=not args.no_protect, probe=not args.no_probe, images=args.images,
                            design_snr_db=args.design_snr_db, layers=args.layers, base_share=args.base_share,
                            expected_loss=args.expected_loss, base_port=args.base_port, max_frames=args.max_frames,
+                           cfo_range=args.cfo_range,
                            deadline_s=args.deadline)
     result = run_loopback(opts)
     r = result.report
@@ -218,7 +219,7 @@ def _radio_specs(args: argparse.Namespace, role: str) -> list[tuple[str, str, li
     ZMQ-IQ one. Its sockets toward the link are the loopback's; its IQ socket faces the other host."""
     sockets = socket_addresses(role, args.base_port)
     iq = "iq_out" if role == "tx" else "iq_in"
-    own = {"mcs": args.mcs} if role == "tx" else {}
+    own = {"mcs": args.mcs} if role == "tx" else {"cfo_range": args.cfo_range}
     if args.usrp is not None:
         del sockets[iq]
         radio = {"usrp_args": args.usrp, "freq": args.freq, "gain": args.gain, "rate": args.rate}
@@ -406,6 +407,12 @@ def _layer_args(parser: argparse.ArgumentParser, auto: str) -> None:
                              "receiver SNRs around the design SNR (one encode and two decodes each)")
 
 
+def _cfo_range_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cfo-range", type=float, default=1.0, metavar="SPACINGS",
+                        help="the largest carrier offset the rx acquires, in subcarrier spacings (rate / 64); "
+                             "default 1 (4 ppm at 2.45 GHz, 1 MS/s); 5 covers 20 ppm there, at some CPU on noise")
+
+
 def _design_snr_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--design-snr-db", type=float,
                         help="with --mcs auto: plan MCS, protection and budget for this SNR (dB) without probing; "
@@ -480,6 +487,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT,
                     help=f"first of the {PORT_SPAN} TCP ports used on 127.0.0.1")
     lb.add_argument("--max-frames", type=int, help="send only the first N frames")
+    _cfo_range_arg(lb)
     lb.add_argument("--deadline", type=float, default=600.0, help="give up on the link after this many seconds")
     _image_args(lb)
     lb.add_argument("--report", help="write the report JSON here")
@@ -520,6 +528,7 @@ def build_parser() -> argparse.ArgumentParser:
     _decoder_args(rcv)
     rcv.add_argument("--report", help="write a JSON report here")
     rcv.add_argument("--curve-server-key", metavar="FILE.key", help="with --curve-key: the sender's public key")
+    _cfo_range_arg(rcv)
     _radio_args(rcv)
     rcv.set_defaults(func=cmd_receive)
 

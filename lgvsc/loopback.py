@@ -52,6 +52,7 @@ class LoopbackOptions(ChannelConfig):
     base_share: float | None = None  # of the on-air budget, for the base layer; None: fitted per video
     encode_cache: Path | None = None  # keep encodings here (a sweep: one stream for every actual SNR)
     base_port: int = DEFAULT_BASE_PORT
+    cfo_range: float = 1.0  # the rx's largest acquired |CFO|, subcarrier spacings
     max_frames: int | None = None
     idle_timeout_s: float = 3.0
     deadline_s: float = 600.0
@@ -133,7 +134,8 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     source = progress_source(opts.input, opts.max_frames)
-    config = LoopbackConfig(mcs=PROBE_MCS, base_port=opts.base_port, **channel_settings(opts))
+    config = LoopbackConfig(mcs=PROBE_MCS, base_port=opts.base_port, cfo_range=opts.cfo_range,
+                            **channel_settings(opts))
     t = time.monotonic()
     probe = None
     with FlowgraphRunner(config) as runner:

@@ -73,8 +73,8 @@ CHANNEL_PARAMS: tuple[ChannelParam, ...] = (
 #     +-2 ppm; two radios differ by up to 4 ppm, and LO and sample clock derive from the same TCXO,
 #     so CFO and SFO carry the same 4 ppm. CFO = 4e-6 * 2.45 GHz = 9.8 kHz; in subcarrier spacings
 #     (1 MS/s / 64 = 15.625 kHz) 0.627. (20 ppm, the 802.11 per-device tolerance, would be 49 kHz
-#     = 3.14 spacings: beyond the receiver's Schmidl-Cox estimator, which acquires |CFO| < 1
-#     spacing only (the half-symbol correlation's phase, lgvsc_phy/ofdm.py; no integer-CFO search).)
+#     = 3.14 spacings: beyond the half-symbol correlation's +-1 spacing, so the receiver needs its
+#     integer-offset test then, ``cfo_range`` 5 in lgvsc_phy/ofdm.py.)
 #   iq_imbalance_db, iq_phase_deg: the UHD manual's B2x0 RF performance table gives SSB / LO
 #     suppression -35 / -50 dBc (AD9361 after its quadrature calibration). A tx image and an rx
 #     image of -35 dB each add up to about -29 dB at worst (in phase); 0.25 dB and 3 degrees give

@@ -246,9 +246,10 @@ class OfdmReceiver(gr.sync_block):
     process contend for the GIL at every numpy call, which cost the rx 35 % of its CPU.
     """
 
-    def __init__(self, threshold: float = 0.06, decode: bool = False, max_iter: int = 50) -> None:
+    def __init__(self, threshold: float = 0.06, decode: bool = False, max_iter: int = 50,
+                 cfo_range: float = 1.0) -> None:
         gr.sync_block.__init__(self, name="lgvsc_ofdm_receiver", in_sig=[np.complex64], out_sig=None)
-        self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold)
+        self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold, cfo_range)
         self.decoding = FrameDecoding(max_iter) if decode else None
         # Without ``decode`` the receiver and the decoder are Python blocks on their own scheduler
         # threads; with the default 5 ms GIL switch interval a waiting thread can lose 5 ms per
@@ -263,6 +264,10 @@ class OfdmReceiver(gr.sync_block):
     def set_threshold(self, threshold: float) -> None:
         """Schmidl-Cox detection threshold; read at every ``work`` call, so it acts at once."""
         self.receiver.threshold = float(threshold)
+
+    def set_cfo_range(self, cfo_range: float) -> None:
+        """The largest |CFO| acquired, subcarrier spacings; acts from the next detection."""
+        self.receiver.set_cfo_range(float(cfo_range))
 
     def work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
         for burst in self.receiver.feed(input_items[0]):

@@ -14,7 +14,7 @@ variance). Its per-sample and per-symbol loops are compiled in ``lgvsc_phy.ofdm_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -196,7 +196,10 @@ class OfdmBurstReceiver:
     SIGNIFICANT = 6.0  # add a tap while its correlation power exceeds this many noise variances
     MAX_TAPS = 8
 
-    def __init__(self, params: OfdmParams, threshold: float = 0.06) -> None:
+    def __init__(self, params: OfdmParams, threshold: float = 0.06, cfo_range: float = 1.0) -> None:
+        """``cfo_range``: the largest |CFO| acquired, in subcarrier spacings. The preamble's
+        half-symbol repetition measures CFO modulo 2 spacings; beyond 1 the receiver also tests
+        integer offsets (``integer_cfo``), ceil((cfo_range - 1) / 2) on each side."""
         self.p, self.threshold = params, threshold
         self.buf = np.zeros(0, dtype=np.complex64)
         self.base = 0  # absolute index of buf[0]
@@ -216,13 +219,27 @@ class OfdmBurstReceiver:
         sync_and_header = (params.sync_symbols + params.header_symbols) * params.symbol_len
         self.screen_setup = ScreenSetup(
             self.preamble.astype(np.complex128), self.preamble_energy, params.fft_len, params.symbol_len,
-            params.cp_len, sync_and_header + 2 * params.symbol_len, sync_and_header, self.MIN_PREAMBLE_CORRELATION)
+            params.cp_len, sync_and_header + 2 * params.symbol_len, sync_and_header, self.MIN_PREAMBLE_CORRELATION,
+            0)
+        self.set_cfo_range(cfo_range)
         half = params.fft_len // 2
         self.active = np.array(list(params.occupied_carriers) + list(params.pilot_carriers)) + half
         self.data_idx = np.array(params.occupied_carriers) + half
         self.pilot_idx = np.array(params.pilot_carriers) + half
         self.pilot_vals = np.asarray(params.pilot_symbols, dtype=complex)
         self.pilot_carriers = np.asarray(params.pilot_carriers, dtype=float)
+
+    def set_cfo_range(self, cfo_range: float) -> None:
+        """The largest |CFO| acquired from the next detection on, in subcarrier spacings."""
+        if not cfo_range >= 1:
+            raise ValueError(f"cfo_range must be at least 1 subcarrier spacing, got {cfo_range}")
+        search = int(np.ceil((cfo_range - 1) / 2 - 1e-9))
+        self.screen_setup = replace(self.screen_setup, cfo_search=search)
+
+    @property
+    def cfo_search(self) -> int:
+        """Integer CFO hypotheses on each side of the fractional estimate (2 spacings each)."""
+        return self.screen_setup.cfo_search
 
     def _build_channel_fit(self, w1: np.ndarray, w2: np.ndarray) -> None:
         """Sparse impulse-response fits: to both preamble symbols, and to those plus the header."""
@@ -321,8 +338,9 @@ class OfdmBurstReceiver:
         # Fine CFO: average the half-symbol correlation over the part of the first preamble
         # symbol's plateau that echoes up to half the CP long cannot reach.
         plateau = phase_ref[start + cp // 2 : min(start + cp + 1, phase_ref.size)]
-        if plateau.size:
-            cfo = float(np.angle(-plateau.sum()) / np.pi)
+        if plateau.size:  # refines the fractional part; the integer part (screen's) stays
+            fraction = float(np.angle(-plateau.sum()) / np.pi)
+            cfo = fraction + 2 * round((cfo - fraction) / 2)
         spectra = lambda first, count: self._spectra(cfo, start, first, count)  # noqa: E731
         pre = spectra(0, 2)
         # Residual CFO from the phase step between the two preamble symbols on the carriers both

@@ -442,6 +442,38 @@ def _sparse_tap_fit_loop(design_h: np.ndarray, gram: np.ndarray, pinv: np.ndarra
     return taps, max((energy_y - explained) / max(rows - count, 1), 1e-12)
 
 
+def integer_cfo_numpy(buf: np.ndarray, peak: int, cfo: float, n: int, cp: int, preamble: np.ndarray,
+                      search: int) -> int:
+    """The integer g (``|g| <= search``) for which ``cfo + 2 g`` subcarrier spacings is the
+    carrier offset, given the fractional ``cfo`` (the half-symbol correlation's phase, which
+    repeats every 2 spacings). Each hypothesis is tried as ``preamble_search`` does, on starts
+    near the metric's ``peak`` (the plateau's start lies within a CP before it): the known
+    preamble, 160 samples, correlates coherently only at the right offset (a wrong one leaves
+    2 or more spacings of rotation across it). A coherent test: Schmidl and Cox's carrier-pair
+    test on the second symbol mistook the offset on ~3 % of bpsk-1/2 bursts at its threshold."""
+    best, top = 0, -1.0
+    lo, hi = max(0, peak - 2 * cp), min(buf.size, peak + cp + preamble.size)
+    for g in range(-search, search + 1):
+        start, power, energy = preamble_search_numpy(buf, lo, hi, cfo + 2 * g, n, preamble)
+        score = power / energy if start >= 0 and energy > 0 else 0.0
+        if score > top:
+            best, top = g, score
+    return best
+
+
+def _integer_cfo_loop(buf: np.ndarray, peak: int, cfo: float, n: int, cp: int, preamble: np.ndarray,
+                      search: int) -> int:
+    """``integer_cfo_numpy``; calls the compiled ``preamble_search``."""
+    best, top = 0, -1.0
+    lo, hi = max(0, peak - 2 * cp), min(buf.size, peak + cp + preamble.size)
+    for g in range(-search, search + 1):
+        start, power, energy = preamble_search(buf, lo, hi, cfo + 2 * g, n, preamble)
+        score = power / energy if start >= 0 and energy > 0 else 0.0
+        if score > top:
+            best, top = g, score
+    return best
+
+
 # What ``screen`` found: no candidate left in the buffer, one that needs more samples first, or one
 # whose preamble correlation passed (the caller decodes its header).
 SCREEN_NONE, SCREEN_WAIT, SCREEN_FOUND = 0, 1, 2
@@ -459,6 +491,7 @@ class ScreenSetup:
     need: int  # samples past a detection before its preamble and header can be analysed
     header_span: int  # samples from a burst's start to the end of its header
     min_correlation: float  # normalized preamble correlation that confirms a detection
+    cfo_search: int  # integer CFO hypotheses g = -cfo_search .. cfo_search (2g spacings each)
 
 
 def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
@@ -492,8 +525,13 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
             return SCREEN_NONE, -1, -1, 0.0, false_alarms
         if d + setup.need > buf.size:
             return SCREEN_WAIT, d, -1, 0.0, false_alarms
-        peak = d + int(np.argmax(metric[d : min(d + cp + n // 2, metric.size)]))
+        # The plateau's peak: past a crossing up to a symbol early too where the integer CFO is
+        # tested at it (its window of starts is narrow; preamble_search's is not).
+        span = cp + n // 2 + (sym if setup.cfo_search else 0)
+        peak = d + int(np.argmax(metric[d : min(d + span, metric.size)]))
         cfo = float(np.angle(-corr[max(0, peak - cp // 2) : peak + cp // 2 + 1].sum()) / np.pi)
+        if setup.cfo_search:
+            cfo += 2 * integer_cfo_numpy(buf, peak, cfo, n, cp, setup.preamble, setup.cfo_search)
         lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + setup.preamble.size)
         best, power, energy = preamble_search_numpy(buf, lo, hi, cfo, n, setup.preamble)
         if best >= 0:
@@ -509,7 +547,7 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
 def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
                  strict_split: int, strict_threshold: float, threshold: float, preamble: np.ndarray,
                  preamble_energy: float, n: int, sym: int, cp: int, need: int, header_span: int,
-                 min_correlation: float) -> tuple[int, int, int, float, int]:
+                 min_correlation: float, cfo_search: int) -> tuple[int, int, int, float, int]:
     """``screen_numpy``'s search, one sample at a time; calls the compiled ``preamble_search``."""
     false_alarms = 0
     while True:
@@ -529,13 +567,15 @@ def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
         if d + need > buf.size:
             return SCREEN_WAIT, d, -1, 0.0, false_alarms
         peak, top = d, metric[d]
-        for i in range(d + 1, min(d + cp + n // 2, metric.size)):
+        for i in range(d + 1, min(d + cp + n // 2 + (sym if cfo_search > 0 else 0), metric.size)):
             if metric[i] > top:
                 peak, top = i, metric[i]
         acc = 0j
         for i in range(max(0, peak - cp // 2), min(peak + cp // 2 + 1, corr.size)):
             acc += corr[i]
         cfo = np.angle(-acc) / np.pi
+        if cfo_search > 0:
+            cfo += 2 * integer_cfo(buf, peak, cfo, n, cp, preamble, cfo_search)
         lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + preamble.size)
         best, power, energy = preamble_search(buf, lo, hi, cfo, n, preamble)
         if best >= 0:
@@ -577,6 +617,7 @@ if njit is not None:
     pilot_phase = njit(cache=True, nogil=True)(_pilot_phase_loop)
     preamble_search = njit(cache=True, nogil=True, fastmath=True)(_preamble_search_loop)
     rotate_carriers = njit(cache=True, nogil=True)(_rotate_carriers_loop)
+    integer_cfo = njit(cache=True, nogil=True)(_integer_cfo_loop)
     _screen_kernel = njit(cache=True, nogil=True)(_screen_loop)
     centred_windows = njit(cache=True, nogil=True)(_centred_windows_loop)
     dc_step = njit(cache=True, nogil=True)(_dc_step_loop)
@@ -591,12 +632,13 @@ if njit is not None:
         """``screen_numpy``, compiled."""
         return _screen_kernel(buf, metric, corr, smooth, rel, strict_split, strict_threshold, threshold,
                               setup.preamble, setup.preamble_energy, setup.fft_len, setup.symbol_len,
-                              setup.cp_len, setup.need, setup.header_span, setup.min_correlation)
+                              setup.cp_len, setup.need, setup.header_span, setup.min_correlation,
+                              setup.cfo_search)
 else:
     schmidl_cox, moving_average = schmidl_cox_numpy, moving_average_numpy
     derotated_windows, pilot_phase = derotated_windows_numpy, pilot_phase_numpy
     preamble_search, rotate_carriers = preamble_search_numpy, rotate_carriers_numpy
-    screen, sparse_tap_fit = screen_numpy, sparse_tap_fit_numpy
+    screen, sparse_tap_fit, integer_cfo = screen_numpy, sparse_tap_fit_numpy, integer_cfo_numpy
     equalize, clock_residual = equalize_numpy, clock_residual_numpy
     centred_windows, dc_step = centred_windows_numpy, dc_step_numpy
 
@@ -622,5 +664,6 @@ def warm_up() -> None:
         equalize(spectra, idx, ref, idx, ref, 1.0)
         clock_residual(spectra, idx, ref, np.ones(2), np.ones(count), 0.0, np.ones(2))
     sparse_tap_fit(eye, eye, eye, np.ones(4, dtype=np.complex128), 1, 6.0, 2)
+    integer_cfo(buf, 100, 0.1, 64, 16, np.ones(160, dtype=np.complex128), 2)
     screen(buf, metric, np.zeros(metric.size, dtype=np.complex128), smooth, 0, 0, 1.0, 1.0,
-           ScreenSetup(np.ones(160, dtype=np.complex128), 160.0, 64, 80, 16, 560, 400, 0.15))
+           ScreenSetup(np.ones(160, dtype=np.complex128), 160.0, 64, 80, 16, 560, 400, 0.15, 2))

@@ -294,12 +294,13 @@ class FlowgraphProcess:
 @dataclass(frozen=True)
 class LoopbackConfig(ChannelConfig):
     """The tx -> channel -> rx chain: the channel's parameters (keyword-only, see channel_spec), the
-    tx's MCS, the rx's sync threshold; every address derives from ``base_port`` (see ports.Port)."""
+    tx's MCS, the rx's sync threshold and CFO range; every address derives from ``base_port`` (see ports.Port)."""
 
     mcs: str = "qpsk-1/2"
     base_port: int = DEFAULT_BASE_PORT
     host: str = LOCALHOST
     sync_threshold: float = 0.06
+    cfo_range: float = 1.0  # the rx's largest acquired |CFO|, subcarrier spacings (OfdmBurstReceiver)
 
 
 class FlowgraphRunner:
@@ -320,8 +321,8 @@ class FlowgraphRunner:
         if self.specs is not None:
             return [FlowgraphProcess(name, self._argv(grc, *args)) for name, grc, args in self.specs]
         c = self.config
-        own_args = {"rx": grc_argv({"sync_threshold": c.sync_threshold}), "channel": flowgraph_args(c),
-                    "tx": grc_argv({"mcs": c.mcs})}
+        own_args = {"rx": grc_argv({"sync_threshold": c.sync_threshold, "cfo_range": c.cfo_range}),
+                    "channel": flowgraph_args(c), "tx": grc_argv({"mcs": c.mcs})}
         return [FlowgraphProcess(name, self._argv(f"{name}.grc", *args,
                                                   *grc_argv(socket_addresses(name, c.base_port, c.host))))
                 for name, args in own_args.items()]

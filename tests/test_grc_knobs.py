@@ -116,6 +116,9 @@ def _usrp_knobs(port: str) -> dict[str, Knob]:
     }
 
 
+# 5 spacings: integer offsets -2 .. 2 tested
+_CFO_RANGE = Knob("ofdm_receiver", 5.0, lambda tb: tb.ofdm_receiver.receiver.cfo_search, lambda tb: 2)
+
 # Runtime knobs: turned on a built top block and read back from the block they drive.
 KNOBS: dict[str, dict[str, Knob]] = {
     "lgvsc_loopback": {
@@ -156,13 +159,16 @@ KNOBS: dict[str, dict[str, Knob]] = {
     },
     "lgvsc_rx": {
         "sync_threshold": Knob("ofdm_receiver", 0.1, _threshold, lambda tb: 0.1),
+        "cfo_range": _CFO_RANGE,
     },
     "lgvsc_rx_usrp": {
         "sync_threshold": Knob("ofdm_receiver", 0.1, _threshold, lambda tb: 0.1),
+        "cfo_range": _CFO_RANGE,
         **_usrp_knobs("usrp_source"),
     },
     "lgvsc_rx_usrp_gui": {
         "sync_threshold": Knob("ofdm_receiver", 0.1, _threshold, lambda tb: 0.1),
+        "cfo_range": _CFO_RANGE,
         **_usrp_knobs("usrp_source"),
         "rf_freq": Knob("usrp_source", 2.44e9, lambda tb: tb.usrp_source.get_center_freq(0), lambda tb: 2.44e9),
         "rf_gain": Knob("usrp_source", 20.0, lambda tb: tb.usrp_source.get_gain(0), lambda tb: 20.0),

@@ -103,6 +103,14 @@ def test_each_impairment_is_survived(impairment: dict, base_port: int) -> None:
     assert res.pdus_received >= 0.8 * res.pdus_sent, res.lost_pdus
 
 
+def test_twenty_ppm_cfo_needs_the_cfo_range(base_port: int) -> None:
+    """3.14 subcarrier spacings (20 ppm at 2.45 GHz, 1 MS/s) through channel.grc: rx.grc with
+    its CFO range at 5 receives every PDU and reports the offset."""
+    data, res = transfer(15.0, base_port, size=4000, cfo=3.14, cfo_range=5.0)
+    assert res.lost_pdus == [] and res.data == data
+    assert all(abs(meta["cfo"] - 3.14) < 0.05 for meta in res.meta)
+
+
 def test_impairments_really_change_the_signal() -> None:
     """The channel's parameters reach its blocks: the fading and fractional-delay paths differ."""
     from lgvsc_phy.channel_profiles import fractional_delay, taps

@@ -163,23 +163,26 @@ def test_sparse_tap_fit_matches_numpy_and_finds_the_taps(taps: list[tuple[int, c
     assert got_noise == pytest.approx(0.05**2 * 2, rel=0.5)
 
 
-@pytest.mark.parametrize("snr_db", [3.0, 12.0])
-def test_screen_matches_numpy_on_a_burst_stream(snr_db: float) -> None:
+@pytest.mark.parametrize("snr_db,cfo,cfo_range", [(3.0, 0.0, 1.0), (12.0, 0.0, 1.0), (3.0, 3.14, 5.0),
+                                                  (12.0, -2.3, 9.0)])
+def test_screen_matches_numpy_on_a_burst_stream(snr_db: float, cfo: float, cfo_range: float) -> None:
     """The whole detector search, compiled and in numpy, walked over noise then real bursts with
-    a strict region: the same detections, starts, false alarms and waits at every step."""
+    a strict region: the same detections, starts, false alarms and waits at every step; with a
+    CFO beyond one spacing, the integer offset found too."""
     from lgvsc_phy.mcs import get_mcs
     from lgvsc_phy.ofdm import OfdmBurstReceiver
     from tests.test_rx_robustness import add_noise, burst_stream
 
     _, bursts = burst_stream("qpsk-1/2", 4)
-    x = add_noise(np.concatenate([np.zeros(3000, np.complex64)] + bursts), "qpsk-1/2", snr_db)
-    rx = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm)
+    x = np.concatenate([np.zeros(3000, np.complex64)] + bursts)
+    x = add_noise(x * np.exp(2j * np.pi * cfo * np.arange(x.size) / 64), "qpsk-1/2", snr_db)
+    rx = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm, cfo_range=cfo_range)
     metric, corr = k.schmidl_cox(x, 32)
     smooth = k.moving_average(metric, rx.SMOOTH)
     rel, found, false_alarms, steps = 0, 0, 0, 0
     while steps < 50:
         steps += 1
-        args = (x, metric, corr, smooth, rel, 5000, 0.4, rx.threshold, rx.screen_setup)
+        args = (x, metric, corr, smooth, rel, 2000, 0.4, rx.threshold, rx.screen_setup)
         got, want = k.screen(*args), k.screen_numpy(*args)
         assert got[:3] == want[:3] and got[4] == want[4]
         assert got[3] == pytest.approx(want[3], abs=1e-9)
@@ -187,7 +190,27 @@ def test_screen_matches_numpy_on_a_burst_stream(snr_db: float) -> None:
         if got[0] != k.SCREEN_FOUND:
             break
         found += 1
+        if cfo_range > 1:  # the coarse CFO, its integer part right
+            assert got[3] == pytest.approx(cfo, abs=0.3)
         rel = got[2] + rx.screen_setup.header_span
     assert found == 4  # then nothing, or a crossing too near the end to analyse
     if snr_db < 5:  # at 3 dB the payloads and noise cross the plain threshold
         assert false_alarms > 0
+
+
+@pytest.mark.parametrize("g", [-2, 0, 1, 2])
+def test_integer_cfo_matches_numpy_and_finds_the_offset(g: int) -> None:
+    """A real preamble at 0 dB turned by 0.3 + 2g spacings: told the fractional 0.3, both
+    versions pick g among -2 .. 2."""
+    from lgvsc_phy.mcs import get_mcs
+    from lgvsc_phy.ofdm import OfdmBurstReceiver
+    from tests.test_rx_robustness import add_noise, burst_stream
+
+    rx = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm, cfo_range=5.0)
+    _, bursts = burst_stream("qpsk-1/2", 1)
+    x = np.concatenate([np.zeros(400, np.complex64), bursts[0][:800]])
+    x = add_noise(x * np.exp(2j * np.pi * (0.3 + 2 * g) * np.arange(x.size) / 64), "qpsk-1/2", 0.0, seed=g + 5)
+    preamble = rx.screen_setup.preamble
+    for peak in (400, 408, 416):  # anywhere on the first symbol's plateau
+        assert k.integer_cfo(x, peak, 0.3, 64, 16, preamble, 2) == g
+        assert k.integer_cfo_numpy(x, peak, 0.3, 64, 16, preamble, 2) == g

@@ -45,6 +45,29 @@ def decoded(mcs: str, x: np.ndarray, payloads: list[bytes], chunk: int = 3000) -
     return good, rx
 
 
+@pytest.mark.parametrize("cfo", [3.14, -4.6])
+def test_cfo_beyond_one_spacing_with_the_integer_search(cfo: float) -> None:
+    """20 ppm at 2.45 GHz and 1 MS/s is 3.14 subcarrier spacings: the preamble's half-symbol
+    phase reads it modulo 2, so a receiver acquiring +-1 spacing loses every burst; with its CFO
+    range at 5 it tests the integer offsets on the known preamble and gets them all, at the
+    qpsk-1/2 threshold + 1 dB."""
+    payloads, bursts = burst_stream("qpsk-1/2", 12)
+    x = np.concatenate([np.zeros(300, np.complex64)] + bursts)
+    x = add_noise(x * np.exp(2j * np.pi * cfo * np.arange(x.size) / 64), "qpsk-1/2", 3.5)
+    codec = get_mcs("qpsk-1/2").codec()
+    narrow = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm)
+    assert [b for i in range(0, x.size, 3000) for b in narrow.feed(x[i : i + 3000])] == []
+    wide = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm, cfo_range=5.0)
+    got = [b for i in range(0, x.size, 3000) for b in wide.feed(x[i : i + 3000])]
+    assert [codec.decode_symbols(b.symbols, b.csi).payload for b in got] == payloads
+    assert np.median([b.cfo for b in got]) == pytest.approx(cfo, abs=0.02)
+
+
+def test_cfo_range_below_one_spacing_is_refused() -> None:
+    with pytest.raises(ValueError, match="cfo_range"):
+        OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm, cfo_range=0.5)
+
+
 def test_a_gap_inside_a_burst_costs_that_burst_only() -> None:
     """2000 samples lost in burst 3's payload (it ends 2000 samples early): before, the receiver
     waited for the length the header announced, ran into burst 4 and lost its preamble too; it
