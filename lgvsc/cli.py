@@ -174,6 +174,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_loopback(args: argparse.Namespace) -> int:
     from lgvsc.loopback import LoopbackOptions, run_loopback
     from lgvsc.report_html import write_html
+    from lgvsc_phy.ofdm import cfo_range_warning
+
+    if warning := cfo_range_warning(args.cfo, args.cfo_range):
+        print(warning, file=sys.stderr)
 
     opts = LoopbackOptions(Path(args.input), Path(args.output), cbr=args.cbr, mcs=args.mcs, decoder=args.decoder,
                            **channel_settings(args),

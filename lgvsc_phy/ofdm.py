@@ -185,6 +185,23 @@ class SparseTapFit:
                               self.full_dof, self.significant, self.max_taps)
 
 
+def integer_cfo_hypotheses(cfo_range: float) -> int:
+    """How many integer CFO offsets (2 subcarrier spacings each) the receiver tests on each side
+    to acquire |CFO| up to ``cfo_range`` spacings: it then acquires up to 1 + 2 x that."""
+    if not cfo_range >= 1:
+        raise ValueError(f"cfo_range must be at least 1 subcarrier spacing, got {cfo_range}")
+    return int(np.ceil((cfo_range - 1) / 2 - 1e-9))
+
+
+def cfo_range_warning(cfo: float, cfo_range: float) -> str | None:
+    """A line for a loopback whose channel CFO the receiver cannot acquire at this range."""
+    acquired = 1 + 2 * integer_cfo_hypotheses(cfo_range)
+    if abs(cfo) < acquired:
+        return None
+    return (f"warning: --cfo {cfo:g} is beyond the receiver's +-{acquired:g} subcarrier spacings (--cfo-range "
+            f"{cfo_range:g}): no burst will be received; give --cfo-range {abs(cfo) + 1:.0f}")
+
+
 class OfdmBurstReceiver:
     """Streaming receiver: ``feed`` samples in any chunking, get complete bursts back."""
 
@@ -231,10 +248,7 @@ class OfdmBurstReceiver:
 
     def set_cfo_range(self, cfo_range: float) -> None:
         """The largest |CFO| acquired from the next detection on, in subcarrier spacings."""
-        if not cfo_range >= 1:
-            raise ValueError(f"cfo_range must be at least 1 subcarrier spacing, got {cfo_range}")
-        search = int(np.ceil((cfo_range - 1) / 2 - 1e-9))
-        self.screen_setup = replace(self.screen_setup, cfo_search=search)
+        self.screen_setup = replace(self.screen_setup, cfo_search=integer_cfo_hypotheses(cfo_range))
 
     @property
     def cfo_search(self) -> int:

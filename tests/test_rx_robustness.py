@@ -148,3 +148,15 @@ def test_ideal_receiver_pays_for_the_pa_and_the_gaps() -> None:
     assert IdealImpairedLink("16qam-3/4", {k: b2x0[k] for k in ("pa_backoff_db", "pa_smoothness")},
                              seed=5).pdu_error_rate(11.0, 60) > 0.2
     assert IdealImpairedLink("qpsk-1/2", {"drop_rate": 1e-4}, seed=6).pdu_error_rate(20.0, 40) > 0.2
+
+
+@pytest.mark.parametrize("cfo,cfo_range,warned", [(0.6, 1.0, False), (-1.2, 1.0, True), (3.14, 5.0, False),
+                                                  (2.9, 3.0, False), (3.14, 3.0, True), (5.5, 5.0, True)])
+def test_a_loopback_warns_of_a_cfo_the_receiver_cannot_acquire(cfo: float, cfo_range: float, warned: bool) -> None:
+    """Range 3 tests one integer offset a side (+-3 spacings acquired), range 5 two (+-5)."""
+    from lgvsc_phy.ofdm import cfo_range_warning
+
+    warning = cfo_range_warning(cfo, cfo_range)
+    assert (warning is not None) == warned
+    if warned:
+        assert "--cfo-range" in warning and "\n" not in warning

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from dataclasses import KW_ONLY, dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from lgvsc.loopback import semantic_similarity
 from lgvsc.rate_control import PROBE_MCS, link_mcs, stream_bytes_near
 from lgvsc_phy.channel_spec import ChannelConfig, add_channel_options, channel_settings, report_fields
 from lgvsc_phy.link import Link, LinkAddresses
+from lgvsc_phy.ofdm import cfo_range_warning
 from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.encoder import FrameSource
@@ -43,6 +45,7 @@ class BaselineOptions(ChannelConfig):
     output: Path | None = None  # the video as a player shows it
     design_snr_db: float | None = None  # plan the MCS for this SNR, no probe (None: probe, then adapt)
     encode_cache: Path | None = None  # keep encodings here (lgvsc.encode_cache)
+    cfo_range: float = 1.0  # the rx's largest acquired |CFO|, subcarrier spacings
 
 
 def backends(scheme: str, psss: str) -> dict[str, str]:
@@ -55,7 +58,8 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
     source = FrameSource.of_file(opts.input, opts.max_frames)
     frames = np.stack(list(source.open()))
     values = int(np.prod(frames.shape))
-    config = LoopbackConfig(mcs=PROBE_MCS, base_port=opts.base_port, **channel_settings(opts))
+    config = LoopbackConfig(mcs=PROBE_MCS, base_port=opts.base_port, cfo_range=opts.cfo_range,
+                            **channel_settings(opts))
     with FlowgraphRunner(config) as runner, Link(LinkAddresses.from_base_port(opts.base_port)) as link:
         probe, mcs = link_mcs(link, "auto", opts.design_snr_db, True, None, runner.check)
         protection = Protection.uniform(mcs)
@@ -99,9 +103,14 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int)
     ap.add_argument("--design-snr-db", type=float,
                     help="plan the MCS for this SNR without probing (the channel's --snr-db stays unknown)")
+    ap.add_argument("--cfo-range", type=float, default=1.0, metavar="SPACINGS",
+                    help="the largest carrier offset the rx acquires, subcarrier spacings (as lgvsc loopback)")
     args = ap.parse_args()
+    if warning := cfo_range_warning(args.cfo, args.cfo_range):
+        print(warning, file=sys.stderr)
     opts = BaselineOptions(Path(args.input), args.scheme, cbr=args.cbr, base_port=args.base_port,
-                           max_frames=args.max_frames, design_snr_db=args.design_snr_db, **channel_settings(args))
+                           max_frames=args.max_frames, design_snr_db=args.design_snr_db, cfo_range=args.cfo_range,
+                           **channel_settings(args))
     report = run_baseline_loopback(opts)
     print(json.dumps(report, indent=2))
 

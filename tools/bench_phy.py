@@ -216,14 +216,17 @@ def _stock_ldpc_mbps(code, snr_db: float, codewords: int, max_iter: int) -> floa
 
 
 def bench_impairments(bench: Bench, awgn_db: float | None) -> dict:
-    """qpsk-1/2's PER 1e-2 point under a CFO, the static multipath profile and the B2x0 front-end
-    profile, each against AWGN (``cost_vs_awgn_db``); for multipath and B2x0 also what the same
+    """qpsk-1/2's PER 1e-2 point under a CFO, one of 20 ppm at 2.45 GHz and 1 MS/s (3.14 spacings:
+    the receiver's integer-offset search on), the static multipath profile and the B2x0
+    front-end profile, each against AWGN (``cost_vs_awgn_db``); for multipath and B2x0 also what the same
     condition costs the ideal receiver (``ideal_cost_db``) and the receiver's own loss beyond it
     (``receiver_loss_db``)."""
     start = round((awgn_db or THRESHOLD_DB["qpsk-1/2"]) * 2) / 2
     out = {}
     b2x0 = dict(IMPAIRMENT_PROFILES["b2x0"])
-    for label, kw in (("cfo_0.4", {"cfo": 0.4}), ("multipath", {"channel": "multipath"}), ("b2x0", b2x0)):
+    conditions = (("cfo_0.4", {"cfo": 0.4}), ("cfo_3.14_range_5", {"cfo": 3.14, "cfo_range": 5.0}),
+                  ("multipath", {"channel": "multipath"}), ("b2x0", b2x0))
+    for label, kw in conditions:
         r = bench.snr_at_per("qpsk-1/2", start, **kw)
         snr = r["snr_at_per_1e-2_db"]
         r["cost_vs_awgn_db"] = None if awgn_db is None or snr is None else snr - awgn_db
