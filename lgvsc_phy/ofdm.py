@@ -212,6 +212,10 @@ class OfdmBurstReceiver:
     MAX_BUFFER = 1 << 20
     SIGNIFICANT = 6.0  # add a tap while its correlation power exceeds this many noise variances
     MAX_TAPS = 8
+    # Integer CFO offsets are tested only where the preamble at the fractional CFO did not
+    # correlate and the smoothed metric reached this: what a preamble gives at ~-3 dB (noise's
+    # false alarms seldom do, so on noise the test costs little).
+    INTEGER_CFO_GATE = 0.1
 
     def __init__(self, params: OfdmParams, threshold: float = 0.06, cfo_range: float = 1.0) -> None:
         """``cfo_range``: the largest |CFO| acquired, in subcarrier spacings. The preamble's
@@ -237,7 +241,7 @@ class OfdmBurstReceiver:
         self.screen_setup = ScreenSetup(
             self.preamble.astype(np.complex128), self.preamble_energy, params.fft_len, params.symbol_len,
             params.cp_len, sync_and_header + 2 * params.symbol_len, sync_and_header, self.MIN_PREAMBLE_CORRELATION,
-            0)
+            0, self.INTEGER_CFO_GATE)
         self.set_cfo_range(cfo_range)
         half = params.fft_len // 2
         self.active = np.array(list(params.occupied_carriers) + list(params.pilot_carriers)) + half

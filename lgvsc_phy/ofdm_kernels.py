@@ -492,6 +492,7 @@ class ScreenSetup:
     header_span: int  # samples from a burst's start to the end of its header
     min_correlation: float  # normalized preamble correlation that confirms a detection
     cfo_search: int  # integer CFO hypotheses g = -cfo_search .. cfo_search (2g spacings each)
+    cfo_gate: float  # smoothed metric a detection needs before its integer offsets are tested
 
 
 def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
@@ -508,7 +509,9 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
     metric next falls to ``threshold``. ``kind``: SCREEN_NONE (nothing left), SCREEN_WAIT (at
     ``d``, the preamble and header are not all in), SCREEN_FOUND (``start`` and coarse ``cfo`` of
     the burst detected at ``d``). On noise a false alarm comes every ~100 samples: in Python each
-    cost some 30 us, the receiver's largest cost with no signal.
+    cost some 30 us, the receiver's largest cost with no signal. With ``cfo_search``, a detection
+    whose preamble does not correlate at the fractional CFO, and whose smoothed metric reaches
+    ``cfo_gate``, is tried once more at the integer offset ``integer_cfo`` picks.
     """
     sym, cp, n = setup.symbol_len, setup.cp_len, setup.fft_len
     above, below = np.flatnonzero(smooth > threshold), np.flatnonzero(smooth <= threshold)
@@ -525,15 +528,20 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
             return SCREEN_NONE, -1, -1, 0.0, false_alarms
         if d + setup.need > buf.size:
             return SCREEN_WAIT, d, -1, 0.0, false_alarms
-        # The plateau's peak: past a crossing up to a symbol early too where the integer CFO is
-        # tested at it (its window of starts is narrow; preamble_search's is not).
-        span = cp + n // 2 + (sym if setup.cfo_search else 0)
-        peak = d + int(np.argmax(metric[d : min(d + span, metric.size)]))
+        peak = d + int(np.argmax(metric[d : min(d + cp + n // 2, metric.size)]))
         cfo = float(np.angle(-corr[max(0, peak - cp // 2) : peak + cp // 2 + 1].sum()) / np.pi)
-        if setup.cfo_search:
-            cfo += 2 * integer_cfo_numpy(buf, peak, cfo, n, cp, setup.preamble, setup.cfo_search)
         lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + setup.preamble.size)
         best, power, energy = preamble_search_numpy(buf, lo, hi, cfo, n, setup.preamble)
+        confirmed = best >= 0 and power >= setup.min_correlation * energy * setup.preamble_energy / 2
+        # Past +-1 spacing the preamble does not correlate: test the integer offsets, on the
+        # plateau's peak found up to a symbol past the crossing (their window of starts is
+        # narrow), where the metric stands high enough to be a preamble and not noise.
+        wide = min(d + sym + cp + n // 2, metric.size)
+        if setup.cfo_search and not confirmed and smooth[d:wide].max() >= setup.cfo_gate:
+            peak = d + int(np.argmax(metric[d:wide]))
+            cfo = float(np.angle(-corr[max(0, peak - cp // 2) : peak + cp // 2 + 1].sum()) / np.pi)
+            cfo += 2 * integer_cfo_numpy(buf, peak, cfo, n, cp, setup.preamble, setup.cfo_search)
+            best, power, energy = preamble_search_numpy(buf, lo, hi, cfo, n, setup.preamble)
         if best >= 0:
             if lo + best + setup.header_span > buf.size:
                 return SCREEN_WAIT, d, -1, 0.0, false_alarms
@@ -544,10 +552,22 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
         rel = int(after[0]) if after.size else smooth.size
 
 
+def _coarse_cfo(metric: np.ndarray, corr: np.ndarray, lo: int, hi: int, cp: int) -> float:
+    """The half-symbol correlation's phase around the metric's peak in ``lo:hi``, in spacings."""
+    peak, top = lo, metric[lo]
+    for i in range(lo + 1, hi):
+        if metric[i] > top:
+            peak, top = i, metric[i]
+    acc = 0j
+    for i in range(max(0, peak - cp // 2), min(peak + cp // 2 + 1, corr.size)):
+        acc += corr[i]
+    return np.angle(-acc) / np.pi
+
+
 def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
                  strict_split: int, strict_threshold: float, threshold: float, preamble: np.ndarray,
                  preamble_energy: float, n: int, sym: int, cp: int, need: int, header_span: int,
-                 min_correlation: float, cfo_search: int) -> tuple[int, int, int, float, int]:
+                 min_correlation: float, cfo_search: int, cfo_gate: float) -> tuple[int, int, int, float, int]:
     """``screen_numpy``'s search, one sample at a time; calls the compiled ``preamble_search``."""
     false_alarms = 0
     while True:
@@ -566,18 +586,16 @@ def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
             return SCREEN_NONE, -1, -1, 0.0, false_alarms
         if d + need > buf.size:
             return SCREEN_WAIT, d, -1, 0.0, false_alarms
-        peak, top = d, metric[d]
-        for i in range(d + 1, min(d + cp + n // 2 + (sym if cfo_search > 0 else 0), metric.size)):
-            if metric[i] > top:
-                peak, top = i, metric[i]
-        acc = 0j
-        for i in range(max(0, peak - cp // 2), min(peak + cp // 2 + 1, corr.size)):
-            acc += corr[i]
-        cfo = np.angle(-acc) / np.pi
-        if cfo_search > 0:
-            cfo += 2 * integer_cfo(buf, peak, cfo, n, cp, preamble, cfo_search)
+        cfo = _coarse_cfo(metric, corr, d, min(d + cp + n // 2, metric.size), cp)
         lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + preamble.size)
         best, power, energy = preamble_search(buf, lo, hi, cfo, n, preamble)
+        confirmed = best >= 0 and power >= min_correlation * energy * preamble_energy / 2
+        wide = min(d + sym + cp + n // 2, metric.size)
+        if cfo_search > 0 and not confirmed and smooth[d:wide].max() >= cfo_gate:
+            peak = d + int(np.argmax(metric[d:wide]))
+            cfo = _coarse_cfo(metric, corr, d, wide, cp)
+            cfo += 2 * integer_cfo(buf, peak, cfo, n, cp, preamble, cfo_search)
+            best, power, energy = preamble_search(buf, lo, hi, cfo, n, preamble)
         if best >= 0:
             if lo + best + header_span > buf.size:
                 return SCREEN_WAIT, d, -1, 0.0, false_alarms
@@ -618,6 +636,7 @@ if njit is not None:
     preamble_search = njit(cache=True, nogil=True, fastmath=True)(_preamble_search_loop)
     rotate_carriers = njit(cache=True, nogil=True)(_rotate_carriers_loop)
     integer_cfo = njit(cache=True, nogil=True)(_integer_cfo_loop)
+    _coarse_cfo = njit(cache=True, nogil=True)(_coarse_cfo)
     _screen_kernel = njit(cache=True, nogil=True)(_screen_loop)
     centred_windows = njit(cache=True, nogil=True)(_centred_windows_loop)
     dc_step = njit(cache=True, nogil=True)(_dc_step_loop)
@@ -633,7 +652,7 @@ if njit is not None:
         return _screen_kernel(buf, metric, corr, smooth, rel, strict_split, strict_threshold, threshold,
                               setup.preamble, setup.preamble_energy, setup.fft_len, setup.symbol_len,
                               setup.cp_len, setup.need, setup.header_span, setup.min_correlation,
-                              setup.cfo_search)
+                              setup.cfo_search, setup.cfo_gate)
 else:
     schmidl_cox, moving_average = schmidl_cox_numpy, moving_average_numpy
     derotated_windows, pilot_phase = derotated_windows_numpy, pilot_phase_numpy
@@ -666,4 +685,4 @@ def warm_up() -> None:
     sparse_tap_fit(eye, eye, eye, np.ones(4, dtype=np.complex128), 1, 6.0, 2)
     integer_cfo(buf, 100, 0.1, 64, 16, np.ones(160, dtype=np.complex128), 2)
     screen(buf, metric, np.zeros(metric.size, dtype=np.complex128), smooth, 0, 0, 1.0, 1.0,
-           ScreenSetup(np.ones(160, dtype=np.complex128), 160.0, 64, 80, 16, 560, 400, 0.15, 2))
+           ScreenSetup(np.ones(160, dtype=np.complex128), 160.0, 64, 80, 16, 560, 400, 0.15, 2, 0.1))

@@ -63,6 +63,20 @@ def test_cfo_beyond_one_spacing_with_the_integer_search(cfo: float) -> None:
     assert np.median([b.cfo for b in got]) == pytest.approx(cfo, abs=0.02)
 
 
+def test_the_integer_search_loses_nothing_where_the_cfo_is_small() -> None:
+    """Integer offsets are tested only where the preamble did not correlate at the fractional
+    CFO: at 0.4 spacings and the bpsk-1/2 threshold, range 5 receives every burst range 1 does."""
+    payloads, bursts = burst_stream("bpsk-1/2", 40, seed=4)
+    x = np.concatenate([np.zeros(300, np.complex64)] + bursts)
+    x = add_noise(x * np.exp(2j * np.pi * 0.4 * np.arange(x.size) / 64), "bpsk-1/2", -1.0, seed=6)
+    received = {}
+    for cfo_range in (1.0, 5.0):
+        rx = OfdmBurstReceiver(get_mcs("bpsk-1/2").ofdm, cfo_range=cfo_range)
+        received[cfo_range] = {(b.seq, b.start) for i in range(0, x.size, 2000) for b in rx.feed(x[i : i + 2000])}
+    assert len(received[1.0]) >= 36
+    assert received[5.0] >= received[1.0]
+
+
 def test_cfo_range_below_one_spacing_is_refused() -> None:
     with pytest.raises(ValueError, match="cfo_range"):
         OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm, cfo_range=0.5)
