@@ -234,15 +234,13 @@ class OfdmBurstReceiver:
         self.dc = DcTracker()
         w1, w2 = (np.asarray(w) for w in params.sync_words())
         ref = OfdmModulator(params)
-        self.preamble = np.concatenate([ref.to_time(w1), ref.to_time(w2)])
-        self.preamble_energy = float(np.sum(np.abs(self.preamble) ** 2))
+        preamble = np.concatenate([ref.to_time(w1), ref.to_time(w2)]).astype(np.complex128)
         self._build_channel_fit(w1, w2)
         sync_and_header = (params.sync_symbols + params.header_symbols) * params.symbol_len
         self.screen_setup = ScreenSetup(
-            self.preamble.astype(np.complex128), self.preamble_energy, params.fft_len, params.symbol_len,
-            params.cp_len, sync_and_header + 2 * params.symbol_len, sync_and_header, self.MIN_PREAMBLE_CORRELATION,
-            0, self.INTEGER_CFO_GATE)
-        self.set_cfo_range(cfo_range)
+            preamble, float(np.sum(np.abs(preamble) ** 2)), params.fft_len, params.symbol_len, params.cp_len,
+            sync_and_header + 2 * params.symbol_len, sync_and_header, self.MIN_PREAMBLE_CORRELATION,
+            integer_cfo_hypotheses(cfo_range), self.INTEGER_CFO_GATE)
         half = params.fft_len // 2
         self.active = np.array(list(params.occupied_carriers) + list(params.pilot_carriers)) + half
         self.data_idx = np.array(params.occupied_carriers) + half

@@ -528,8 +528,7 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
             return SCREEN_NONE, -1, -1, 0.0, false_alarms
         if d + setup.need > buf.size:
             return SCREEN_WAIT, d, -1, 0.0, false_alarms
-        peak = d + int(np.argmax(metric[d : min(d + cp + n // 2, metric.size)]))
-        cfo = float(np.angle(-corr[max(0, peak - cp // 2) : peak + cp // 2 + 1].sum()) / np.pi)
+        _, cfo = _coarse_cfo_numpy(metric, corr, d, min(d + cp + n // 2, metric.size), cp)
         lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + setup.preamble.size)
         best, power, energy = preamble_search_numpy(buf, lo, hi, cfo, n, setup.preamble)
         confirmed = best >= 0 and power >= setup.min_correlation * energy * setup.preamble_energy / 2
@@ -538,8 +537,7 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
         # narrow), where the metric stands high enough to be a preamble and not noise.
         wide = min(d + sym + cp + n // 2, metric.size)
         if setup.cfo_search and not confirmed and smooth[d:wide].max() >= setup.cfo_gate:
-            peak = d + int(np.argmax(metric[d:wide]))
-            cfo = float(np.angle(-corr[max(0, peak - cp // 2) : peak + cp // 2 + 1].sum()) / np.pi)
+            peak, cfo = _coarse_cfo_numpy(metric, corr, d, wide, cp)
             cfo += 2 * integer_cfo_numpy(buf, peak, cfo, n, cp, setup.preamble, setup.cfo_search)
             best, power, energy = preamble_search_numpy(buf, lo, hi, cfo, n, setup.preamble)
         if best >= 0:
@@ -552,8 +550,16 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
         rel = int(after[0]) if after.size else smooth.size
 
 
-def _coarse_cfo(metric: np.ndarray, corr: np.ndarray, lo: int, hi: int, cp: int) -> float:
-    """The half-symbol correlation's phase around the metric's peak in ``lo:hi``, in spacings."""
+def _coarse_cfo_numpy(metric: np.ndarray, corr: np.ndarray, lo: int, hi: int, cp: int) -> tuple[int, float]:
+    """The metric's peak in ``lo:hi`` and the CFO there, in subcarrier spacings modulo 2: the
+    half-symbol correlation's phase summed over a CP around the peak (the odd-carrier preamble's
+    halves are negated: pi removed)."""
+    peak = lo + int(np.argmax(metric[lo:hi]))
+    return peak, float(np.angle(-corr[max(0, peak - cp // 2) : peak + cp // 2 + 1].sum()) / np.pi)
+
+
+def _coarse_cfo(metric: np.ndarray, corr: np.ndarray, lo: int, hi: int, cp: int) -> tuple[int, float]:
+    """``_coarse_cfo_numpy`` in loops."""
     peak, top = lo, metric[lo]
     for i in range(lo + 1, hi):
         if metric[i] > top:
@@ -561,7 +567,7 @@ def _coarse_cfo(metric: np.ndarray, corr: np.ndarray, lo: int, hi: int, cp: int)
     acc = 0j
     for i in range(max(0, peak - cp // 2), min(peak + cp // 2 + 1, corr.size)):
         acc += corr[i]
-    return np.angle(-acc) / np.pi
+    return peak, np.angle(-acc) / np.pi
 
 
 def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
@@ -586,14 +592,13 @@ def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
             return SCREEN_NONE, -1, -1, 0.0, false_alarms
         if d + need > buf.size:
             return SCREEN_WAIT, d, -1, 0.0, false_alarms
-        cfo = _coarse_cfo(metric, corr, d, min(d + cp + n // 2, metric.size), cp)
+        _, cfo = _coarse_cfo(metric, corr, d, min(d + cp + n // 2, metric.size), cp)
         lo, hi = max(0, d - sym - cp), min(buf.size, d + 2 * sym + preamble.size)
         best, power, energy = preamble_search(buf, lo, hi, cfo, n, preamble)
         confirmed = best >= 0 and power >= min_correlation * energy * preamble_energy / 2
         wide = min(d + sym + cp + n // 2, metric.size)
         if cfo_search > 0 and not confirmed and smooth[d:wide].max() >= cfo_gate:
-            peak = d + int(np.argmax(metric[d:wide]))
-            cfo = _coarse_cfo(metric, corr, d, wide, cp)
+            peak, cfo = _coarse_cfo(metric, corr, d, wide, cp)
             cfo += 2 * integer_cfo(buf, peak, cfo, n, cp, preamble, cfo_search)
             best, power, energy = preamble_search(buf, lo, hi, cfo, n, preamble)
         if best >= 0:
