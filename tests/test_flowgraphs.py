@@ -422,3 +422,64 @@ def test_burst_padding_sends_each_bursts_zeros_with_it() -> None:
     np.testing.assert_array_equal(got, [0] * 3 + [1] * 4 + [0] * 5 + [0] * 3 + [1] * 2 + [0] * 5)
     assert (0, "packet_len", 12) in tags and (12, "packet_len", 10) in tags
     assert (0, "tx_time", 7) in tags
+
+
+def _receive_in_flowgraph(x: np.ndarray, batch: int) -> tuple[list[bytes], list[int]]:
+    """``x`` through the receiver block (decoding) in a GNU Radio flowgraph: the payloads it
+    emitted and the sample count of each ``work`` call."""
+    from gnuradio import blocks, gr
+
+    from lgvsc_phy.gr_blocks import OfdmReceiver
+    from lgvsc_phy.pmt_codec import decode_pair
+
+    class Recording(OfdmReceiver):
+        calls: list[int]
+
+        def work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
+            self.calls.append(len(input_items[0]))
+            return super().work(input_items, output_items)
+
+    import pmt
+
+    tb = gr.top_block()
+    rx = Recording(0.06, decode=True, batch=batch)
+    rx.calls = []
+    source = blocks.vector_source_c(x.astype(np.complex64), False)
+    source.set_max_noutput_items(2000)  # as a radio source hands over one USB packet per call
+    store = blocks.message_debug()
+    tb.connect(source, rx)
+    tb.msg_connect((rx, "out"), (store, "store"))
+    tb.run()
+    payloads = [decode_pair(pmt.serialize_str(store.get_message(i)))[1] for i in range(store.num_messages())]
+    return payloads, rx.calls
+
+
+def test_a_batching_receiver_works_on_whole_batches_and_decodes_every_burst() -> None:
+    """On a radio's endless stream (rx_usrp.grc: batch 8192) the receiver block is called on
+    multiples of its batch, not on each packet, and decodes what it would unbatched; a loopback's
+    rx.grc keeps batch 0, where the last burst must not wait for samples that never come."""
+    m = get_mcs("qpsk-1/2")
+    rng = np.random.default_rng(3)
+    payloads = [rng.bytes(m.max_link_pdu_bytes) for _ in range(6)]
+    mod = OfdmModulator(m.ofdm)
+    bursts = np.concatenate([mod.burst(m.mapper().symbols(p, seq)) for seq, p in enumerate(payloads)])
+    # A radio's stream has no end; this one ends on a whole batch (a block waiting for the rest
+    # of its last batch would keep the flowgraph from finishing).
+    tail = 3 * 4096 - (500 + bursts.size) % 4096
+    stream = _noisy(np.concatenate([np.zeros(500), bursts, np.zeros(tail)]), 15.0, m.ofdm, rng)
+    got, calls = _receive_in_flowgraph(stream, 4096)
+    assert got == payloads
+    assert calls and all(n % 4096 == 0 for n in calls), calls
+    ended = _noisy(np.concatenate([np.zeros(500), bursts]), 15.0, m.ofdm, rng)
+    assert _receive_in_flowgraph(ended, 0)[0] == payloads
+    blocks = {b["name"]: b for grc in ("rx_usrp.grc", "rx_usrp_gui.grc") for b in read_grc(GRC_DIR / grc)["blocks"]}
+    assert str(blocks["ofdm_receiver"]["parameters"]["batch"]) == "8192"
+    rx = {b["name"]: b["parameters"] for b in read_grc(GRC_DIR / "rx.grc")["blocks"]}
+    assert rx["ofdm_receiver"]["batch"] == "batch" and str(rx["batch"]["value"]) == "0"
+
+
+def test_receiver_batch_is_a_sample_count() -> None:
+    from lgvsc_phy.gr_blocks import OfdmReceiver
+
+    with pytest.raises(ValueError, match="batch"):
+        OfdmReceiver(batch=-1)

@@ -203,7 +203,8 @@ _DISPLAY = "a QT GUI Label: the link statistics block sets it each second, it dr
 FIXED: dict[str, dict[str, str]] = {
     "lgvsc_loopback": {"packet_len_key": _TAG, "mcs": _MCS},
     "lgvsc_channel": {"iq_in": _SOCKET, "iq_out": _SOCKET, "seed": "noise pool and fading drawn at construction"},
-    "lgvsc_rx": {"iq_in": _SOCKET, "pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL},
+    "lgvsc_rx": {"iq_in": _SOCKET, "pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL,
+                 "batch": "the receiver's work size: GNU Radio sizes its input buffer for it at start"},
     "lgvsc_rx_usrp": {"pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL, **_RADIO_SETUP},
     "lgvsc_rx_usrp_gui": {"pdu_out": _SOCKET, "stats_out": _SOCKET, "samp_rate": _NOMINAL, **_RADIO_SETUP,
                           "snr_est": _DISPLAY, "per": _DISPLAY, "goodput": _DISPLAY},

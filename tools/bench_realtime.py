@@ -16,7 +16,9 @@ behind, samples are lost (UHD prints "O"). This benchmark stands in for that:
    GNU Radio's usrp_source hands the next block per work call), with non-blocking sends. Its queue
    is bounded (send high-water mark: ``--buffer-ms`` of samples), and so is the rx's ZeroMQ receive
    queue (1000 messages, the ZeroMQ default rx.grc keeps): a chunk the sockets will not take is
-   dropped and counted as an overflow, as UHD counts an "O".
+   dropped and counted as an overflow, as UHD counts an "O". The receiver runs as rx_usrp.grc
+   runs it on a radio, on multiples of ``--batch`` samples (8192; 0: each message as it comes,
+   as rx.grc does in a loopback, whose stream ends).
 3. The rx process's CPU time (user + sys, all threads, from /proc/<pid>/stat) is read after the
    flowgraph is ready and ``--warmup`` seconds of samples went through (numba loading and grcc
    compiling stay out), and again once the rx has drained what was fed (its CPU use fell to
@@ -76,6 +78,7 @@ class RealtimeConfig:
     snr_db: float = 20.0
     capture_pdus: int = 40
     sync_threshold: float = 0.06
+    batch: int = 8192  # the receiver works on multiples of this many samples, as rx_usrp.grc's does on a radio
     max_lag_s: float = 0.25  # sustained only if the decoder never fell further behind the feed
     quiet_s: float = 0.5  # drained: no PDU for this long after the feed stopped (and the rx idle)
     drain_timeout_s: float = 60.0
@@ -284,7 +287,8 @@ class Feeder:
 
 
 def _rx_specs(cfg: RealtimeConfig) -> list[tuple[str, str, list[str]]]:
-    return [("rx", "rx.grc", grc_argv({"sync_threshold": cfg.sync_threshold, **socket_addresses("rx", cfg.base_port)}))]
+    return [("rx", "rx.grc", grc_argv({"sync_threshold": cfg.sync_threshold, "batch": cfg.batch,
+                                       **socket_addresses("rx", cfg.base_port)}))]
 
 
 def _wait_drained(listener: PduListener, runner: FlowgraphRunner, cfg: RealtimeConfig, since: float) -> float:
@@ -331,6 +335,10 @@ def measure_rate(capture: Capture, rate: float, cfg: RealtimeConfig) -> RateResu
             runner.check()
             cpu0, own0, sent0, drop0 = cpu_seconds(pid), time.process_time(), feeder.sent, feeder.dropped_chunks
             feeder.feed(round(cfg.seconds * rate))
+            measured = feeder.sent
+            # A radio's samples never stop: one batch more, so that the receiver's last batch is
+            # whole (its CPU is counted, its PDUs are not).
+            feeder.feed(cfg.batch)
             fed_end = time.monotonic()
             last_pdu = _wait_drained(listener, runner, cfg, fed_end)
             cpu1, own1 = cpu_seconds(pid), time.process_time()
@@ -339,15 +347,15 @@ def measure_rate(capture: Capture, rate: float, cfg: RealtimeConfig) -> RateResu
     finally:
         sock.close(0)
         ctx.destroy(0)
-    fed_s = (feeder.sent - sent0) / rate
-    pdus = sum(sent0 <= s < feeder.sent for _, s in listener.starts)
+    fed_s = (measured - sent0) / rate
+    pdus = sum(sent0 <= s < measured for _, s in listener.starts)
     drops = feeder.dropped_chunks - drop0
     return RateResult(
         rate=rate, rx_cpu_s_per_s=(cpu1 - cpu0) / fed_s if fed_s else math.inf, fed_s=fed_s,
         overflow_chunks=drops, overflow_samples=drops * feeder.chunk, pdus=pdus,
-        pdus_expected=round((feeder.sent - sent0) * capture.bursts_per_sample),
+        pdus_expected=round((measured - sent0) * capture.bursts_per_sample),
         crc_fail=int(listener.stats.get("crc_fail", 0)), header_fail=int(listener.stats.get("header_fail", 0)),
-        max_lag_s=_max_lag(listener, feeder, sent0, feeder.sent), drain_s=max(0.0, last_pdu - fed_end),
+        max_lag_s=_max_lag(listener, feeder, sent0, measured), drain_s=max(0.0, last_pdu - fed_end),
         feeder_late_s=feeder.late_s, feeder_cpu_s_per_s=(own1 - own0) / fed_s if fed_s else math.inf)
 
 
@@ -398,7 +406,7 @@ def summarize(run: Run, cfg: RealtimeConfig) -> dict:
             "sustained": by_rate("sustained"), "max_lag_s": by_rate("max_lag_s"), "load_avg": load,
             "cpu_count": os.cpu_count(), "capture": {"samples": int(capture.samples.size), "bursts": capture.bursts,
                                                      "mcs": list(cfg.mcs), "snr_db": cfg.snr_db},
-            "seconds": cfg.seconds, "chunk": cfg.chunk, "buffer_ms": cfg.buffer_ms,
+            "seconds": cfg.seconds, "chunk": cfg.chunk, "batch": cfg.batch, "buffer_ms": cfg.buffer_ms,
             "results": [asdict(r) for r in results], **idle}
 
 
@@ -434,6 +442,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=RealtimeConfig.seconds)
     ap.add_argument("--warmup", type=float, default=RealtimeConfig.warmup_s)
     ap.add_argument("--chunk", type=int, default=RealtimeConfig.chunk, help="samples per message")
+    ap.add_argument("--batch", type=int, default=RealtimeConfig.batch,
+                    help="the receiver works on multiples of this many samples (rx_usrp.grc: 8192; 0: each message)")
     ap.add_argument("--mcs", nargs="+", default=list(RealtimeConfig.mcs))
     ap.add_argument("--snr", type=float, default=RealtimeConfig.snr_db)
     ap.add_argument("--buffer-ms", type=float, default=RealtimeConfig.buffer_ms)
@@ -444,7 +454,7 @@ def main() -> None:
     args = ap.parse_args()
     cfg = RealtimeConfig(rates=tuple(args.rates), seconds=args.seconds, warmup_s=args.warmup, chunk=args.chunk,
                          buffer_ms=args.buffer_ms, mcs=tuple(args.mcs), snr_db=args.snr, max_lag_s=args.max_lag,
-                         base_port=args.base_port, idle=not args.no_idle)
+                         base_port=args.base_port, idle=not args.no_idle, batch=args.batch)
     summary = summarize(run(cfg), cfg)
     print_table(summary)
     if args.json:
