@@ -8,7 +8,15 @@ import math
 import pytest
 
 from lgvsc_phy.link import free_base_port
-from tools.bench_realtime import Capture, RealtimeConfig, idle_capture, measure_rate, rate_key, record_capture
+from tools.bench_realtime import (
+    Capture,
+    RealtimeConfig,
+    idle_capture,
+    measure_rate,
+    rate_key,
+    receiver_block_cpu,
+    record_capture,
+)
 
 pytestmark = pytest.mark.flowgraph
 
@@ -38,6 +46,8 @@ def test_rx_decodes_at_live_rate(capture: Capture, config: RealtimeConfig) -> No
     assert r.fed_s == pytest.approx(config.seconds, rel=0.05)
     assert r.pdus_expected > 0 and r.pdus >= 0.8 * r.pdus_expected, r
     assert r.crc_fail == 0, r
+    block = receiver_block_cpu(dataclasses.asdict(r))  # the receiver block's own thread does most of the work
+    assert 0.5 * r.rx_cpu_s_per_s < block <= sum(r.rx_threads_cpu_s_per_s.values()) <= 1.05 * r.rx_cpu_s_per_s, r
 
 
 def test_overflows_when_rx_cannot_keep_up(capture: Capture, config: RealtimeConfig) -> None:

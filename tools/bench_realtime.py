@@ -24,6 +24,8 @@ behind, samples are lost (UHD prints "O"). This benchmark stands in for that:
    compiling stay out), and again once the rx has drained what was fed (its CPU use fell to
    idle). ``rx_cpu_s_per_s`` is the CPU seconds it spent per second of samples the sockets took;
    what one core has left below 1 is the margin for the rest of a live system.
+   ``rx_threads_cpu_s_per_s`` splits it by thread (the table's "rx block": the receiver block's
+   own thread, where its Python runs; the rest is GNU Radio's ZeroMQ blocks and their I/O).
 
 The rx's queue alone holds about a second of samples (1000 chunks at 2 MS/s), far more than a
 radio's, so falling behind shows first as lag: each decoded PDU carries its burst's sample index,
@@ -62,6 +64,7 @@ from lgvsc_phy.runner import FlowgraphRunner
 DEFAULT_RATES = (1e6, 2e6, 5e6)
 DEFAULT_BASE_PORT = 52301
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+RECEIVER_THREAD = "lgvsc_ofdm_rece"  # the receiver block's thread name as /proc shows it (15 characters)
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,9 @@ class RateResult:
     drain_s: float  # after the feed stopped, until the last PDU came out
     feeder_late_s: float  # how far the feeder itself fell behind the clock (a loaded host)
     feeder_cpu_s_per_s: float  # this process (feeder, PDU listener, ZeroMQ I/O): what UHD would cost instead
+    # rx_cpu_s_per_s by the rx's threads, summed per thread name (the receiver block's thread
+    # is "lgvsc_ofdm_rece..."; the rest is GNU Radio's ZeroMQ blocks and their I/O threads)
+    rx_threads_cpu_s_per_s: dict[str, float] = field(default_factory=dict)
     sustained: bool = False
 
 
@@ -192,7 +198,24 @@ def record_capture(cfg: RealtimeConfig) -> Capture:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU seconds of process ``pid``, all its threads."""
-    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return _stat_cpu_seconds(f"/proc/{pid}/stat")
+
+
+def thread_cpu_seconds(pid: int) -> dict[str, float]:
+    """User + system CPU seconds of process ``pid``'s live threads, summed per thread name."""
+    by_name: dict[str, float] = {}
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            name = open(f"/proc/{pid}/task/{task}/comm").read().strip()
+            seconds = _stat_cpu_seconds(f"/proc/{pid}/task/{task}/stat")
+        except (FileNotFoundError, ProcessLookupError):  # the thread ended meanwhile
+            continue
+        by_name[name] = by_name.get(name, 0.0) + seconds
+    return by_name
+
+
+def _stat_cpu_seconds(path: str) -> float:
+    fields = open(path).read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
@@ -334,6 +357,7 @@ def measure_rate(capture: Capture, rate: float, cfg: RealtimeConfig) -> RateResu
             feeder.feed(round(cfg.warmup_s * rate))
             runner.check()
             cpu0, own0, sent0, drop0 = cpu_seconds(pid), time.process_time(), feeder.sent, feeder.dropped_chunks
+            threads0 = thread_cpu_seconds(pid)
             feeder.feed(round(cfg.seconds * rate))
             measured = feeder.sent
             # A radio's samples never stop: one batch more, so that the receiver's last batch is
@@ -341,7 +365,7 @@ def measure_rate(capture: Capture, rate: float, cfg: RealtimeConfig) -> RateResu
             feeder.feed(cfg.batch)
             fed_end = time.monotonic()
             last_pdu = _wait_drained(listener, runner, cfg, fed_end)
-            cpu1, own1 = cpu_seconds(pid), time.process_time()
+            cpu1, own1, threads1 = cpu_seconds(pid), time.process_time(), thread_cpu_seconds(pid)
             listener.stop.set()
             thread.join(2.0)
     finally:
@@ -356,7 +380,9 @@ def measure_rate(capture: Capture, rate: float, cfg: RealtimeConfig) -> RateResu
         pdus_expected=round((measured - sent0) * capture.bursts_per_sample),
         crc_fail=int(listener.stats.get("crc_fail", 0)), header_fail=int(listener.stats.get("header_fail", 0)),
         max_lag_s=_max_lag(listener, feeder, sent0, measured), drain_s=max(0.0, last_pdu - fed_end),
-        feeder_late_s=feeder.late_s, feeder_cpu_s_per_s=(own1 - own0) / fed_s if fed_s else math.inf)
+        feeder_late_s=feeder.late_s, feeder_cpu_s_per_s=(own1 - own0) / fed_s if fed_s else math.inf,
+        rx_threads_cpu_s_per_s={name: (t - threads0.get(name, 0.0)) / fed_s for name, t in threads1.items()
+                                if fed_s and t > threads0.get(name, 0.0)})
 
 
 def _judge(r: RateResult, cfg: RealtimeConfig) -> RateResult:
@@ -423,15 +449,22 @@ def print_table(summary: dict) -> None:
     cap = summary["capture"]
     print(f"capture: {cap['bursts']} bursts ({'/'.join(cap['mcs'])}, {cap['snr_db']:g} dB AWGN) "
           f"in {cap['samples']} samples, looped")
-    print(f"{'input':>6} {'rate':>5} {'rx CPU s/s':>10} {'overflows':>9} {'PDUs':>11} {'max lag':>8} "
+    print(f"{'input':>6} {'rate':>5} {'rx CPU s/s':>10} {'rx block':>8} {'overflows':>9} {'PDUs':>11} {'max lag':>8} "
           f"{'drain':>6} {'late':>6} sustained")
     for label, key in (("bursts", "results"), ("idle", "idle_results")):
         for r in summary.get(key, []):
             _print_row(label, r)
 
 
+def receiver_block_cpu(r: dict) -> float:
+    """CPU s/s of the receiver block's own thread (GNU Radio names it after the block, cut to 15
+    characters): the Python work, as against the scheduler's and ZeroMQ's threads."""
+    return sum(v for name, v in r.get("rx_threads_cpu_s_per_s", {}).items() if name.startswith(RECEIVER_THREAD))
+
+
 def _print_row(label: str, r: dict) -> None:
-    print(f"{label:>6} {r['rate'] / 1e6:4.1f}M {r['rx_cpu_s_per_s']:10.3f} {r['overflow_chunks']:9d} "
+    print(f"{label:>6} {r['rate'] / 1e6:4.1f}M {r['rx_cpu_s_per_s']:10.3f} {receiver_block_cpu(r):8.3f} "
+          f"{r['overflow_chunks']:9d} "
           f"{r['pdus']:5d}/{r['pdus_expected']:<5d} {r['max_lag_s'] * 1e3:6.0f}ms {r['drain_s']:5.1f}s "
           f"{r['feeder_late_s'] * 1e3:4.0f}ms {'yes' if r['sustained'] else 'NO'}", flush=True)
 
