@@ -244,9 +244,9 @@ class OfdmReceiver(gr.sync_block):
     ``batch`` > 0: ``work`` runs on multiples of that many samples (a live radio's continuous
     stream; 0, each chunk as it comes, where a stream may end with a burst, as a loopback's does).
 
-    With ``decode`` it also runs the PHY frame decoder (``FrameDecoding``) on its own thread and
-    emits CRC-checked payload PDUs, as ``PhyFrameDecoder`` would: two Python blocks in one
-    process contend for the GIL at every numpy call, which cost the rx 35 % of its CPU.
+    With ``decode`` it also runs the PHY frame decoder (``FrameDecoding``) in this block's own
+    thread and emits CRC-checked payload PDUs, as ``PhyFrameDecoder`` would: two Python blocks in
+    one process contend for the GIL at every numpy call, which cost the rx 35 % of its CPU.
     """
 
     def __init__(self, threshold: float = 0.06, decode: bool = False, max_iter: int = 50,
