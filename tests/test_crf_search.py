@@ -46,8 +46,12 @@ def frames(bikes_video) -> list[np.ndarray]:  # noqa: ANN001
 
 @pytest.mark.parametrize("scheme", ["h264", "h265", "av1"])
 def test_baseline_encoders_take_quarter_steps(frames: list[np.ndarray], scheme: str) -> None:
-    sizes = [len(encode(frames, Fraction(25), scheme, crf, (320, 136))) for crf in (36, 36.5, 37)]
-    assert sizes[0] > sizes[1] > sizes[2]
+    # A half step must reach the encoder (not be rounded away); its size need not fall strictly
+    # between its neighbours': rate control is not monotonic at that grain, and CPUs differ (CI saw
+    # h264 CRF 36.5 two bytes above CRF 36).
+    streams = [encode(frames, Fraction(25), scheme, crf, (320, 136)) for crf in (36, 36.5, 37)]
+    assert streams[1] not in (streams[0], streams[2])
+    assert len(streams[0]) > len(streams[2])
 
 
 def test_the_track_takes_quarter_steps(frames: list[np.ndarray]) -> None:
