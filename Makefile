@@ -7,8 +7,8 @@ DEMO_CBR ?= 1e-3
 # `make report`: the quick evaluation grid from scratch, its plots and HTML, and the README's
 # Results section: the probed grid (21 minutes on 2 cores), then links as they are (bikes): a
 # transmitter planned for 10 dB received at 4, 8 and 10 dB, and Rayleigh fading after one stale probe.
-# `make sweep-full` adds multipath, `make degradation` the whole 0-20 dB degradation grid; both
-# resumable.
+# `make sweep-full` adds multipath, `make degradation` the whole 0-20 dB degradation grid and
+# fading with a stale probe against feedback 1 and 5 ms old; both resumable.
 REPORT_DIR ?= out/sweep-quick
 FULL_DIR ?= out/sweep-full
 DEGRADE_DIR ?= out/degradation
@@ -55,6 +55,8 @@ DEGRADE_GRID := --videos $(SWEEP_VIDEOS) --schemes lgvsc,lgvsc-single,h264,h265,
 degradation: setup
 	$(PY) -m tools.sweep $(DEGRADE_GRID) --channel awgn
 	$(PY) -m tools.sweep $(DEGRADE_GRID) --channel rayleigh --doppler 1e-5,1e-4
+	$(PY) -m tools.sweep --videos $(SWEEP_VIDEOS) --schemes lgvsc,h264,h265,av1 --snr-db $(DESIGN_SNR) \
+		--cbr 1e-3,3e-4 --channel rayleigh --doppler 1e-5,1e-4 --feedback-delay-s none,0.001,0.005 --out $(DEGRADE_DIR)
 	$(PY) -m tools.report $(DEGRADE_DIR)
 
 sweep-full: setup

@@ -18,6 +18,7 @@ import numpy as np
 from lgvsc.progress import Progress, progress_source
 from lgvsc_phy.channel_profiles import ChannelError
 from lgvsc_phy.channel_spec import add_channel_options, channel_settings, grc_argv
+from lgvsc_phy.feedback import FeedbackError
 from lgvsc_phy.link import LinkError, receiver_estimates
 from lgvsc_phy.mcs import McsError
 from lgvsc_phy.ports import DEFAULT_BASE_PORT, PORT_SPAN, Port, socket_addresses
@@ -38,7 +39,8 @@ EXIT_DEGRADED = 4  # the stream ended early (a fault, an interrupt, lost PDUs): 
 EXIT_BAD_INPUT, EXIT_INTERNAL = 2, 3
 # Bad input or a failing environment (exit 2); anything else is a bug of ours (exit 3).
 EXPECTED_ERRORS = (VideoError, EncoderError, DecoderError, DescribeError, BitstreamError, PsssError,
-                   DiffusionDecoderError, FlowgraphError, LinkError, SecurityError, McsError, ChannelError, OSError)
+                   DiffusionDecoderError, FlowgraphError, LinkError, SecurityError, McsError, ChannelError,
+                   FeedbackError, OSError)
 
 
 def _budget(args: argparse.Namespace) -> Callable[[VideoInfo], int] | None:
@@ -63,11 +65,14 @@ def _loss_fraction(text: str) -> float:
     return value
 
 
-def _image_args(parser: argparse.ArgumentParser) -> None:
+def _image_args(parser: argparse.ArgumentParser, loss_from_channel: bool = False) -> None:
     parser.add_argument("--images", default="track", choices=["track", "intra"],
                         help="track: keyframes as one predictive AV1 track (default); intra: WebP/AVIF each")
-    parser.add_argument("--expected-loss", type=_loss_fraction, default=0.0, metavar="P",
-                        help="PDU loss the link is expected to show (0..1): the track gets more recovery points")
+    default = ("; default: the fading channel's outage at the chosen MCS (0 on awgn and multipath)"
+               if loss_from_channel else "; default 0")
+    parser.add_argument("--expected-loss", type=_loss_fraction, default=None if loss_from_channel else 0.0,
+                        metavar="P", help="PDU loss the link is expected to show (0..1): the track gets more "
+                                          f"recovery points{default}")
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
@@ -184,6 +189,7 @@ def cmd_loopback(args: argparse.Namespace) -> int:
                            diffusion=_diffusion(args), psss=args.psss, describe=args.describe,
                            protect=not args.no_protect, probe=not args.no_probe, images=args.images,
                            design_snr_db=args.design_snr_db, layers=args.layers, base_share=args.base_share,
+                           feedback_delay_s=args.feedback_delay_s, sample_rate=args.sample_rate,
                            expected_loss=args.expected_loss, base_port=args.base_port, max_frames=args.max_frames,
                            cfo_range=args.cfo_range,
                            deadline_s=args.deadline)
@@ -198,6 +204,8 @@ def cmd_loopback(args: argparse.Namespace) -> int:
     probe = f", probe {r['probe']['esnr_db']:.1f} dB effective" if r.get("probe") and r["probe"]["esnr_db"] else ""
     if r.get("design_snr_db") is not None:
         probe = f", planned for {r['design_snr_db']:g} dB"
+    if r.get("feedback"):
+        probe += f", feedback {r['feedback_delay_s']:g} s old: {r['feedback']['mcs_changes']} PDUs on another MCS"
     layers = ""
     if r["layers"] == 2:
         layers = f"; base layer on {r['base_mcs']}, {len(r['keyframes_from_base'])} keyframes from it"
@@ -423,6 +431,18 @@ def _design_snr_arg(parser: argparse.ArgumentParser) -> None:
                              "the channel's --snr-db stays unknown to the transmitter (broadcast, no feedback)")
 
 
+def _feedback_args(parser: argparse.ArgumentParser) -> None:
+    from lgvsc_phy.channel_spec import B2X0_SAMPLE_RATE
+
+    parser.add_argument("--feedback-delay-s", type=float, metavar="SECONDS",
+                        help="with --mcs auto and a probe: the receiver reports each burst's SNR back, and each "
+                             "PDU goes on the MCS the newest report that is this old calls for (default: one probe "
+                             "at the start, no feedback)")
+    parser.add_argument("--sample-rate", type=float, default=B2X0_SAMPLE_RATE,
+                        help=f"the radio rate the simulated air time stands for, to count --feedback-delay-s in "
+                             f"samples (default {B2X0_SAMPLE_RATE:g}; --doppler is per sample too)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="lgvsc", description=__doc__,
                                 epilog="exit status: 0 done, 2 bad input or environment, 3 internal error (a bug: "
@@ -485,6 +505,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--no-probe", action="store_true",
                     help="with --mcs auto: choose from --snr-db instead of the effective SNR a probe burst measures")
     _design_snr_arg(lb)
+    _feedback_args(lb)
     _layer_args(lb, "layered with --design-snr-db (no feedback), one layer when a probe adapts the link")
     lb.add_argument("--no-protect", action="store_true",
                     help="send the stream's critical prefix (header, timing, motion, text) on the rate MCS too")
@@ -493,7 +514,7 @@ def build_parser() -> argparse.ArgumentParser:
     lb.add_argument("--max-frames", type=int, help="send only the first N frames")
     _cfo_range_arg(lb)
     lb.add_argument("--deadline", type=float, default=600.0, help="give up on the link after this many seconds")
-    _image_args(lb)
+    _image_args(lb, loss_from_channel=True)
     lb.add_argument("--report", help="write the report JSON here")
     lb.add_argument("--html", help="write a side-by-side HTML report here")
     lb.set_defaults(func=cmd_loopback)

@@ -16,7 +16,9 @@ from dataclasses import dataclass, field, fields
 import numpy as np
 import zmq
 
+from lgvsc_phy.feedback import DelayedFeedback
 from lgvsc_phy.framing import FramingError, LinkPdu, Reassembly, split_stream
+from lgvsc_phy.mcs import get_mcs
 from lgvsc_phy.pmt_codec import PmtError, decode_pdu, encode_pdu
 from lgvsc_phy.ports import LOCALHOST, PORT_SPAN, Port
 from lgvsc_phy.protection import Protection
@@ -112,12 +114,13 @@ class _Pacer:
         self.total, self.sent, self.forgiven = total, 0, 0
         self.judged, self.last_progress = 0, time.monotonic()
 
-    def release(self, judged: int, now: float) -> range:
+    def release(self, judged: int, now: float, cap: int | None = None) -> range:
+        """The PDUs that may go now (at most up to ``cap``: a transmitter waiting for feedback)."""
         if judged > self.judged:
             self.judged, self.last_progress = judged, now
         elif self.sent > self.judged + self.forgiven and now - self.last_progress > self.STALL_S:
             self.forgiven, self.last_progress = self.sent - self.judged, now
-        allowed = min(self.total, self.judged + self.forgiven + self.IN_FLIGHT)
+        allowed = min(self.total, self.judged + self.forgiven + self.IN_FLIGHT, self.total if cap is None else cap)
         start, self.sent = self.sent, max(self.sent, allowed)
         return range(start, self.sent)
 
@@ -136,6 +139,7 @@ class TransferResult:
     meta: list[dict] = field(default_factory=list)  # per received PDU: rx metadata (snr_db, ...)
     constellation: tuple[str, np.ndarray] | None = None  # a sample of equalized symbols from the rx
     fault: str | None = None  # a flowgraph died or stopped mid-stream: what arrived before is kept
+    feedback: dict | None = None  # with delayed feedback: the MCS each PDU went on (DelayedFeedback.summary)
 
     @property
     def complete(self) -> bool:
@@ -268,13 +272,15 @@ class Link:
         idle_timeout_s: float = 3.0,
         deadline_s: float = 600.0,
         check: Callable[[], None] | None = None,
+        feedback: DelayedFeedback | None = None,
     ) -> TransferResult:
         """Send ``data`` and collect what comes back.
 
         Ends when every PDU arrived; or once the tx flowgraph has emitted every burst and the rx
         decoder has judged as many frames (the rest were never detected), or nothing new came
         from either flowgraph for ``idle_timeout_s``; or at ``deadline_s``. ``check`` is called
-        every poll (the runner's crash check) and may raise.
+        every poll (the runner's crash check) and may raise. With ``feedback`` each PDU planned
+        on the rate MCS goes on the MCS the receiver's reports, as old as its delay, call for.
         """
         t0 = time.monotonic()
         self.drain_stats()
@@ -283,6 +289,9 @@ class Link:
         queue = self._pdus(data, stream_id, max_pdu_bytes)
         pdus = [pdu for pdu, _ in queue]
         pacer = _Pacer(len(queue))
+        if feedback is not None:
+            feedback.plan([(get_mcs(mcs) if mcs else feedback.first).burst_cost(len(pdu.pack()))[1]
+                           for pdu, mcs in queue])
         got = Reassembly(None, 0, {})
         metas: list[dict] = []
         rejected = 0
@@ -295,8 +304,12 @@ class Link:
                 break
             if self.drain_stats():
                 last_event = now  # a flowgraph is still working through the queue
-            for i in pacer.release(self.rx_count.decoded - rx_base, now):
-                self.send_pdu(queue[i][0].pack(), queue[i][1])
+            judged = self.rx_count.decoded - rx_base
+            if feedback is None:
+                for i in pacer.release(judged, now):
+                    self.send_pdu(queue[i][0].pack(), queue[i][1])
+            else:
+                self._send_on_feedback(feedback, pacer, queue, got, judged, now, _rate_name(max_pdu_bytes))
             all_sent = pacer.sent == len(queue) and self.count.bursts - base.bursts >= len(pdus)
             all_judged = self.rx_count.decoded - rx_base >= len(pdus)
             finishing = all_sent and (all_judged or now - last_event > idle_timeout_s)
@@ -314,6 +327,8 @@ class Link:
                 rejected += 1
             else:
                 metas.append(accepted[1])
+                if feedback is not None:
+                    feedback.report(accepted[0].seq, _esnr(accepted[1]))
         if fault:  # what the rx already decoded is still on its way: keep it
             metas += self._collect(got, stream_id)
             self.drain_stats()
@@ -343,7 +358,27 @@ class Link:
             meta=metas,
             constellation=self.constellation,
             fault=fault,
+            feedback=None if feedback is None else feedback.summary(),
         )
+
+    def _send_on_feedback(self, feedback: DelayedFeedback, pacer: _Pacer, queue: list[tuple[LinkPdu, str | None]],
+                          got: Reassembly, judged: int, now: float, rate: str | None) -> None:
+        """Each next PDU once the reports due before its burst starts are in. A PDU reports as
+        lost (no ACK) once a later one arrived, or the rx judged as many bursts (it failed its
+        CRC), or the pacer wrote it off (never detected)."""
+        pacer.release(judged, now, cap=pacer.sent)  # only brings the pacer's verdicts up to date
+        newest = max(got.received, default=-1)
+        for i in range(pacer.sent):
+            if i not in feedback.reports and i not in got.received and (i < newest or judged + pacer.forgiven > i):
+                feedback.report(i, None)
+        while feedback.ready():
+            released = pacer.release(judged, now, cap=pacer.sent + 1)
+            if not released:
+                return
+            pdu, planned = queue[released[0]]
+            wire = pdu.pack()
+            mcs = feedback.send(get_mcs(planned) if planned else feedback.first, planned in (None, rate), len(wire))
+            self.send_pdu(wire, mcs.name)
 
 
 @dataclass
@@ -355,6 +390,17 @@ class ReceivedStream:
     wall_s: float
     meta: list[dict] = field(default_factory=list)
     fault: str | None = None  # the rx flowgraph died or stopped, or the receive was interrupted
+
+
+def _rate_name(plan: int | Protection) -> str | None:
+    """The MCS of the PDUs feedback adapts (None: every PDU goes on the flowgraph's MCS)."""
+    return plan.rate.name if isinstance(plan, Protection) else None
+
+
+def _esnr(meta: dict) -> float | None:
+    """The effective SNR the receiver measured on a PDU's burst (its plain SNR if none)."""
+    value = meta.get("esnr_db", meta.get("snr_db"))
+    return None if value is None else float(value)
 
 
 def _fault(check: Callable[[], None] | None) -> str | None:

@@ -1,10 +1,11 @@
-"""Reference curves: uncoded BER of Gray QAM over AWGN, and the normal-approximation bound
-(Polyanskiy-Poor-Verdu) for a finite block over the constellation-constrained AWGN channel."""
+"""Reference curves: uncoded BER of Gray QAM over AWGN, the normal-approximation bound
+(Polyanskiy-Poor-Verdu) for a finite block over the constellation-constrained AWGN channel, and
+the outage probability of flat Rayleigh and Rician fading."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import ncx2, norm
 
 from lgvsc_phy.constellation import Constellation
 
@@ -88,3 +89,18 @@ def normal_approximation_snr_db(constellation: Constellation, block_bits: int, r
         else:
             lo_db = mid
     return hi_db
+
+
+def fading_outage(fading: str, threshold_db: float, mean_snr_db: float, k_factor: float = 4.0) -> float:
+    """P(instantaneous SNR < ``threshold_db``) on a flat fading channel of mean SNR ``mean_snr_db``:
+    a burst that sees a fade below its MCS's threshold is lost. Rayleigh: 1 - exp(-th / mean).
+    Rician with factor K: the power gain times 2(K + 1) is noncentral chi-square with 2 degrees of
+    freedom and noncentrality 2K. No fading ("none"): 0."""
+    ratio = 10 ** ((threshold_db - mean_snr_db) / 10)
+    if fading == "none":
+        return 0.0
+    if fading == "rayleigh":
+        return float(-np.expm1(-ratio))
+    if fading == "rician":
+        return float(ncx2.cdf(2 * (k_factor + 1) * ratio, 2, 2 * k_factor))
+    raise ValueError(f"unknown fading model {fading!r}")

@@ -86,6 +86,9 @@ def test_encode_inspect_decode_evaluate(bikes: Path, tmp_path: Path) -> None:
     (["loopback", "missing.mp4", "-o", "x.mp4", "--snr-db", "10"], "no such video"),
     (["loopback", "README.md", "-o", "x.mp4", "--snr-db", "10"], "cannot decode"),
     (["encode", "README.md", "-o", "x.lgv"], "cannot decode"),
+    (["loopback", "README.md", "-o", "x.mp4", "--snr-db", "10", "--design-snr-db", "10", "--feedback-delay-s",
+      "0.005"], "--feedback-delay-s adapts the MCS a probe chose"),
+    (["loopback", "README.md", "-o", "x.mp4", "--snr-db", "10", "--feedback-delay-s", "-1"], "need a delay >= 0"),
 ])
 def test_bad_input_gives_one_line_errors(args: list[str], needle: str, tmp_path: Path) -> None:
     r = lgvsc(*args)

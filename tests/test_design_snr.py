@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from lgvsc.rate_control import link_mcs
+from lgvsc.loopback import LoopbackOptions, planned_loss, settled_link
+from lgvsc.rate_control import Probe, link_mcs
 from lgvsc_phy.channel_spec import ChannelConfig
-from lgvsc_phy.mcs import auto_mcs, get_mcs
+from lgvsc_phy.mcs import THRESHOLD_DB, auto_mcs, get_mcs
+from lgvsc_phy.theory import fading_outage
 from semantic.video_io import read_video
 from tools.sweep import COLUMNS, Grid, PointSettings, point_row
 
@@ -27,6 +29,25 @@ def test_a_design_snr_picks_the_mcs_without_touching_the_link() -> None:
     assert link_mcs(None, "qpsk-3/4", 25.0, True, 0.0) == (None, get_mcs("qpsk-3/4"))  # a named MCS stays
     assert link_mcs(None, "auto", None, False, 20.0) == (None, auto_mcs(20.0))  # told the channel's SNR
     assert auto_mcs(3.0) != auto_mcs(20.0)
+
+
+def test_a_fading_link_plans_the_track_for_its_outage() -> None:
+    qpsk = get_mcs("qpsk-2/3")
+    probe = Probe(5.8, 5.8, 3840)
+
+    def opts(**kw: object) -> LoopbackOptions:
+        return LoopbackOptions(Path("in.mp4"), Path("out.mp4"), snr_db=12.0, **kw)
+
+    assert planned_loss(opts(channel="awgn"), qpsk, probe) == 0.0  # a static channel: a clean link
+    assert planned_loss(opts(channel="multipath"), qpsk, probe) == 0.0
+    rayleigh = planned_loss(opts(channel="rayleigh"), qpsk, probe)  # from the probe's SNR, not the channel's
+    assert rayleigh == pytest.approx(fading_outage("rayleigh", THRESHOLD_DB["qpsk-2/3"], 5.8)) and 0.4 < rayleigh < 0.5
+    assert planned_loss(opts(channel="rician", k_factor=10.0), qpsk, probe) < rayleigh
+    designed = planned_loss(opts(channel="rayleigh", design_snr_db=10.0), qpsk, None)
+    assert designed == pytest.approx(fading_outage("rayleigh", THRESHOLD_DB["qpsk-2/3"], 10.0))
+    assert planned_loss(opts(channel="rayleigh"), qpsk, Probe(None, None, 3840)) == 1.0  # the probe was lost
+    assert planned_loss(opts(channel="rayleigh", expected_loss=0.0), qpsk, probe) == 0.0  # as given
+    assert settled_link(opts(channel="awgn")) and not settled_link(opts(channel="awgn", expected_loss=0.1))
 
 
 def test_the_sweep_has_a_design_snr_axis_and_column(tmp_path: Path) -> None:

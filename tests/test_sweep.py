@@ -22,6 +22,7 @@ from tools.sweep import (
     Point,
     PointSettings,
     SweepError,
+    _optional_floats,
     load_bursts,
     point_deadline,
     point_row,
@@ -222,10 +223,38 @@ def test_baseline_budget_follows_the_rate_control_rule() -> None:
 
 
 def _planned(scheme: str, psnr: float, snr: float, per: float, layers: int = 1, doppler: float | None = None,
-             design: float | None = 10.0) -> report.Row:
-    key = f"{scheme}-{snr:g}-{doppler}-{design}"
+             design: float | None = 10.0, feedback: float | None = None) -> report.Row:
+    key = f"{scheme}-{snr:g}-{doppler}-{design}-{feedback}"
     return report.Row("v", scheme, "rayleigh" if doppler else "awgn", snr, 1e-3, 1, 1e-3, per, psnr, 0.8, 0.9, 250,
-                      "16qam-1/2", scheme, "classical", 20.0, design, doppler, layers, key)
+                      "16qam-1/2", scheme, "classical", 20.0, design, doppler, layers, key, feedback)
+
+
+def test_feedback_is_an_axis_of_its_own_never_with_a_design_snr() -> None:
+    grid = Grid(["/v/a.mp4"], ["lgvsc", "h265"], [10], [1e-3], ["rayleigh"], design_snr_db=[None, 10.0],
+                doppler=[1e-5], feedback_delay_s=[None, 0.005])
+    points = grid.points()
+    assert len(points) == 2 * 3  # (no design, no feedback), (no design, feedback), (design, no feedback)
+    assert not any(p.design_snr_db is not None and p.feedback_delay_s is not None for p in points)
+    keys = {p.key for p in points}
+    assert len(keys) == len(points) and sum(k.endswith("_fb0.005") for k in keys) == 2
+    assert Point("/v/a.mp4", "h265", 10, 1e-3, "rayleigh", doppler=1e-5).key.endswith("_fd1e-05")  # as before
+    assert "feedback_delay_s" in COLUMNS
+    assert _optional_floats("none,0.005") == [None, 0.005] and _optional_floats("") == []
+
+
+def test_fading_with_feedback_is_reported_beside_the_stale_probe() -> None:
+    rows = [_planned(s, p, 10, 0.1, doppler=fd, design=None, feedback=fb)
+            for s, p, fd, fb in (("lgvsc", 18.0, 1e-5, None), ("h265", 14.0, 1e-5, None),
+                                 ("lgvsc", 12.0, 1e-4, None), ("h265", 12.5, 1e-4, None),
+                                 ("lgvsc", 20.0, 1e-5, 0.005), ("h265", 21.0, 1e-5, 0.005),
+                                 ("lgvsc", 15.0, 1e-4, 0.005), ("h265", 14.0, 1e-4, 0.005))]
+    text = "\n".join(degradation.markdown(rows))
+    stale, fed = text.split("Fading with feedback")
+    assert "Fading with a stale probe: v, rayleigh, CBR 0.001, mean SNR 10 dB" in stale
+    assert "fD 1e-05: +4.00 vs h265, fD 0.0001: -0.50 vs h265" in stale
+    assert "reports 5 ms old" in fed and "fD 1e-05: -1.00 vs h265, fD 0.0001: +1.00 vs h265" in fed
+    main = report.results_markdown(rows, [], "x")
+    assert main.count("| v | rayleigh |") == 2  # the stale-probe points; the fed ones have their section
 
 
 def test_degradation_section_states_each_target_in_words(tmp_path: Path) -> None:

@@ -9,7 +9,7 @@ import pytest
 from scipy.stats import norm
 
 from lgvsc_phy.constellation import CONSTELLATIONS
-from lgvsc_phy.theory import information_density_stats, normal_approximation_snr_db, uncoded_ber
+from lgvsc_phy.theory import fading_outage, information_density_stats, normal_approximation_snr_db, uncoded_ber
 
 SNRS_DB = np.array([0.0, 4.0, 8.0, 12.0])
 
@@ -61,3 +61,19 @@ def test_dispersion_is_per_carrier() -> None:
     c, v = information_density_stats(CONSTELLATIONS["qpsk"], 0.0, carrier_gains=np.array([1e-6, 1e6]))
     assert c == pytest.approx(1.0, abs=0.01)
     assert v < 0.01
+
+
+def test_fading_outage_matches_closed_forms_and_monte_carlo() -> None:
+    assert fading_outage("none", 5.0, 0.0) == 0.0
+    # Rayleigh: the power gain is exponential with mean 1.
+    assert fading_outage("rayleigh", 3.6, 5.8) == pytest.approx(1 - math.exp(-(10 ** -0.22)), rel=1e-12)
+    assert fading_outage("rician", 3.6, 5.8, k_factor=1e-9) == pytest.approx(fading_outage("rayleigh", 3.6, 5.8))
+    # Rician K = 4: a line-of-sight part of power K / (K + 1) plus a Rayleigh part, drawn.
+    rng = np.random.default_rng(0)
+    k, n = 4.0, 400_000
+    h = math.sqrt(k / (k + 1)) + math.sqrt(1 / (2 * (k + 1))) * (rng.standard_normal(n) + 1j * rng.standard_normal(n))
+    drawn = float(np.mean(np.abs(h) ** 2 < 10 ** (-2.2 / 10)))
+    assert fading_outage("rician", 3.6, 5.8, k_factor=k) == pytest.approx(drawn, abs=0.003)
+    assert fading_outage("rayleigh", 0.0, 30.0) < 0.002 < 0.99 < fading_outage("rayleigh", 20.0, 0.0)
+    with pytest.raises(ValueError, match="unknown fading"):
+        fading_outage("nakagami", 0.0, 10.0)

@@ -20,7 +20,8 @@ import numpy as np
 from lgvsc.encode_cache import cached, source_identity
 from lgvsc.loopback import semantic_similarity
 from lgvsc.rate_control import PROBE_MCS, link_mcs, stream_bytes_near
-from lgvsc_phy.channel_spec import ChannelConfig, add_channel_options, channel_settings, report_fields
+from lgvsc_phy.channel_spec import B2X0_SAMPLE_RATE, ChannelConfig, add_channel_options, channel_settings, report_fields
+from lgvsc_phy.feedback import FeedbackError, feedback_for
 from lgvsc_phy.link import Link, LinkAddresses
 from lgvsc_phy.ofdm import cfo_range_warning
 from lgvsc_phy.protection import Protection
@@ -44,6 +45,8 @@ class BaselineOptions(ChannelConfig):
     psss: str = "classical"
     output: Path | None = None  # the video as a player shows it
     design_snr_db: float | None = None  # plan the MCS for this SNR, no probe (None: probe, then adapt)
+    feedback_delay_s: float | None = None  # after the probe, each PDU's MCS from receiver reports this old
+    sample_rate: float = B2X0_SAMPLE_RATE  # the radio rate the simulated air time stands for
     encode_cache: Path | None = None  # keep encodings here (lgvsc.encode_cache)
     cfo_range: float = 1.0  # the rx's largest acquired |CFO|, subcarrier spacings
 
@@ -54,6 +57,8 @@ def backends(scheme: str, psss: str) -> dict[str, str]:
 
 
 def run_baseline_loopback(opts: BaselineOptions) -> dict:
+    if opts.feedback_delay_s is not None and opts.design_snr_db is not None:
+        raise FeedbackError("--feedback-delay-s adapts the MCS a probe chose: not with --design-snr-db")
     t0 = time.monotonic()
     source = FrameSource.of_file(opts.input, opts.max_frames)
     frames = np.stack(list(source.open()))
@@ -67,11 +72,12 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
         try:
             key = ("baseline", source_identity(opts.input), opts.max_frames, opts.scheme, budget)
             coded = cached(opts.encode_cache, key, lambda: encode_to_budget(source, opts.scheme, budget))
-            transfer = link.transfer(coded.data, protection, check=runner.check)
+            transfer = link.transfer(coded.data, protection, check=runner.check,
+                                     feedback=feedback_for(opts.feedback_delay_s, opts.sample_rate, mcs))
             received, on_air, pdus = transfer.data, transfer.tx_samples, (transfer.pdus_received, transfer.pdus_sent)
-            pdu_snr = transfer.pdu_snr_db()
+            pdu_snr, feedback = transfer.pdu_snr_db(), transfer.feedback
         except SeparationError:  # nothing fits: what a player shows is grey, and nothing is sent
-            coded, received, on_air, pdus, pdu_snr = None, b"", 0, (0, 0), []
+            coded, received, on_air, pdus, pdu_snr, feedback = None, b"", 0, (0, 0), [], None
     if coded is None:
         out = np.full_like(frames, 128)
     else:
@@ -80,6 +86,7 @@ def run_baseline_loopback(opts: BaselineOptions) -> dict:
         write_video(opts.output, iter(out), source.fps)
     return {"input": str(opts.input), "scheme": opts.scheme, **report_fields(opts), "cbr_target": opts.cbr,
             "mcs": mcs.name, "design_snr_db": opts.design_snr_db,
+            "feedback_delay_s": opts.feedback_delay_s, "feedback": feedback,
             "probe_esnr_db": None if probe is None else probe.esnr_db, "stream_bytes_budget": budget,
             "stream_bytes": len(coded.data) if coded else 0,
             "coded": None if coded is None else {"size": f"{coded.width}x{coded.height}", "crf": coded.crf,
@@ -103,6 +110,10 @@ def main() -> None:
     ap.add_argument("--max-frames", type=int)
     ap.add_argument("--design-snr-db", type=float,
                     help="plan the MCS for this SNR without probing (the channel's --snr-db stays unknown)")
+    ap.add_argument("--feedback-delay-s", type=float, metavar="SECONDS",
+                    help="after the probe, each PDU on the MCS the receiver's newest report this old calls for")
+    ap.add_argument("--sample-rate", type=float, default=B2X0_SAMPLE_RATE,
+                    help="the radio rate the simulated air time stands for (counts the feedback delay)")
     ap.add_argument("--cfo-range", type=float, default=1.0, metavar="SPACINGS",
                     help="the largest carrier offset the rx acquires, subcarrier spacings (as lgvsc loopback)")
     args = ap.parse_args()
@@ -110,6 +121,7 @@ def main() -> None:
         print(warning, file=sys.stderr)
     opts = BaselineOptions(Path(args.input), args.scheme, cbr=args.cbr, base_port=args.base_port,
                            max_frames=args.max_frames, design_snr_db=args.design_snr_db, cfo_range=args.cfo_range,
+                           feedback_delay_s=args.feedback_delay_s, sample_rate=args.sample_rate,
                            **channel_settings(args))
     report = run_baseline_loopback(opts)
     print(json.dumps(report, indent=2))

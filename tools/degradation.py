@@ -49,13 +49,23 @@ def degradation_groups(rows: list[Row]) -> dict[tuple, dict[float, dict[str, Row
 
 
 def fading_groups(rows: list[Row], min_dopplers: int = 2) -> dict[tuple, dict[float, dict[str, Row]]]:
-    """(video, channel, CBR, SNR) -> Doppler -> scheme -> row, for probed fading points (groups
-    with at least ``min_dopplers`` Doppler values: a curve needs two)."""
+    """(video, channel, CBR, SNR, feedback delay) -> Doppler -> scheme -> row, for probed fading
+    points (groups with at least ``min_dopplers`` Doppler values: a curve needs two), sorted; a
+    feedback delay of None is the stale probe alone."""
     groups: dict[tuple, dict[float, dict[str, Row]]] = defaultdict(lambda: defaultdict(dict))
     for r in rows:
         if r.design_snr_db is None and r.doppler is not None:
-            groups[(r.video, r.channel, r.cbr_target, r.snr_db)][r.doppler].setdefault(r.scheme, r)
-    return {k: v for k, v in groups.items() if len(v) >= min_dopplers}
+            key = (r.video, r.channel, r.cbr_target, r.snr_db, r.feedback_delay_s)
+            groups[key][r.doppler].setdefault(r.scheme, r)
+    keep = sorted((k for k, v in groups.items() if len(v) >= min_dopplers),
+                  key=lambda k: (*k[:4], -1.0 if k[4] is None else k[4]))
+    return {k: groups[k] for k in keep}
+
+
+def _fading_title(snr: float, feedback_s: float | None) -> str:
+    if feedback_s is None:
+        return f"mean SNR {snr:g} dB, stale probe"
+    return f"mean SNR {snr:g} dB, feedback {feedback_s * 1e3:g} ms old"
 
 
 def _schemes(points: dict[float, dict[str, Row]]) -> list[str]:
@@ -137,9 +147,14 @@ def markdown(rows: list[Row]) -> list[str]:
         lines += ["", f"**Graceful degradation: {video}, {channel}{fd}, CBR {cbr:g}, planned for {design:g} dB** "
                       "(the transmitter never learns the channel's SNR; PSNR dB / VMAF / PSSS, PER in brackets)", ""]
         lines += _table(points, "actual SNR dB") + ["", *degradation_verdict(design, points)]
-    for (video, channel, cbr, snr), points in sorted(fading_groups(rows).items()):
-        lines += ["", f"**Fading with a stale probe: {video}, {channel}, CBR {cbr:g}, mean SNR {snr:g} dB** "
-                      "(one probe at the start; PSNR dB / VMAF / PSSS, PER in brackets)", ""]
+    for (video, channel, cbr, snr, feedback), points in fading_groups(rows).items():
+        if feedback is None:
+            lines += ["", f"**Fading with a stale probe: {video}, {channel}, CBR {cbr:g}, mean SNR {snr:g} dB** "
+                          "(one probe at the start; PSNR dB / VMAF / PSSS, PER in brackets)", ""]
+        else:
+            lines += ["", f"**Fading with feedback: {video}, {channel}, CBR {cbr:g}, mean SNR {snr:g} dB, reports "
+                          f"{feedback * 1e3:g} ms old** (a probe, then each PDU's MCS from the receiver's newest "
+                          "report that old; PSNR dB / VMAF / PSSS, PER in brackets)", ""]
         lines += _table(points, "Doppler fD*Ts") + ["", *fading_verdict(points)]
     return lines
 
@@ -155,9 +170,9 @@ def plot(rows: list[Row], out: Path) -> list[Path]:
     jobs = [(f"{v}_{ch}_cbr{cbr:g}_design{d:g}" + ("" if fd is None else f"_fd{fd:g}"), points, "actual SNR (dB)",
              f"{v}, {ch}, CBR {cbr:g}: planned for {d:g} dB", d)
             for (v, ch, cbr, d, fd), points in degradation_groups(rows).items()]
-    jobs += [(f"{v}_{ch}_cbr{cbr:g}_snr{snr:g}_vs_doppler", points, "normalized Doppler fD*Ts",
-              f"{v}, {ch}, CBR {cbr:g}, {snr:g} dB, stale probe", None)
-             for (v, ch, cbr, snr), points in fading_groups(rows).items()]
+    jobs += [(f"{v}_{ch}_cbr{cbr:g}_snr{snr:g}" + ("" if fb is None else f"_fb{fb:g}") + "_vs_doppler", points,
+              "normalized Doppler fD*Ts", f"{v}, {ch}, CBR {cbr:g}, {_fading_title(snr, fb)}", None)
+             for (v, ch, cbr, snr, fb), points in fading_groups(rows).items()]
     out.mkdir(parents=True, exist_ok=True)
     for stem, points, xlabel, title, design in jobs:
         fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
@@ -200,7 +215,7 @@ def plot_bursts(rows: list[Row], sweep_dir: Path, out: Path) -> list[Path]:
 
     paths = []
     out.mkdir(parents=True, exist_ok=True)
-    for (video, channel, cbr, snr), points in fading_groups(rows, min_dopplers=1).items():
+    for (video, channel, cbr, snr, feedback), points in fading_groups(rows, min_dopplers=1).items():
         records = {fd: {scheme: load_bursts(sweep_dir, row.key) for scheme, row in by_scheme.items() if row.key}
                    for fd, by_scheme in sorted(points.items())}
         records = {fd: {k: v for k, v in got.items() if v} for fd, got in records.items()}
@@ -220,6 +235,7 @@ def plot_bursts(rows: list[Row], sweep_dir: Path, out: Path) -> list[Path]:
             ax.grid(alpha=0.3)
         axes[0][0].set_ylabel("burst SNR estimate (dB); x: lost")
         axes[0][0].legend(fontsize=7)
-        paths.append(_save(fig, f"{video}, {channel}, CBR {cbr:g}, {snr:g} dB mean: per-burst SNR and PDUs lost",
-                           out / f"{video}_{channel}_cbr{cbr:g}_snr{snr:g}_bursts.png"))
+        stem = f"{video}_{channel}_cbr{cbr:g}_snr{snr:g}" + ("" if feedback is None else f"_fb{feedback:g}")
+        paths.append(_save(fig, f"{video}, {channel}, CBR {cbr:g}, {_fading_title(snr, feedback)}: per-burst SNR "
+                                "and PDUs lost", out / f"{stem}_bursts.png"))
     return paths

@@ -60,6 +60,7 @@ class Row:
     doppler: float | None = None  # None: not a fading channel (the sweep leaves the cell empty)
     layers: int = 1
     key: str = ""  # the sweep's point key (its per-burst record: tools.sweep.load_bursts)
+    feedback_delay_s: float | None = None  # None: one probe, no feedback during the stream
 
     @classmethod
     def of(cls, raw: dict) -> Row:
@@ -67,7 +68,8 @@ class Row:
                    int(raw.get("seed") or 1), _num(raw["cbr_on_air"]), _num(raw["per"]), _num(raw["psnr_db"]),
                    _num(raw["ssim"]), _num(raw["psss"]), int(float(raw["frames_out"] or 0)), raw["mcs"],
                    raw["backends"], raw["psss_backend"], _num(raw.get("vmaf")), _optional(raw.get("design_snr_db")),
-                   _optional(raw.get("doppler")), int(float(raw.get("layers") or 1)), raw.get("key", ""))
+                   _optional(raw.get("doppler")), int(float(raw.get("layers") or 1)), raw.get("key", ""),
+                   _optional(raw.get("feedback_delay_s")))
 
     @property
     def point(self) -> tuple:
@@ -75,8 +77,9 @@ class Row:
 
     @property
     def probed(self) -> bool:
-        """The transmitter adapted to a probe (the main grid), rather than planning for a design SNR."""
-        return self.design_snr_db is None
+        """The transmitter adapted to one probe (the main grid), rather than planning for a design SNR
+        or following feedback."""
+        return self.design_snr_db is None and self.feedback_delay_s is None
 
 
 LGVSC_SCHEMES = degradation.LGVSC_SCHEMES

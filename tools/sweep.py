@@ -42,7 +42,8 @@ from lgvsc_phy.channel_spec import ChannelConfig, channel_settings, report_field
 # one and two layers.
 LGVSC_LAYERS = {"lgvsc": "auto", "lgvsc-single": "1", "lgvsc-layered": "2"}
 SCHEMES = (*LGVSC_LAYERS, "h264", "h265", "av1")
-COLUMNS = ["video", "scheme", "backends", *report_field_names(), "design_snr_db", "layers", "base_share",
+COLUMNS = ["video", "scheme", "backends", *report_field_names(), "design_snr_db", "feedback_delay_s", "layers",
+           "base_share",
            "cbr_target", "cbr_on_air",
            "per",
            "psnr_db", "ssim", "vmaf", "psss", "frames_out", "wall_s", "frames_in", "mcs", "stream_bytes",
@@ -64,6 +65,7 @@ class Point:
     seed: int = 1
     design_snr_db: float | None = None  # the transmitter plans for this SNR (None: it probes the link)
     doppler: float | None = None  # normalized Doppler of a fading channel (None: the channel's default)
+    feedback_delay_s: float | None = None  # after the probe, per-PDU MCS from reports this old (None: none)
 
     @property
     def video(self) -> str:
@@ -76,8 +78,9 @@ class Point:
         # axes added later appear only when set: older results.csv keys stay valid for resuming
         design = "" if self.design_snr_db is None else f"_design{self.design_snr_db:g}"
         doppler = "" if self.doppler is None else f"_fd{self.doppler:g}"
+        feedback = "" if self.feedback_delay_s is None else f"_fb{self.feedback_delay_s:g}"
         return (f"{self.video}-{digest}_{self.scheme}_{self.channel}_snr{self.snr_db:g}_cbr{self.cbr:g}_s{self.seed}"
-                f"{design}{doppler}")
+                f"{design}{doppler}{feedback}")
 
     def channel_config(self) -> ChannelConfig:
         """The point's channel; what the grid does not vary keeps the channel's defaults."""
@@ -112,11 +115,14 @@ class Grid:
     seeds: list[int] = field(default_factory=lambda: [1])
     design_snr_db: list[float | None] = field(default_factory=lambda: [None])
     doppler: list[float | None] = field(default_factory=lambda: [None])
+    feedback_delay_s: list[float | None] = field(default_factory=lambda: [None])
 
     def points(self) -> list[Point]:
-        return [Point(v, s, snr, c, ch, seed, design, fd) for v in self.videos for ch in self.channels
-                for fd in self.doppler for c in self.cbr for design in self.design_snr_db for snr in self.snr_db
-                for seed in self.seeds for s in self.schemes]
+        """Every combination, except feedback with a design SNR (feedback adapts what a probe chose)."""
+        return [Point(v, s, snr, c, ch, seed, design, fd, fb) for v in self.videos for ch in self.channels
+                for fd in self.doppler for c in self.cbr for design in self.design_snr_db
+                for fb in self.feedback_delay_s if fb is None or design is None
+                for snr in self.snr_db for seed in self.seeds for s in self.schemes]
 
 
 def resolve_video(name: str) -> str:
@@ -139,7 +145,8 @@ PointRunner = Callable[[Point, PointSettings, int], dict]  # (point, settings, b
 def point_row(point: Point, settings: PointSettings) -> dict:
     """The columns a point's row has whatever happened to it."""
     return {"video": point.video, "scheme": point.scheme, **report_fields(point.channel_config()),
-            "cbr_target": point.cbr, "design_snr_db": point.design_snr_db, "key": point.key, "input": point.input,
+            "cbr_target": point.cbr, "design_snr_db": point.design_snr_db,
+            "feedback_delay_s": point.feedback_delay_s, "key": point.key, "input": point.input,
             "psss_backend": settings.psss}
 
 
@@ -210,6 +217,7 @@ def _run(point: Point, settings: PointSettings, base_port: int, output: Path | N
         opts = LoopbackOptions(Path(point.input), target, cbr=point.cbr, decoder=settings.decoder, psss=settings.psss,
                                base_port=base_port, max_frames=settings.max_frames,
                                design_snr_db=point.design_snr_db, layers=LGVSC_LAYERS[point.scheme],
+                               feedback_delay_s=point.feedback_delay_s,
                                encode_cache=settings.encode_cache, **channel)
         report = run_loopback(opts).report
         if output is None:
@@ -220,6 +228,7 @@ def _run(point: Point, settings: PointSettings, base_port: int, output: Path | N
     return run_baseline_loopback(BaselineOptions(Path(point.input), point.scheme, cbr=point.cbr, base_port=base_port,
                                                  max_frames=settings.max_frames, psss=settings.psss, output=output,
                                                  design_snr_db=point.design_snr_db,
+                                                 feedback_delay_s=point.feedback_delay_s,
                                                  encode_cache=settings.encode_cache, **channel))
 
 
@@ -308,6 +317,11 @@ def _floats(text: str) -> list[float]:
     return [float(v) for v in text.split(",") if v]
 
 
+def _optional_floats(text: str) -> list[float | None]:
+    """An axis whose values may include ``none`` (the option off): ``none,0.005``."""
+    return [None if v.strip().lower() == "none" else float(v) for v in text.split(",") if v]
+
+
 def _names(text: str, allowed: tuple[str, ...], what: str) -> list[str]:
     names = [v for v in text.split(",") if v]
     bad = [n for n in names if n not in allowed]
@@ -328,6 +342,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="normalized Doppler values of the fading channels (an axis; default: the channel's)")
     ap.add_argument("--design-snr-db", default="",
                     help="SNRs the transmitter plans for, without probing (an axis; default: it probes the link)")
+    ap.add_argument("--feedback-delay-s", default="",
+                    help="feedback delays (s): after the probe, each PDU's MCS from the receiver's reports this old "
+                         "(an axis, 'none' for one probe and no feedback, the default; not combined with "
+                         "--design-snr-db)")
     ap.add_argument("--out", required=True, help="results directory (resumed when it exists)")
     ap.add_argument("--address", help="an existing Ray cluster (default: a local one)")
     ap.add_argument("--cpus-per-point", type=float, default=2.0)
@@ -350,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
         grid = Grid([resolve_video(v) for v in args.videos], _names(args.schemes, SCHEMES, "scheme"),
                     _floats(args.snr_db), _floats(args.cbr), _names(args.channel, channel_names(), "channel"),
                     [int(s) for s in args.seeds.split(",") if s], _floats(args.design_snr_db) or [None],
-                    _floats(args.doppler) or [None])
+                    _floats(args.doppler) or [None], _optional_floats(args.feedback_delay_s) or [None])
     except (SweepError, ValueError) as exc:
         print(f"sweep: {exc}", file=sys.stderr)
         return 2
