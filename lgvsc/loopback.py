@@ -144,12 +144,13 @@ def planned_loss(opts: LoopbackOptions, mcs: Mcs, probe: Probe | None) -> float:
     fading = channel_profiles.profile(opts.channel).fading
     if fading == "none":
         return 0.0
+    if probe is not None and probe.esnr_db is None:
+        return 1.0  # the probe itself was lost
     if probe is not None:
-        snr = probe.esnr_db if probe.esnr_db is not None else float("-inf")
+        snr = probe.esnr_db
     else:
         snr = opts.design_snr_db if opts.design_snr_db is not None else opts.snr_db
-    threshold = THRESHOLD_DB.get(mcs.name, mcs.min_snr_db)
-    return 1.0 if snr == float("-inf") else fading_outage(fading, threshold, snr, opts.k_factor)
+    return fading_outage(fading, THRESHOLD_DB[mcs.name], snr, opts.k_factor)
 
 
 def check_feedback(opts: LoopbackOptions) -> None:

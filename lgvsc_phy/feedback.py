@@ -23,7 +23,9 @@ protected prefix or base layer keeps its robust MCS.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 from lgvsc_phy.mcs import MCS_TABLE, Mcs, auto_mcs
 
@@ -78,6 +80,9 @@ class DelayedFeedback:
     planned: list[int] = field(default_factory=list)  # on-air samples each PDU costs as planned (``plan``)
     bursts: list[Burst] = field(default_factory=list)
     reports: dict[int, float | None] = field(default_factory=dict)  # PDU -> esnr dB, None: lost
+    # Kept as they change so each poll of a long stream costs O(1), not O(PDUs sent):
+    heard: int = field(default=0, init=False)  # reports 0 .. heard-1 are all in
+    _planned_before: list[int] = field(default_factory=lambda: [0], init=False, repr=False)  # prefix sums
 
     def __post_init__(self) -> None:
         if self.delay_samples < 0:
@@ -90,20 +95,22 @@ class DelayedFeedback:
 
     def due(self) -> int:
         """How many PDUs' reports reach the transmitter before the next burst starts (bursts are
-        sent in order, so those are always the first ones)."""
-        n = 0
-        while n < len(self.bursts) and self.bursts[n].end + self.delay_samples <= self.air:
-            n += 1
-        return n
+        sent in order, their ends ascending, so those are always the first ones)."""
+        return bisect_right(self.bursts, self.air - self.delay_samples, key=lambda b: b.end)
 
     def ready(self) -> bool:
         """Whether every report due before the next burst is in (else the link waits for them)."""
-        return all(i in self.reports for i in range(self.due()))
+        return self.heard >= self.due()
+
+    def unheard(self) -> range:
+        """The PDUs sent from the first one whose report has not come (later ones may have theirs)."""
+        return range(self.heard, len(self.bursts))
 
     def plan(self, planned_samples: list[int]) -> None:
         """The on-air samples each PDU of the stream costs on its planned MCS, in sending order:
         what the stream may spend in all."""
         self.planned = list(planned_samples)
+        self._planned_before = list(accumulate(self.planned, initial=0))
 
     def wanted(self) -> Mcs:
         """What the newest report calls for, before the air-time budget has its say."""
@@ -114,10 +121,11 @@ class DelayedFeedback:
         return more_robust(self.bursts[n - 1].mcs) if last is None else auto_mcs(last - self.margin_db)
 
     def slack(self) -> int:
-        """Samples the stream may still spend beyond its plan for the PDUs not yet sent."""
+        """Samples the stream may still spend beyond its plan for the PDUs not yet sent: what the
+        bursts sent so far saved against their plan (0 before ``plan``)."""
         if not self.planned:
             return 0
-        return sum(self.planned) - self.air - sum(self.planned[len(self.bursts):])
+        return self._planned_before[min(len(self.bursts), len(self.planned))] - self.air
 
     def choice(self, planned: Mcs, link_pdu_bytes: int) -> Mcs:
         """The MCS for the next (adapted) PDU: what the report wants, moved toward ``planned``
@@ -142,6 +150,8 @@ class DelayedFeedback:
         word stands: a late copy does not rewrite what the transmitter already acted on."""
         if 0 <= pdu < len(self.bursts):
             self.reports.setdefault(pdu, esnr_db)
+            while self.heard in self.reports:
+                self.heard += 1
 
     def summary(self) -> dict:
         """For reports: the MCS each PDU went on, and how many changed from the first."""

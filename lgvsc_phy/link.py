@@ -297,6 +297,7 @@ class Link:
         rejected = 0
         last_event = time.monotonic()
         fault = None
+        newest = -1  # the highest PDU number that arrived
         while not got.complete:
             fault = _fault(check)
             now = time.monotonic()
@@ -309,7 +310,7 @@ class Link:
                 for i in pacer.release(judged, now):
                     self.send_pdu(queue[i][0].pack(), queue[i][1])
             else:
-                self._send_on_feedback(feedback, pacer, queue, got, judged, now, _rate_name(max_pdu_bytes))
+                self._send_on_feedback(feedback, pacer, queue, got, newest, judged, now, _rate_name(max_pdu_bytes))
             all_sent = pacer.sent == len(queue) and self.count.bursts - base.bursts >= len(pdus)
             all_judged = self.rx_count.decoded - rx_base >= len(pdus)
             finishing = all_sent and (all_judged or now - last_event > idle_timeout_s)
@@ -327,6 +328,7 @@ class Link:
                 rejected += 1
             else:
                 metas.append(accepted[1])
+                newest = max(newest, accepted[0].seq)
                 if feedback is not None:
                     feedback.report(accepted[0].seq, _esnr(accepted[1]))
         if fault:  # what the rx already decoded is still on its way: keep it
@@ -362,13 +364,12 @@ class Link:
         )
 
     def _send_on_feedback(self, feedback: DelayedFeedback, pacer: _Pacer, queue: list[tuple[LinkPdu, str | None]],
-                          got: Reassembly, judged: int, now: float, rate: str | None) -> None:
+                          got: Reassembly, newest: int, judged: int, now: float, rate: str | None) -> None:
         """Each next PDU once the reports due before its burst starts are in. A PDU reports as
         lost (no ACK) once a later one arrived, or the rx judged as many bursts (it failed its
         CRC), or the pacer wrote it off (never detected)."""
         pacer.release(judged, now, cap=pacer.sent)  # only brings the pacer's verdicts up to date
-        newest = max(got.received, default=-1)
-        for i in range(pacer.sent):
+        for i in feedback.unheard():
             if i not in feedback.reports and i not in got.received and (i < newest or judged + pacer.forgiven > i):
                 feedback.report(i, None)
         while feedback.ready():

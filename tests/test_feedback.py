@@ -77,6 +77,22 @@ def test_a_delay_keeps_the_probe_until_a_report_is_old_enough() -> None:
     assert fb.wanted() == auto_mcs(9.0 - FADING_MARGIN_DB)
 
 
+def test_reports_out_of_order_hold_back_until_the_gap_is_heard() -> None:
+    fb = DelayedFeedback(0, QPSK)
+    fb.plan([_cost(QPSK)] * 5)
+    for _ in range(3):
+        fb.send(QPSK, False, PDU)
+    fb.report(2, 12.0)
+    fb.report(1, 12.0)
+    assert fb.heard == 0 and list(fb.unheard()) == [0, 1, 2] and not fb.ready()
+    fb.report(0, None)
+    assert fb.heard == 3 and not fb.unheard() and fb.ready()
+    fb.report(7, 12.0)  # never sent: ignored
+    assert fb.heard == 3 and 7 not in fb.reports
+    planned = [_cost(QPSK)] * 3
+    assert fb.slack() == sum(planned) - fb.air == 0  # sent as planned: nothing saved
+
+
 def test_planned_mcs_stays_where_feedback_does_not_apply() -> None:
     fb = DelayedFeedback(0, QPSK)
     fb.plan([_cost(BPSK), _cost(BPSK), _cost(QPSK)])
