@@ -5,7 +5,10 @@ VMAF needs the ``vmaf`` extra (PyTorch); without it every VMAF figure is None ("
 from __future__ import annotations
 
 import importlib.util
+import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
 
@@ -63,6 +66,11 @@ def ssim(ref: np.ndarray, out: np.ndarray) -> float:
 # torch intra-op threads while scoring (restored afterwards). One: on 2 cores, 2 threads were no faster
 # idle and 10x slower beside another busy process (OpenMP barriers), as in a loopback run (bench_vmaf.py).
 VMAF_THREADS = 1
+# Batches scored at once, each on a thread of its own at VMAF_THREADS intra-op threads: torch's and
+# OpenCV's kernels release the GIL, and a batch needs only the previous raw reference (motion), so
+# batches are independent until the SVM. On 2 idle cores bigbuckbunny's 132 frames of 1280x720
+# took 0.21 s a frame on one thread (bench_vmaf.py), most of a sweep point's CPU time.
+VMAF_WORKERS = 2
 # Luma pixels per forward pass: one 640x272 frame. Bigger batches spill the caches (bench_vmaf.py:
 # 2-4 frames of 640x272 or 2 of 1280x720 ran up to 1.7x slower per frame); small frames batch up.
 VMAF_BATCH_PIXELS = 200_000
@@ -102,6 +110,24 @@ def _sep_blur(x, weight, stride=1):  # noqa: ANN001, ANN202 - vmaf_torch.utils.f
     return torch.from_numpy(np.stack(planes)).reshape(*x.shape[:-2], *planes[0].shape)
 
 
+# vmaf-torch's ADM wavelet (db2, 4 taps, stride 2) as four strided multiply-adds: its 1-channel
+# conv2d, 60 calls a frame, took 6 of bigbuckbunny's 28 CPU s of VMAF (132 frames of 1280x720).
+def _dwt2_vertical_pass(self, x, taps):  # noqa: ANN001, ANN202 - ADM.dwt2_vertical_pass's signature
+    from vmaf_torch.utils import vmaf_pad
+
+    xp, w = vmaf_pad(x, (0, 0, 1, 1 if x.shape[-2] % 2 == 0 else 2)), taps.reshape(-1)
+    n = (xp.shape[-2] - w.numel()) // 2 + 1
+    return sum(w[k] * xp[..., k : k + 2 * n - 1 : 2, :] for k in range(w.numel()))
+
+
+def _dwt2_horizontal_pass(self, x, taps):  # noqa: ANN001, ANN202 - ADM.dwt2_horizontal_pass's signature
+    from vmaf_torch.utils import vmaf_pad
+
+    xp, w = vmaf_pad(x, (1, 1 if x.shape[-1] % 2 == 0 else 2, 0, 0)), taps.reshape(-1)
+    n = (xp.shape[-1] - w.numel()) // 2 + 1
+    return sum(w[k] * xp[..., k : k + 2 * n - 1 : 2] for k in range(w.numel()))
+
+
 VMAF_MISSING = "n/a (pip install 'lgvsc[vmaf]')"
 
 
@@ -116,50 +142,93 @@ def format_vmaf(value: float | None) -> str:
 
 @cache
 def _vmaf_model():  # noqa: ANN202 - vmaf_torch.VMAF, imported lazily (it pulls pandas)
+    import vmaf_torch.adm
     import vmaf_torch.motion
     import vmaf_torch.vif
     from vmaf_torch import VMAF
 
     vmaf_torch.vif.fast_gaussian_blur = vmaf_torch.motion.fast_gaussian_blur = _sep_blur  # inference only
+    vmaf_torch.adm.ADM.dwt2_vertical_pass = _dwt2_vertical_pass
+    vmaf_torch.adm.ADM.dwt2_horizontal_pass = _dwt2_horizontal_pass
     return VMAF(clip_score=True).eval()  # libvmaf clips v0.6.1 to [0, 100] too
 
 
-@contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    import torch
+class _TorchThreads:
+    """Holds torch's intra-op threads at ``n`` while any scoring thread is inside (restored when the
+    last leaves): the setting is the process's, and several batches may be scored at once."""
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        torch.set_num_threads(before)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside, self._before = 0, 0
+
+    @contextmanager
+    def __call__(self, n: int) -> Iterator[None]:
+        import torch
+
+        with self._lock:
+            if self._inside == 0:
+                self._before = torch.get_num_threads()
+            self._inside += 1
+            torch.set_num_threads(n)
+        try:
+            with torch.inference_mode():  # per thread
+                yield
+        finally:
+            with self._lock:
+                self._inside -= 1
+                if self._inside == 0:
+                    torch.set_num_threads(self._before)
+
+
+_torch_threads = _TorchThreads()
+
+
+def _batch_features(refs: list[np.ndarray], outs: list[np.ndarray], previous: np.ndarray | None):  # noqa: ANN202
+    """[B, 6] features of a batch of luma pairs (torch.Tensor): adm, the mean absolute difference of
+    each blurred reference to the one before it (``previous``, the last raw reference of the batch
+    before; 0 for the very first frame), vif at 4 scales."""
+    import torch
+    from vmaf_torch.utils import vmaf_pad
+
+    model = _vmaf_model()
+    with _torch_threads(VMAF_THREADS):
+        ref = torch.from_numpy(np.stack(refs)).unsqueeze(1)
+        out = torch.from_numpy(np.stack(outs)).unsqueeze(1)
+        chain = ref if previous is None else torch.cat([torch.from_numpy(previous)[None, None], ref])
+        blur = _sep_blur(vmaf_pad(chain, [2] * 4), weight=model.motion.blur_win)  # libvmaf's 5-tap filter
+        if previous is None:
+            blur = torch.cat([blur[:1], blur])
+        sad = (blur[1:] - blur[:-1]).abs().mean(dim=(-1, -2))  # [B, 1]
+        return torch.cat([model.compute_adm_score(ref, out), sad, model.compute_vif_features(ref, out)], dim=-1)
 
 
 class VmafMeter:
-    """VMAF v0.6.1 of frame pairs fed one at a time (RGB uint8, equal shapes), in constant memory.
+    """VMAF v0.6.1 of frame pairs fed one at a time (RGB uint8, equal shapes), in bounded memory.
 
-    Pairs are scored in batches of ``batch`` frames (default: about VMAF_BATCH_PIXELS of luma);
-    between batches only the last reference's blurred luma and the newest frame's features are
-    kept, because libvmaf's motion2 for frame i is min(SAD(i, i-1), SAD(i+1, i)): frame i's score
-    is final once frame i+1 arrives, and the last frame takes its own SAD. ``mean()`` may be read
-    at any time and feeding may go on after it. Without the ``vmaf`` extra it measures nothing
-    and ``mean()`` is None.
+    Pairs are scored in batches of ``batch`` frames (default: about VMAF_BATCH_PIXELS of luma),
+    up to ``workers`` batches at once on threads of their own while feeding goes on; at most
+    twice that many wait. libvmaf's motion2 for frame i is min(SAD(i, i-1), SAD(i+1, i)), so a
+    batch takes the last raw reference of the one before, and frame i's score is final once
+    frame i+1's features are in; the last frame takes its own SAD. ``mean()`` may be read at any
+    time and feeding may go on after it. Without the ``vmaf`` extra it measures nothing and
+    ``mean()`` is None.
     """
 
-    def __init__(self, batch: int | None = None, keep_frames: bool = False) -> None:
+    def __init__(self, batch: int | None = None, keep_frames: bool = False, workers: int | None = None) -> None:
         self.batch = batch
+        self.workers = VMAF_WORKERS if workers is None else max(1, workers)
         self._ref: list[np.ndarray] = []
         self._out: list[np.ndarray] = []
-        self._prev_blur = None  # torch.Tensor [1, 1, H, W]: blurred luma of the last scored reference
+        self._last_ref: np.ndarray | None = None  # the last reference luma handed to a batch
+        self._jobs: deque[tuple[Future, int]] = deque()  # batches being scored, in order, with their sizes
+        self._pool: ThreadPoolExecutor | None = None
         self._held = None  # torch.Tensor [1, 6]: adm, SAD to previous, vif x4 of the newest scored frame
         self._sum, self._count = 0.0, 0
         self._frames: list[float] | None = [] if keep_frames else None
         self._shape: tuple[int, ...] | None = None
 
     def __len__(self) -> int:
-        return self._count + (self._held is not None) + len(self._ref)
+        return self._count + (self._held is not None) + len(self._ref) + sum(n for _, n in self._jobs)
 
     def update(self, ref: np.ndarray, out: np.ndarray) -> None:
         _check(ref, out)
@@ -172,30 +241,40 @@ class VmafMeter:
         self._out.append(_vmaf_luma(out))
         self.batch = self.batch or max(1, VMAF_BATCH_PIXELS // self._ref[0].size)
         if len(self._ref) >= self.batch:
-            self._score_pending()
+            self._submit()
+            self._fold(everything=False)
 
-    def _score_pending(self) -> None:
+    def _submit(self) -> None:
         if not self._ref:
             return
-        import torch
-        from vmaf_torch.utils import vmaf_pad
+        args = (self._ref, self._out, self._last_ref)
+        self._last_ref, self._ref, self._out = self._ref[-1], [], []
+        if self.workers == 1:
+            job: Future = Future()
+            job.set_result(_batch_features(*args))
+        else:
+            self._pool = self._pool or ThreadPoolExecutor(self.workers, thread_name_prefix="vmaf")
+            job = self._pool.submit(_batch_features, *args)
+        self._jobs.append((job, len(args[0])))
 
-        model = _vmaf_model()
-        with _torch_threads(VMAF_THREADS):
-            ref = torch.from_numpy(np.stack(self._ref)).unsqueeze(1)
-            out = torch.from_numpy(np.stack(self._out)).unsqueeze(1)
-            self._ref, self._out = [], []
-            blur = _sep_blur(vmaf_pad(ref, [2] * 4), weight=model.motion.blur_win)  # libvmaf's 5-tap filter
-            prev = torch.cat([blur[:1] if self._prev_blur is None else self._prev_blur, blur[:-1]])
-            self._prev_blur = blur[-1:]
-            sad = (blur - prev).abs().mean(dim=(-1, -2))  # [B, 1]; 0 for the very first frame
-            feats = torch.cat([model.compute_adm_score(ref, out), sad, model.compute_vif_features(ref, out)], dim=-1)
+    def _fold(self, everything: bool) -> None:
+        """Score the batches whose features are in, in order (all of them if ``everything``,
+        waiting; else waiting only while more than twice ``workers`` are outstanding)."""
+        import torch
+
+        while self._jobs and (everything or self._jobs[0][0].done() or len(self._jobs) > 2 * self.workers):
+            feats = self._jobs.popleft()[0].result()
             if self._held is not None:
                 feats = torch.cat([self._held, feats])
             final = feats[:-1].clone()
             final[:, 1] = torch.minimum(feats[:-1, 1], feats[1:, 1])  # motion2
             self._held = feats[-1:]
-            self._add(model.svm(final)[:, 0].tolist())
+            if len(final):
+                with _torch_threads(VMAF_THREADS):
+                    self._add(_vmaf_model().svm(final)[:, 0].tolist())
+        if everything and self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def _add(self, scores: list[float]) -> None:
         self._sum += sum(scores)
@@ -207,9 +286,13 @@ class VmafMeter:
         with _torch_threads(VMAF_THREADS):
             return float(_vmaf_model().svm(self._held)[0, 0])
 
+    def _settle(self) -> None:
+        self._submit()
+        self._fold(everything=True)
+
     def mean(self) -> float | None:
         """Mean VMAF over the pairs fed so far (libvmaf's pooled mean); None before any."""
-        self._score_pending()
+        self._settle()
         if self._held is None:
             return None
         return (self._sum + self._last()) / (self._count + 1)
@@ -218,7 +301,7 @@ class VmafMeter:
         """Per-frame VMAF so far (needs ``keep_frames=True``)."""
         if self._frames is None:
             raise ValueError("VmafMeter(keep_frames=True) keeps per-frame scores")
-        self._score_pending()
+        self._settle()
         return np.array(self._frames + ([self._last()] if self._held is not None else []))
 
 

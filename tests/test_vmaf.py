@@ -138,6 +138,20 @@ def test_streaming_meter_matches_one_pass(ref: np.ndarray, distorted: dict[str, 
     assert VmafMeter().mean() is None
 
 
+def test_batches_on_threads_score_as_one_thread_does(ref: np.ndarray, distorted: dict[str, np.ndarray]) -> None:
+    """Scoring batches on threads of their own changes no score: each batch takes the reference
+    before it, and the meter folds the batches in order however they finish."""
+    ref, out = ref[:11], distorted["h264 crf 38"][:11]
+    scores = {}
+    for workers in (1, 3):
+        meter = VmafMeter(batch=2, keep_frames=True, workers=workers)
+        for r, o in zip(ref, out, strict=True):
+            meter.update(r, o)
+        assert len(meter) == 11
+        scores[workers] = meter.frames()
+    assert np.array_equal(scores[1], scores[3])
+
+
 def test_opencv_blur_is_vmaf_torchs_blur() -> None:
     """semantic.metrics swaps vmaf-torch's separable blur (VIF, motion) for OpenCV's, for speed."""
     import torch
@@ -152,6 +166,28 @@ def test_opencv_blur_is_vmaf_torchs_blur() -> None:
             want = fast_gaussian_blur(x, weight=win, stride=stride)
             got = _sep_blur(x, win, stride)
             assert got.shape == want.shape and torch.allclose(got, want, atol=1e-3), (taps, stride)
+
+
+def test_strided_wavelet_is_vmaf_torchs_conv2d() -> None:
+    """semantic.metrics swaps ADM's conv2d wavelet passes for strided multiply-adds, for speed."""
+    import torch
+    from vmaf_torch.adm import ADM
+    from vmaf_torch.utils import vmaf_pad
+
+    from semantic.metrics import _dwt2_horizontal_pass, _dwt2_vertical_pass, _vmaf_model
+
+    _vmaf_model()  # patches ADM
+    adm = ADM()
+    for h, w in ((45, 70), (44, 71), (9, 8)):
+        x = torch.rand(2, 1, h, w) * 255 - 128
+        for coeffs in (adm.dwt2_db2_coeffs_lo_vert, adm.dwt2_db2_coeffs_hi_vert):
+            want = torch.nn.functional.conv2d(vmaf_pad(x, (0, 0, 1, 1 if h % 2 == 0 else 2)), coeffs, stride=(2, 1))
+            got = _dwt2_vertical_pass(adm, x, coeffs)
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-3), (h, w)
+        for coeffs in (adm.dwt2_db2_coeffs_lo_hor, adm.dwt2_db2_coeffs_hi_hor):
+            want = torch.nn.functional.conv2d(vmaf_pad(x, (1, 1 if w % 2 == 0 else 2, 0, 0)), coeffs, stride=(1, 2))
+            got = _dwt2_horizontal_pass(adm, x, coeffs)
+            assert got.shape == want.shape and torch.allclose(got, want, atol=1e-3), (h, w)
 
 
 def test_tiny_frames_are_upscaled_and_shapes_checked(ref: np.ndarray) -> None:

@@ -1,8 +1,8 @@
 """VMAF speed on this machine: the 250 frames of bikes.mp4 (640x272) against an H.264 CRF 32
-copy, scored as lgvsc/loopback.py scores (VmafMeter, one pair at a time), at a few batch sizes
-and torch thread counts.
+copy, scored as lgvsc/loopback.py scores (VmafMeter, one pair at a time), at a few batch sizes,
+torch thread counts and batches scored at once (worker threads).
 
-    python -m tools.bench_vmaf [--clip bikes] [--frames 250] [--batches 0,1,2,4] [--threads 1,2]
+    python -m tools.bench_vmaf [--clip bikes] [--frames 250] [--batches 0,1,2,4] [--threads 1,2] [--workers 1,2]
 
 Batch 0 is VmafMeter's default (frames per pass from VMAF_BATCH_PIXELS).
 """
@@ -29,9 +29,9 @@ def _distorted(ref: np.ndarray) -> np.ndarray:
         return read_video(path).frames
 
 
-def time_meter(ref: np.ndarray, out: np.ndarray, batch: int) -> tuple[float, float]:
+def time_meter(ref: np.ndarray, out: np.ndarray, batch: int, workers: int) -> tuple[float, float]:
     """(seconds, mean VMAF) of one streamed pass."""
-    meter = metrics.VmafMeter(batch=batch)
+    meter = metrics.VmafMeter(batch=batch, workers=workers)
     t0 = time.perf_counter()
     for r, o in zip(ref, out, strict=True):
         meter.update(r, o)
@@ -45,6 +45,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=250)
     ap.add_argument("--batches", default="0,1,2,4")
     ap.add_argument("--threads", default=str(metrics.VMAF_THREADS))
+    ap.add_argument("--workers", default=f"1,{metrics.VMAF_WORKERS}", help="batches scored at once")
     args = ap.parse_args()
     ref = read_video(sample_video(args.clip), max_frames=args.frames).frames
     out = _distorted(ref)
@@ -52,10 +53,11 @@ def main() -> None:
     print(f"{len(ref)} frames {ref.shape[2]}x{ref.shape[1]}")
     for threads in (int(t) for t in args.threads.split(",")):
         metrics.VMAF_THREADS = threads
-        for batch in (int(b) for b in args.batches.split(",")):
-            seconds, score = time_meter(ref, out, batch)
-            print(f"{threads} threads, batch {batch:2d}: {seconds:5.1f} s ({1000 * seconds / len(ref):.0f} ms/frame), "
-                  f"VMAF {score:.2f}", flush=True)
+        for workers in (int(w) for w in args.workers.split(",")):
+            for batch in (int(b) for b in args.batches.split(",")):
+                seconds, score = time_meter(ref, out, batch, workers)
+                print(f"{threads} threads, {workers} workers, batch {batch:2d}: {seconds:5.1f} s "
+                      f"({1000 * seconds / len(ref):.0f} ms/frame), VMAF {score:.2f}", flush=True)
 
 
 if __name__ == "__main__":
