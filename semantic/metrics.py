@@ -112,20 +112,23 @@ def _sep_blur(x, weight, stride=1):  # noqa: ANN001, ANN202 - vmaf_torch.utils.f
 
 # vmaf-torch's ADM wavelet (db2, 4 taps, stride 2) as four strided multiply-adds: its 1-channel
 # conv2d, 60 calls a frame, took 6 of bigbuckbunny's 28 CPU s of VMAF (132 frames of 1280x720).
-def _dwt2_vertical_pass(self, x, taps):  # noqa: ANN001, ANN202 - ADM.dwt2_vertical_pass's signature
+def _dwt2_pass(x, taps, dim: int):  # noqa: ANN001, ANN202 - torch tensors, imported lazily
+    """One pass along ``dim`` (-2: vertical, -1: horizontal), padded as vmaf-torch pads it."""
     from vmaf_torch.utils import vmaf_pad
 
-    xp, w = vmaf_pad(x, (0, 0, 1, 1 if x.shape[-2] % 2 == 0 else 2)), taps.reshape(-1)
-    n = (xp.shape[-2] - w.numel()) // 2 + 1
-    return sum(w[k] * xp[..., k : k + 2 * n - 1 : 2, :] for k in range(w.numel()))
+    tail = 1 if x.shape[dim] % 2 == 0 else 2
+    xp, w = vmaf_pad(x, (0, 0, 1, tail) if dim == -2 else (1, tail, 0, 0)), taps.reshape(-1)
+    n = (xp.shape[dim] - w.numel()) // 2 + 1
+    every_other = (..., slice(None, None, 2)) + ((slice(None),) if dim == -2 else ())
+    return sum(w[k] * xp.narrow(dim, k, 2 * n - 1)[every_other] for k in range(w.numel()))
+
+
+def _dwt2_vertical_pass(self, x, taps):  # noqa: ANN001, ANN202 - ADM.dwt2_vertical_pass's signature
+    return _dwt2_pass(x, taps, -2)
 
 
 def _dwt2_horizontal_pass(self, x, taps):  # noqa: ANN001, ANN202 - ADM.dwt2_horizontal_pass's signature
-    from vmaf_torch.utils import vmaf_pad
-
-    xp, w = vmaf_pad(x, (1, 1 if x.shape[-1] % 2 == 0 else 2, 0, 0)), taps.reshape(-1)
-    n = (xp.shape[-1] - w.numel()) // 2 + 1
-    return sum(w[k] * xp[..., k : k + 2 * n - 1 : 2] for k in range(w.numel()))
+    return _dwt2_pass(x, taps, -1)
 
 
 VMAF_MISSING = "n/a (pip install 'lgvsc[vmaf]')"
