@@ -424,9 +424,9 @@ def test_burst_padding_sends_each_bursts_zeros_with_it() -> None:
     assert (0, "tx_time", 7) in tags
 
 
-def _receive_in_flowgraph(x: np.ndarray, batch: int) -> tuple[list[bytes], list[int]]:
+def _receive_in_flowgraph(x: np.ndarray, batch: int) -> tuple[list[bytes], list[int], list[dict]]:
     """``x`` through the receiver block (decoding) in a GNU Radio flowgraph: the payloads it
-    emitted and the sample count of each ``work`` call."""
+    emitted, the sample count of each ``work`` call and the counters messages."""
     from gnuradio import blocks, gr
 
     from lgvsc_phy.gr_blocks import OfdmReceiver
@@ -446,16 +446,18 @@ def _receive_in_flowgraph(x: np.ndarray, batch: int) -> tuple[list[bytes], list[
     rx.calls = []
     source = blocks.vector_source_c(x.astype(np.complex64), False)
     source.set_max_noutput_items(2000)  # as a radio source hands over one USB packet per call
-    store = blocks.message_debug()
+    store, counters = blocks.message_debug(), blocks.message_debug()
     tb.connect(source, rx)
     tb.msg_connect((rx, "out"), (store, "store"))
+    tb.msg_connect((rx, "stats"), (counters, "store"))
     tb.run()
     payloads = [decode_pair(pmt.serialize_str(store.get_message(i)))[1] for i in range(store.num_messages())]
-    return payloads, rx.calls
+    stats = [decode_pair(pmt.serialize_str(counters.get_message(i)))[0] for i in range(counters.num_messages())]
+    return payloads, rx.calls, stats
 
 
 def test_a_batching_receiver_works_on_whole_batches_and_decodes_every_burst() -> None:
-    """On a radio's endless stream (rx_usrp.grc: batch 8192) the receiver block is called on
+    """On a radio's endless stream (rx_usrp.grc: batch 16384) the receiver block is called on
     multiples of its batch, not on each packet, and decodes what it would unbatched; a loopback's
     rx.grc keeps batch 0, where the last burst must not wait for samples that never come."""
     m = get_mcs("qpsk-1/2")
@@ -465,15 +467,19 @@ def test_a_batching_receiver_works_on_whole_batches_and_decodes_every_burst() ->
     bursts = np.concatenate([mod.burst(m.mapper().symbols(p, seq)) for seq, p in enumerate(payloads)])
     # A radio's stream has no end; this one ends on a whole batch (a block waiting for the rest
     # of its last batch would keep the flowgraph from finishing).
-    tail = 3 * 4096 - (500 + bursts.size) % 4096
+    tail = 2 * 8192 - (500 + bursts.size) % 8192
     stream = _noisy(np.concatenate([np.zeros(500), bursts, np.zeros(tail)]), 15.0, m.ofdm, rng)
-    got, calls = _receive_in_flowgraph(stream, 4096)
+    got, calls, stats = _receive_in_flowgraph(stream, 8192)
     assert got == payloads
-    assert calls and all(n % 4096 == 0 for n in calls), calls
+    assert calls and all(n % 8192 == 0 for n in calls), calls
+    # One counters message per call that finished bursts (not one per burst), cumulative, in order.
+    assert len(stats) < len(payloads) and len(stats) <= len(calls)
+    assert [s["crc_ok"] for s in stats] == sorted(s["crc_ok"] for s in stats)
+    assert stats[-1]["crc_ok"] == stats[-1]["bursts"] == len(payloads) and stats[-1]["crc_fail"] == 0
     ended = _noisy(np.concatenate([np.zeros(500), bursts]), 15.0, m.ofdm, rng)
     assert _receive_in_flowgraph(ended, 0)[0] == payloads
     blocks = {b["name"]: b for grc in ("rx_usrp.grc", "rx_usrp_gui.grc") for b in read_grc(GRC_DIR / grc)["blocks"]}
-    assert str(blocks["ofdm_receiver"]["parameters"]["batch"]) == "8192"
+    assert str(blocks["ofdm_receiver"]["parameters"]["batch"]) == "16384"
     rx = {b["name"]: b["parameters"] for b in read_grc(GRC_DIR / "rx.grc")["blocks"]}
     assert rx["ofdm_receiver"]["batch"] == "batch" and str(rx["batch"]["value"]) == "0"
 

@@ -17,7 +17,7 @@ behind, samples are lost (UHD prints "O"). This benchmark stands in for that:
    is bounded (send high-water mark: ``--buffer-ms`` of samples), and so is the rx's ZeroMQ receive
    queue (1000 messages, the ZeroMQ default rx.grc keeps): a chunk the sockets will not take is
    dropped and counted as an overflow, as UHD counts an "O". The receiver runs as rx_usrp.grc
-   runs it on a radio, on multiples of ``--batch`` samples (8192; 0: each message as it comes,
+   runs it on a radio, on multiples of ``--batch`` samples (16384; 0: each message as it comes,
    as rx.grc does in a loopback, whose stream ends).
 3. The rx process's CPU time (user + sys, all threads, from /proc/<pid>/stat) is read after the
    flowgraph is ready and ``--warmup`` seconds of samples went through (numba loading and grcc
@@ -81,7 +81,7 @@ class RealtimeConfig:
     snr_db: float = 20.0
     capture_pdus: int = 40
     sync_threshold: float = 0.06
-    batch: int = 8192  # the receiver works on multiples of this many samples, as rx_usrp.grc's does on a radio
+    batch: int = 16384  # the receiver works on multiples of this many samples, as rx_usrp.grc's does on a radio
     max_lag_s: float = 0.25  # sustained only if the decoder never fell further behind the feed
     quiet_s: float = 0.5  # drained: no PDU for this long after the feed stopped (and the rx idle)
     drain_timeout_s: float = 60.0
@@ -476,7 +476,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=float, default=RealtimeConfig.warmup_s)
     ap.add_argument("--chunk", type=int, default=RealtimeConfig.chunk, help="samples per message")
     ap.add_argument("--batch", type=int, default=RealtimeConfig.batch,
-                    help="the receiver works on multiples of this many samples (rx_usrp.grc: 8192; 0: each message)")
+                    help="the receiver works on multiples of this many samples (rx_usrp.grc: 16384; 0: each message)")
     ap.add_argument("--mcs", nargs="+", default=list(RealtimeConfig.mcs))
     ap.add_argument("--snr", type=float, default=RealtimeConfig.snr_db)
     ap.add_argument("--buffer-ms", type=float, default=RealtimeConfig.buffer_ms)
