@@ -101,12 +101,34 @@ def _history(size: int) -> np.ndarray:
 _STATE_WEIGHTS = 1 << (_K - 2 - np.arange(_K - 1))
 
 
-def conv_encode(info: np.ndarray) -> np.ndarray:
+def conv_encode_numpy(info: np.ndarray) -> np.ndarray:
     """Tail-biting: the encoder starts in the state its last K-1 inputs leave it in, so the
     state before input i is simply inputs i-1 .. i-K+1 (circularly), newest in the MSB."""
     info = np.asarray(info, dtype=np.int64)
     states = info[_history(info.size)] @ _STATE_WEIGHTS
     return _OUT[states, info].reshape(-1)
+
+
+def _conv_encode_loop(info: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``conv_encode_numpy`` as a shift register that starts in the state of the last K-1 inputs."""
+    n = info.size
+    state = 0
+    for i in range(n - (_K - 1), n):  # the state those inputs leave: newest in the MSB
+        state = ((info[i % n] << (_K - 1)) | state) >> 1
+    coded = np.empty(3 * n, dtype=np.uint8)
+    for i in range(n):
+        bit = info[i]
+        for g in range(3):
+            coded[3 * i + g] = out[state, bit, g]
+        state = ((bit << (_K - 1)) | state) >> 1
+    return coded
+
+
+def conv_encode(info: np.ndarray) -> np.ndarray:
+    """Tail-biting convolutional encoding of ``info`` bits into 3 x as many (compiled when it can be)."""
+    if _conv_encode is None:
+        return conv_encode_numpy(info)
+    return _conv_encode(np.ascontiguousarray(info, dtype=np.int64), _OUT)
 
 
 def _viterbi_numpy(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -144,18 +166,29 @@ def _viterbi_loops(llr: np.ndarray, out_sign: np.ndarray, steps: int) -> tuple[n
     mispredicted its way to 3x the time. The lower predecessor wins ties.
     """
     states = out_sign.shape[0]
+    # A branch's three coded bits take one of 8 patterns: its metric is one of 8 sums per step.
+    pattern = np.empty((states, 2), dtype=np.int64)
+    sign = np.empty((8, 3))
+    for st in range(states):
+        for b in range(2):
+            pattern[st, b] = (out_sign[st, b, 0] < 0) * 4 + (out_sign[st, b, 1] < 0) * 2 + (out_sign[st, b, 2] < 0)
+            for g in range(3):
+                sign[pattern[st, b], g] = out_sign[st, b, g]
+    branch = np.empty(8)
     metric = np.zeros(states)
     new = np.empty(states)
     choice = np.zeros((steps, states), dtype=np.int8)  # input bit of the survivor into each state
     prev = np.zeros((steps, states), dtype=np.int16)
     for t in range(steps):
         l0, l1, l2 = llr[3 * t], llr[3 * t + 1], llr[3 * t + 2]
+        for c in range(8):
+            branch[c] = sign[c, 0] * l0 + sign[c, 1] * l1 + sign[c, 2] * l2
         for ns in range(states):
             bit = ns >> 5
             s0 = (ns << 1) & (states - 1)
             s1 = s0 | 1
-            m0 = metric[s0] + out_sign[s0, bit, 0] * l0 + out_sign[s0, bit, 1] * l1 + out_sign[s0, bit, 2] * l2
-            m1 = metric[s1] + out_sign[s1, bit, 0] * l0 + out_sign[s1, bit, 1] * l1 + out_sign[s1, bit, 2] * l2
+            m0 = metric[s0] + branch[pattern[s0, bit]]
+            m1 = metric[s1] + branch[pattern[s1, bit]]
             upper = m1 > m0
             new[ns] = m1 if upper else m0
             choice[t, ns] = bit
@@ -175,6 +208,7 @@ def _traceback(metric: np.ndarray, choice: np.ndarray, prev: np.ndarray) -> np.n
 
 
 _viterbi = njit(cache=True, nogil=True)(_viterbi_loops) if njit is not None else _viterbi_numpy
+_conv_encode = njit(cache=True, nogil=True)(_conv_encode_loop) if njit is not None else None
 _survivor = njit(cache=True, nogil=True)(_traceback) if njit is not None else _traceback
 _OUT_SIGN = (1.0 - 2.0 * _OUT).astype(np.float64)
 

@@ -52,10 +52,9 @@ class IdealLink:
             gain = np.resize(self.gains, sent.size)
             noise = self.rng.standard_normal(sent.size) + 1j * self.rng.standard_normal(sent.size)
             received = gain * sent + np.sqrt(noise_var / 2) * noise
-            llr = const.llr((received / gain).astype(np.complex64), (noise_var / np.abs(gain) ** 2).astype(np.float32))
-            ordered = np.empty_like(llr)
-            ordered[perm] = llr
-            failed += bool(np.any(code.decode(ordered.reshape(cws, code.n)).bits != info))
+            llr = const.llr((received / gain).astype(np.complex64), (noise_var / np.abs(gain) ** 2).astype(np.float32),
+                            perm)
+            failed += bool(np.any(code.decode(llr.reshape(cws, code.n)).bits != info))
         return failed / pdus
 
 

@@ -14,7 +14,10 @@ variance). Its per-sample and per-symbol loops are compiled in ``lgvsc_phy.ofdm_
 
 from __future__ import annotations
 
+import cmath
+import math
 from dataclasses import dataclass, replace
+from functools import cache
 
 import numpy as np
 
@@ -96,12 +99,13 @@ class _Pending:
     end: int  # absolute index just past its last OFDM symbol
     cfo: float
     chan: np.ndarray
-    gain: np.ndarray
+    gain: np.ndarray  # per data carrier, 1 / noise variance after zero-forcing (float32)
     snr_db: float
     length: int
     seq: int
     mcs: Mcs
     noise_var: float = 1.0  # per carrier, of the channel fit
+    esnr_db: float = float("nan")  # effective SNR of ``gain``
 
 
 @dataclass
@@ -152,13 +156,30 @@ class DcTracker:
         return out
 
 
+@cache
+def _counting(size: int) -> np.ndarray:
+    """0 .. size - 1 as floats (read-only: shared between calls)."""
+    out = np.arange(size, dtype=float)
+    out.flags.writeable = False
+    return out
+
+
+@cache
+def _symbol_offsets(count: int, symbol_len: int) -> np.ndarray:
+    """Where each of ``count`` OFDM symbols starts, from the first's start (read-only, shared)."""
+    out = np.arange(count) * symbol_len
+    out.flags.writeable = False
+    return out
+
+
 def effective_snr_db(carrier_snr: np.ndarray) -> float:
     """The flat-channel SNR with the same mean capacity as these per-carrier SNRs (linear): what
     link adaptation should compare with AWGN thresholds on a frequency-selective channel."""
     snr = np.maximum(np.asarray(carrier_snr, dtype=float), 0.0)
     if snr.size == 0:
         return float("nan")
-    return float(10 * np.log10(max(2 ** np.mean(np.log2(1 + snr)) - 1, 1e-12)))
+    mean_capacity = float(np.log1p(snr).sum()) / snr.size / math.log(2)  # bits per carrier
+    return 10 * math.log10(max(2**mean_capacity - 1, 1e-12))
 
 
 class SparseTapFit:
@@ -265,8 +286,10 @@ class OfdmBurstReceiver:
         self.fourier = np.exp(-2j * np.pi * np.outer(k_all, delays) / n)  # (n, taps)
         self.rows1 = np.flatnonzero(w1)
         self.rows2 = np.flatnonzero(w2)
+        self.preamble_rows = np.concatenate([self.rows1, n + self.rows2])  # into both symbols' spectra, flat
         self.common = np.intersect1d(self.rows1, self.rows2)
-        self.w1c, self.w2c = np.conj(w1[self.common]), np.conj(w2[self.common])
+        # The residual CFO's phase step: sum(conj(pre0 w1*) pre1 w2*) over the common carriers.
+        self.step_weights = np.conj(w2[self.common]) * w1[self.common]
         design = np.concatenate(
             [w1[self.rows1, None] * self.fourier[self.rows1], w2[self.rows2, None] * self.fourier[self.rows2]]
         )
@@ -330,7 +353,9 @@ class OfdmBurstReceiver:
         self.strict = (burst.end, max(self.threshold, 0.5 * (snr / (1 + snr)) ** 2))
         return burst.start + (self.p.sync_symbols + self.p.header_symbols) * self.p.symbol_len
 
-    def _payload_symbols(self, mcs: Mcs, length: int) -> int:
+    @staticmethod
+    @cache
+    def _payload_symbols(mcs: Mcs, length: int) -> int:
         return mcs.codec().payload_symbols(length)
 
     def _burst_len(self, mcs: Mcs, length: int) -> int:
@@ -355,20 +380,19 @@ class OfdmBurstReceiver:
         # symbol's plateau that echoes up to half the CP long cannot reach.
         plateau = phase_ref[start + cp // 2 : min(start + cp + 1, phase_ref.size)]
         if plateau.size:  # refines the fractional part; the integer part (screen's) stays
-            fraction = float(np.angle(-plateau.sum()) / np.pi)
+            fraction = cmath.phase(-complex(plateau.sum())) / math.pi
             cfo = fraction + 2 * round((cfo - fraction) / 2)
-        spectra = lambda first, count: self._spectra(cfo, start, first, count)  # noqa: E731
-        pre = spectra(0, 2)
+        pre = self._spectra(cfo, start, 0, 2)
         # Residual CFO from the phase step between the two preamble symbols on the carriers both
         # use: ~52 carrier pairs, far steadier at low SNR than the time-domain estimate.
-        step = np.sum(pre[1, self.common] * self.w2c * np.conj(pre[0, self.common] * self.w1c))
-        cfo += float(np.angle(step)) * n / (2 * np.pi * sym)
-        pre = spectra(0, 2)
-        y = np.concatenate([pre[0, self.rows1], pre[1, self.rows2]])
+        step = np.vdot(pre[0, self.common], pre[1, self.common] * self.step_weights)
+        cfo += cmath.phase(step) * n / (2 * math.pi * sym)
+        known = self._spectra(cfo, start, 0, self.p.sync_symbols + self.p.header_symbols)  # preamble, header
+        y = known[:2].reshape(-1)[self.preamble_rows]
         taps, noise_var = self.preamble_fit(y)
         chan = self.fourier @ taps  # (n,) centred
         gain = np.abs(chan[self.data_idx]) ** 2 / noise_var  # per data carrier: 1 / noise var after ZF
-        hdr_spectra = spectra(self.p.sync_symbols, self.p.header_symbols)
+        hdr_spectra = known[self.p.sync_symbols :]
         hdr = self._equalize(hdr_spectra, chan, self.p.sync_symbols)
         header = self._decode_header(hdr, gain)
         mcs = MCS_BY_INDEX.get(header.mcs_index) if header else None
@@ -376,11 +400,12 @@ class OfdmBurstReceiver:
             self.headers_failed += 1
             return None
         chan, noise_var = self._refine_with_header(y, header, hdr_spectra, chan)
+        active = chan[self.active]
+        snr = np.vdot(active, active).real / active.size / noise_var
         gain = np.abs(chan[self.data_idx]) ** 2 / noise_var
-        snr = float(np.mean(np.abs(chan[self.active]) ** 2) / noise_var)
         start_abs = self.base + start
-        return _Pending(start_abs, start_abs + self._burst_len(mcs, header.length), cfo, chan, gain,
-                        10 * np.log10(snr), header.length, header.seq, mcs, noise_var)
+        return _Pending(start_abs, start_abs + self._burst_len(mcs, header.length), cfo, chan, gain.astype(np.float32),
+                        float(10 * np.log10(snr)), header.length, header.seq, mcs, noise_var, effective_snr_db(gain))
 
     def _finish(self, burst: _Pending) -> RxBurst:
         """Equalize the payload of an analysed burst whose samples are all in the buffer."""
@@ -389,14 +414,16 @@ class OfdmBurstReceiver:
         n_ofdm = (burst.end - burst.start) // self.p.symbol_len - first_data
         spectra = self._spectra(burst.cfo, burst.start - self.base, first_data, n_ofdm)
         # Sample clock: phase per carrier index, per unit of offset, at each payload symbol.
-        per_offset = self._clock_phase_step * (first_data + np.arange(n_ofdm) - self.channel_epoch)
+        per_offset = self._clock_phase_step * (first_data - self.channel_epoch + _counting(n_ofdm))
         before = self.clock.offset
         residual, precision = self._clock_residual(spectra, burst, per_offset, before)
         rotate_carriers(spectra, per_offset * self.clock.update(before + residual, precision))
         data = self._equalize(spectra, burst.chan, first_data).reshape(-1)[:n_sym]
-        csi = np.tile(burst.gain, n_ofdm)[:n_sym].astype(np.float32)
-        return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64), csi,
-                       burst.snr_db, burst.cfo, effective_snr_db(burst.gain), self.clock.offset * 1e6)
+        csi = np.empty((n_ofdm, burst.gain.size), dtype=np.float32)
+        csi[:] = burst.gain  # the carriers' gains, OFDM symbol by OFDM symbol
+        return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64),
+                       csi.reshape(-1)[:n_sym],
+                       burst.snr_db, burst.cfo, burst.esnr_db, self.clock.offset * 1e6)
 
     def _clock_residual(self, spectra: np.ndarray, burst: _Pending, per_offset: np.ndarray,
                         offset: float) -> tuple[float, float]:
@@ -440,13 +467,17 @@ class OfdmBurstReceiver:
         preamble's phase (its common phase against the first estimate), the reference the
         payload's pilot tracking is anchored to.
         """
-        known = np.empty((self.p.header_symbols, self.p.fft_len))
-        known[:, self.data_idx] = (1.0 - 2.0 * encode_header(header)).reshape(self.p.header_symbols, -1)  # BPSK
-        known[:, self.pilot_idx] = self.pilot_vals.real
-        # BPSK and pilots are +-1: multiplying by them turns each carrier into a plain channel
-        # observation with unchanged noise, so the fit's design stays fixed (precomputed).
-        obs = spectra[:, self.active] * known[:, self.active]
-        obs *= np.exp(-1j * np.angle(np.sum(obs * np.conj(chan[self.active]), axis=1)))[:, None]
+        # On the active carriers (data, then pilots): the header's BPSK and the pilots, all +-1.
+        known = np.empty((self.p.header_symbols, self.active.size))
+        known[:, : self.data_idx.size] = (1.0 - 2.0 * encode_header(header)).reshape(self.p.header_symbols, -1)
+        known[:, self.data_idx.size :] = self.pilot_vals.real
+        # Multiplying by them turns each carrier into a plain channel observation with unchanged
+        # noise, so the fit's design stays fixed (precomputed).
+        obs = spectra[:, self.active] * known
+        turn = np.conj(obs @ np.conj(chan[self.active]))  # each symbol's common phase, undone
+        size = np.abs(turn)
+        np.divide(turn, size, out=turn, where=size > 0)
+        obs *= turn[:, None]
         taps, noise_var = self.header_fit(np.concatenate([y_pre, obs.reshape(-1)]))
         return self.fourier @ taps, noise_var
 
@@ -455,7 +486,7 @@ class OfdmBurstReceiver:
         CFO removed; each FFT window starts ``TIMING_BACKOFF`` samples inside the CP (the
         channel fit's delay grid accounts for that shift)."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
-        starts = start + (first + np.arange(count)) * sym + cp - self.TIMING_BACKOFF
+        starts = (start + first * sym + cp - self.TIMING_BACKOFF) + _symbol_offsets(count, sym)
         return np.fft.fft(centred_windows(self.buf, starts, n, cfo), axis=1)
 
     def _equalize(self, spectra: np.ndarray, chan: np.ndarray, first: int) -> np.ndarray:

@@ -80,19 +80,16 @@ class PhyFrameCodec:
             return DecodedFrame(None, float("nan"), 0, 0)
         symbols = symbols[: cws * self.code.n // bps]
         if csi is not None and len(csi) >= symbols.size:
-            per_symbol = 1.0 / np.maximum(np.asarray(csi[: symbols.size], dtype=np.float32), 1e-6)
-            noise_var = float(np.mean(per_symbol))
-            llr = self.constellation.llr(symbols, per_symbol)
+            per_symbol = 1.0 / np.maximum(np.asarray(csi[: symbols.size], dtype=np.float32), np.float32(1e-6))
+            noise_var = float(per_symbol.sum(dtype=np.float64)) / per_symbol.size
         else:
-            noise_var = self.constellation.noise_var_estimate(symbols)
-            llr = self.constellation.llr(symbols, noise_var)
-        deinterleaved = np.empty_like(llr)
-        deinterleaved[interleaver(llr.size)] = llr
-        llr = deinterleaved.reshape(cws, self.code.n)
+            per_symbol = noise_var = self.constellation.noise_var_estimate(symbols)
+        # Demapped straight into deinterleaved order (bit i of the burst goes to interleaver[i]).
+        llr = self.constellation.llr(symbols, per_symbol, interleaver(cws * self.code.n)).reshape(cws, self.code.n)
         result = self.code.decode(llr, self.max_iter)
         snr_db = float(10 * np.log10(1.0 / max(noise_var, 1e-9)))
         iters = int(result.iterations.max())
-        raw_errors = int(np.count_nonzero((llr[:, : self.code.k] < 0) != result.bits.astype(bool)))
+        raw_errors = int(np.count_nonzero((llr[:, : self.code.k] < 0).view(np.uint8) ^ result.bits))
         raw_bits = cws * self.code.k
         body = np.packbits(result.bits.reshape(-1), bitorder="little").tobytes()
         (length,) = struct.unpack(">H", body[:LEN_BYTES])

@@ -9,6 +9,7 @@ Parsing is bounded: lengths are checked against the remaining bytes and nesting 
 from __future__ import annotations
 
 import struct
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -80,6 +81,7 @@ def _encode_uvector(values: np.ndarray) -> bytes:
     return bytes([PST_UNIFORM_VECTOR, subtype]) + struct.pack(">I", values.size) + b"\x01\x00" + raw
 
 
+@lru_cache(maxsize=256)  # metadata keys repeat in every PDU; bounded for arbitrary strings
 def _encode_symbol(name: str) -> bytes:
     raw = name.encode()
     return bytes([PST_SYMBOL]) + struct.pack(">H", len(raw)) + raw
@@ -105,13 +107,17 @@ def _encode_value(value: Any) -> bytes:
     raise PmtError(f"cannot encode {type(value).__name__} as PMT")
 
 
+_DICT_ENTRY = bytes([PST_DICT, PST_PAIR])
+
+
 def _encode_dict(meta: dict[str, Any]) -> bytes:
     # GNU Radio serializes a dict as nested pairs: (key . value) . rest, ending in NIL;
     # dict_add prepends, so the last key added comes first.
-    out = b""
-    for key, value in reversed(list(meta.items())):
-        out += bytes([PST_DICT, PST_PAIR]) + _encode_symbol(key) + _encode_value(value)
-    return out + bytes([PST_NULL])
+    parts = []
+    for key, value in reversed(meta.items()):
+        parts += (_DICT_ENTRY, _encode_symbol(key), _encode_value(value))
+    parts.append(bytes([PST_NULL]))
+    return b"".join(parts)
 
 
 # The link decodes several messages per burst: precompiled layouts, not struct's format cache.

@@ -47,6 +47,19 @@ def test_compiled_llr_matches_numpy_with_one_noise_variance(name: str) -> None:
     assert c.llr(y[:0], 0.2).size == 0
 
 
+@pytest.mark.parametrize("name", ["qpsk", "16qam", "8psk"])
+def test_llr_order_deinterleaves_in_the_same_pass(name: str) -> None:
+    """``order`` puts bit i's LLR at out[order[i]]: the receiver's deinterleaver, compiled or not."""
+    c = CONSTELLATIONS.get(name) or Constellation("8psk", tuple(np.exp(2j * np.pi * np.arange(8) / 8)))
+    rng = np.random.default_rng(9)
+    y = (rng.standard_normal(200) + 1j * rng.standard_normal(200)).astype(np.complex64)
+    order = rng.permutation(200 * c.bits_per_symbol)
+    plain = c.llr(y, 0.3)
+    expected = np.empty_like(plain)
+    expected[order] = plain
+    np.testing.assert_array_equal(c.llr(y, 0.3, order), expected)
+
+
 def test_non_separable_constellation_uses_all_points() -> None:
     psk8 = Constellation("8psk", tuple(np.exp(2j * np.pi * np.arange(8) / 8)))
     assert psk8.axes is None

@@ -5,7 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from lgvsc_phy.header import INFO_BITS, PhyHeader, _bits, crc16_ccitt, word_crc16
+from lgvsc_phy.header import (
+    _OUT_SIGN,
+    INFO_BITS,
+    PhyHeader,
+    _bits,
+    _viterbi,
+    _viterbi_numpy,
+    conv_encode,
+    conv_encode_numpy,
+    crc16_ccitt,
+    word_crc16,
+)
 
 
 def test_word_crc16_matches_the_bit_loop() -> None:
@@ -29,3 +40,16 @@ def test_header_round_trips_and_a_flipped_bit_fails(header: PhyHeader) -> None:
         flipped = bits.copy()
         flipped[i] ^= 1
         assert PhyHeader.from_bits(flipped) is None
+
+
+def test_compiled_encoder_and_viterbi_match_their_numpy_references() -> None:
+    rng = np.random.default_rng(11)
+    for size in (7, 48, 100):
+        info = rng.integers(0, 2, size)
+        np.testing.assert_array_equal(conv_encode(info), conv_encode_numpy(info))
+    coded = conv_encode(rng.integers(0, 2, 60))
+    llr = (1.0 - 2.0 * coded) * 2.0 + rng.standard_normal(coded.size) * 1.5  # noisy: errors to correct
+    got, want = _viterbi(llr, _OUT_SIGN, 60), _viterbi_numpy(llr, _OUT_SIGN, 60)
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)  # the final state metrics
+    np.testing.assert_array_equal(got[1], want[1])
+    np.testing.assert_array_equal(got[2], want[2])
