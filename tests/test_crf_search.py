@@ -33,6 +33,37 @@ def test_whole_then_quarter_steps_find_the_smallest_fitting_crf() -> None:
     assert refine_crf(cost, 18, (18, 63), 10**9, 18) == (18, 18)  # nothing below the range
 
 
+@pytest.mark.parametrize("halving", [3.0, 6.0, 11.0])
+def test_the_secant_search_finds_what_brute_force_finds(halving: float) -> None:
+    """Over budgets across the range and encoders whose rate is not the 6-steps-a-halving guess
+    (nor a straight line: a bend at CRF 40), the smallest fitting CRF, in few encodes."""
+    def size(crf: float) -> int:
+        bend = 1.5 if crf > 40 else 1.0
+        return int(1e6 * 2 ** (-(crf - 18) / halving * bend) + 50)
+
+    rng = np.random.default_rng(4)
+    for budget in np.unique(rng.integers(size(51), size(18) + 1000, 200)):
+        tried: list[int] = []
+
+        def cost(crf: int, tried: list[int] = tried) -> tuple[int, int]:
+            tried.append(crf)
+            return size(crf), crf
+
+        crf, coded = smallest_fitting_crf(cost, (18, 51), int(budget), (size(51), 51))
+        want = min(c for c in range(18, 52) if size(c) <= budget)
+        assert crf == coded == want, (budget, tried)
+        assert len(tried) == len(set(tried)) <= 7, tried
+
+
+def test_a_cost_that_marks_settings_unusable_still_finds_the_answer() -> None:
+    """The track's cost is infinite where a setting cannot be coded at all."""
+    def cost(crf: int) -> tuple[float, int]:
+        return (float("inf") if crf < 30 else _size(crf)), crf
+
+    assert smallest_fitting_crf(cost, (18, 63), 10**9, (_size(63), 63)) == (30, 30)
+    assert smallest_fitting_crf(cost, (18, 63), 33000, (_size(63), 63))[0] == 32
+
+
 def test_crf_options_keep_whole_steps_as_they_were() -> None:
     assert with_crf({"preset": "8"}, "libsvtav1", 40) == {"preset": "8", "crf": "40"}
     assert with_crf({"svtav1-params": "lp=2"}, "libsvtav1", 40.25) == {"svtav1-params": "lp=2:crf=40.25"}
