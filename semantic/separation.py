@@ -112,7 +112,7 @@ def encode(frames: list[np.ndarray], fps: Fraction, scheme: str, crf: float, siz
         stream.options = with_crf({"g": str(GOP), "threads": str(ENCODER_THREADS), "preset": codec.preset,
                                    **_encoder_params(codec.encoder, size[0])}, codec.encoder, crf)
         for frame in frames:
-            small = cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if frame.shape[1::-1] != size else frame
+            small = _scaled(frame, size)
             for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(small), format="rgb24")):
                 out.mux(packet)
         for packet in stream.encode():
@@ -162,8 +162,9 @@ def _scheme(scheme: str) -> Codec:
     return SCHEMES[scheme]
 
 
-# A whole search takes seconds to a minute (bigbuckbunny, 132 frames of 1280x720: 64 s, some 5e-7 s
-# per source pixel-frame): ten times that, and never under SEARCH_TIMEOUT_S, it is hung.
+# A whole search takes seconds to a minute (bigbuckbunny, 132 frames of 1280x720: 35 s, some 3e-7 s
+# per source pixel-frame; 64 s before 2026-12-03): ten times the old figure, and never under
+# SEARCH_TIMEOUT_S, it is hung.
 SEARCH_TIMEOUT_S = 300.0
 SEARCH_S_PER_PIXEL_FRAME = 5e-6
 # SVT-AV1 4.1 now and then deadlocks inside an encode (every thread waiting on a futex; seen twice
@@ -261,7 +262,6 @@ def _death(proc: subprocess.CompletedProcess) -> str:
 
 
 def _search(frames: list[np.ndarray], fps: Fraction, scheme: str, byte_budget: int) -> CodedVideo:
-    reference = np.stack(frames)
     h, w = frames[0].shape[:2]
     best: tuple[float, CodedVideo] | None = None
     # Per scale, a lower bound on the stream size at CRF 51 for the current stride: half the
@@ -275,17 +275,21 @@ def _search(frames: list[np.ndarray], fps: Fraction, scheme: str, byte_budget: i
             if floor.get(scale, 0) > byte_budget:
                 continue  # cannot fit: spare the encode
             size = coded_size(scheme, (_even(w * scale), _even(h * scale)))
-            coarsest = floor[scale] = len(encode(kept, rate, scheme, SCHEMES[scheme].crf_range[1], size))
-            if coarsest > byte_budget:
+            small = at_size(kept, size)  # scaled once for all the encodes at this size
+            coarsest = encode(small, rate, scheme, SCHEMES[scheme].crf_range[1], size)
+            floor[scale] = len(coarsest)
+            if len(coarsest) > byte_budget:
                 continue  # even the coarsest quantizer does not fit at this size
-            def stream_size(crf: int, size: tuple[int, int] = size, kept: list = kept, rate: Fraction = rate
-                            ) -> tuple[int, None]:
-                return len(encode(kept, rate, scheme, crf, size)), None
+            def stream(crf: int, size: tuple[int, int] = size, small: list = small, rate: Fraction = rate
+                       ) -> tuple[int, bytes]:
+                data = encode(small, rate, scheme, crf, size)
+                return len(data), data
 
-            crf, _ = smallest_fitting_crf(stream_size, SCHEMES[scheme].crf_range, byte_budget, (coarsest, None))
-            coded = CodedVideo(encode(kept, rate, scheme, crf, size), scheme, size[0], size[1], crf, len(frames),
-                               fps, (w, h), stride)
-            quality = float(np.mean(psnr_frames(reference, np.stack(list(decode(coded.data, coded))))))
+            # The stream the search coded is the one sent: encoding again at the same CRF costs
+            # a whole encode, and libx264's bytes vary by a few between runs.
+            crf, data = smallest_fitting_crf(stream, SCHEMES[scheme].crf_range, byte_budget, (len(coarsest), coarsest))
+            coded = CodedVideo(data, scheme, size[0], size[1], crf, len(frames), fps, (w, h), stride)
+            quality = stream_psnr(frames, coded)
             if best is None or quality > best[0]:
                 best = (quality, coded)
             tried += 1
@@ -300,7 +304,8 @@ def _search(frames: list[np.ndarray], fps: Fraction, scheme: str, byte_budget: i
 
 def _refined(frames: list[np.ndarray], coded: CodedVideo, byte_budget: int) -> CodedVideo:
     """The chosen setting at the finest CRF that still fits (``refine_crf``), as LGVSC's track gets."""
-    kept, rate, size = frames[:: coded.stride], coded.fps / coded.stride, (coded.width, coded.height)
+    size = (coded.width, coded.height)
+    kept, rate = at_size(frames[:: coded.stride], size), coded.fps / coded.stride
 
     def stream(crf: float) -> tuple[int, bytes]:
         data = encode(kept, rate, coded.scheme, crf, size)
@@ -308,6 +313,24 @@ def _refined(frames: list[np.ndarray], coded: CodedVideo, byte_budget: int) -> C
 
     crf, data = refine_crf(stream, coded.crf, SCHEMES[coded.scheme].crf_range, byte_budget, coded.data)
     return coded if crf == coded.crf else replace(coded, data=data, crf=crf)
+
+
+def at_size(frames: list[np.ndarray], size: tuple[int, int]) -> list[np.ndarray]:
+    """``frames`` scaled to ``size`` (width, height) as ``encode`` scales them."""
+    if not frames or frames[0].shape[1::-1] == size:
+        return frames
+    return [_scaled(frame, size) for frame in frames]
+
+
+def _scaled(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    return cv2.resize(frame, size, interpolation=cv2.INTER_AREA) if frame.shape[1::-1] != size else frame
+
+
+def stream_psnr(frames: list[np.ndarray], coded: CodedVideo) -> float:
+    """Mean per-frame PSNR of ``coded`` decoded against ``frames``, one frame at a time (a 720p
+    video held twice, stacked, is 0.7 GB)."""
+    return float(np.mean([psnr_frames(ref[None], out[None])[0]
+                          for ref, out in zip(frames, decode(coded.data, coded), strict=True)]))
 
 
 def strides(frames: int) -> list[int]:
