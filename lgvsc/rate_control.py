@@ -25,7 +25,7 @@ from lgvsc_phy.runner import FlowgraphError
 from semantic.analysis import Analysis, analyse
 from semantic.decoder import decode_bitstream
 from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource, encode_source
-from semantic.metrics import psnr_frames
+from semantic.metrics import mean_psnr
 
 MAX_ATTEMPTS = 4
 HIGH_ATTEMPTS = 3  # then up to this many aiming at (LOW, HIGH] x target
@@ -319,8 +319,7 @@ def fit_base_share(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs
 def stream_psnr(source: FrameSource, data: bytes) -> float:
     """Mean per-frame PSNR of ``data`` decoded (interpolation, as the loopback's default decoder)
     against the source, streamed."""
-    frames = zip(source.open(), decode_bitstream(data).iter_frames(), strict=False)
-    return float(np.mean([psnr_frames(ref[None], out[None])[0] for ref, out in frames]))
+    return mean_psnr(zip(source.open(), decode_bitstream(data).iter_frames(), strict=False))
 
 
 def _plan_layered(source: FrameSource, analysis: Analysis, cbr: float, mcs: Mcs, config: EncoderConfig,

@@ -157,17 +157,9 @@ class DcTracker:
 
 
 @cache
-def _counting(size: int) -> np.ndarray:
-    """0 .. size - 1 as floats (read-only: shared between calls)."""
-    out = np.arange(size, dtype=float)
-    out.flags.writeable = False
-    return out
-
-
-@cache
-def _symbol_offsets(count: int, symbol_len: int) -> np.ndarray:
-    """Where each of ``count`` OFDM symbols starts, from the first's start (read-only, shared)."""
-    out = np.arange(count) * symbol_len
+def _steps(count: int, step: int = 1) -> np.ndarray:
+    """0, step, 2 step, ... (``count`` of them), read-only: shared between calls."""
+    out = np.arange(count) * step
     out.flags.writeable = False
     return out
 
@@ -414,7 +406,7 @@ class OfdmBurstReceiver:
         n_ofdm = (burst.end - burst.start) // self.p.symbol_len - first_data
         spectra = self._spectra(burst.cfo, burst.start - self.base, first_data, n_ofdm)
         # Sample clock: phase per carrier index, per unit of offset, at each payload symbol.
-        per_offset = self._clock_phase_step * (first_data - self.channel_epoch + _counting(n_ofdm))
+        per_offset = self._clock_phase_step * (first_data - self.channel_epoch + _steps(n_ofdm))
         before = self.clock.offset
         residual, precision = self._clock_residual(spectra, burst, per_offset, before)
         rotate_carriers(spectra, per_offset * self.clock.update(before + residual, precision))
@@ -486,7 +478,7 @@ class OfdmBurstReceiver:
         CFO removed; each FFT window starts ``TIMING_BACKOFF`` samples inside the CP (the
         channel fit's delay grid accounts for that shift)."""
         sym, cp, n = self.p.symbol_len, self.p.cp_len, self.p.fft_len
-        starts = (start + first * sym + cp - self.TIMING_BACKOFF) + _symbol_offsets(count, sym)
+        starts = (start + first * sym + cp - self.TIMING_BACKOFF) + _steps(count, sym)  # each symbol's window
         return np.fft.fft(centred_windows(self.buf, starts, n, cfo), axis=1)
 
     def _equalize(self, spectra: np.ndarray, chan: np.ndarray, first: int) -> np.ndarray:

@@ -28,7 +28,7 @@ def smallest_fitting_crf(cost: Callable[[int], tuple[float, Coded]], crf_range: 
     fits = {hi: coarsest[1]}
     last = (hi, float(np.log(max(coarsest[0], 1))))
     target = float(np.log(max(budget, 1)))
-    probe = round(hi - 6 * (target - last[1]) / np.log(2))
+    probe = _secant(last, last, target)  # one point: 6 steps a halving
     fit_seen = fail_seen = False
     while lo < hi:
         if fit_seen and fail_seen:

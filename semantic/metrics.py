@@ -7,7 +7,7 @@ from __future__ import annotations
 import importlib.util
 import threading
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
@@ -31,6 +31,12 @@ def psnr_frames(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
     sse = np.array([cv2.norm(r, o, cv2.NORM_L2SQR) for r, o in zip(ref, out, strict=True)], dtype=np.float64)
     mse = sse / values
     return np.where(mse > 0, 10 * np.log10(255.0**2 / np.maximum(mse, 1e-12)), 100.0)
+
+
+def mean_psnr(pairs: Iterable[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Mean per-frame PSNR over (reference, output) frame pairs taken one at a time: a long or
+    large video is never held whole."""
+    return float(np.mean([psnr_frames(ref[None], out[None])[0] for ref, out in pairs]))
 
 
 def psnr(ref: np.ndarray, out: np.ndarray) -> float:

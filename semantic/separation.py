@@ -35,7 +35,7 @@ import numpy as np
 
 from semantic.crf_search import refine_crf, smallest_fitting_crf, with_crf
 from semantic.encoder import FrameSource
-from semantic.metrics import psnr_frames
+from semantic.metrics import mean_psnr
 from semantic.video_io import upscale
 
 
@@ -329,8 +329,7 @@ def _scaled(frame: np.ndarray, size: tuple[int, int]) -> np.ndarray:
 def stream_psnr(frames: list[np.ndarray], coded: CodedVideo) -> float:
     """Mean per-frame PSNR of ``coded`` decoded against ``frames``, one frame at a time (a 720p
     video held twice, stacked, is 0.7 GB)."""
-    return float(np.mean([psnr_frames(ref[None], out[None])[0]
-                          for ref, out in zip(frames, decode(coded.data, coded), strict=True)]))
+    return mean_psnr(zip(frames, decode(coded.data, coded), strict=True))
 
 
 def strides(frames: int) -> list[int]:
