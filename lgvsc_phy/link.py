@@ -104,23 +104,33 @@ class _Pacer:
     of IQ piled up in the ZeroMQ queues, and once a queue hit its high-water mark the chain
     sometimes crawled on at a few bursts a second (1 transfer in 8 of 1500 PDUs took 25 s
     instead of 4). A burst the rx never detects is never judged, so when no verdict comes for
-    ``STALL_S`` the outstanding PDUs are written off and the next ones go out.
+    ``STALL_S`` the outstanding PDUs are written off and the next ones go out; before the
+    stream's first verdict (or write-off) the wait is ``FIRST_STALL_S``, since freshly started
+    flowgraphs can take longer than ``STALL_S`` over their first burst.
     """
 
     IN_FLIGHT = 48  # bursts: enough to keep tx, channel and rx all busy
     STALL_S = 0.5
+    FIRST_STALL_S = 5.0
 
     def __init__(self, total: int) -> None:
-        self.total, self.sent, self.forgiven = total, 0, 0
+        self.total, self.sent, self.written_off = total, 0, 0
         self.judged, self.last_progress = 0, time.monotonic()
+
+    @property
+    def settled(self) -> int:
+        """PDUs no longer waited on: judged, or written off. A late verdict on a PDU written off
+        does not count twice (it once let a written-off first PDU mark every next one lost)."""
+        return max(self.judged, self.written_off)
 
     def release(self, judged: int, now: float, cap: int | None = None) -> range:
         """The PDUs that may go now (at most up to ``cap``: a transmitter waiting for feedback)."""
+        stall_s = self.STALL_S if self.settled else self.FIRST_STALL_S  # a dead link pays the long wait once
         if judged > self.judged:
             self.judged, self.last_progress = judged, now
-        elif self.sent > self.judged + self.forgiven and now - self.last_progress > self.STALL_S:
-            self.forgiven, self.last_progress = self.sent - self.judged, now
-        allowed = min(self.total, self.judged + self.forgiven + self.IN_FLIGHT, self.total if cap is None else cap)
+        elif self.sent > self.settled and now - self.last_progress > stall_s:
+            self.written_off, self.last_progress = self.sent, now
+        allowed = min(self.total, self.settled + self.IN_FLIGHT, self.total if cap is None else cap)
         start, self.sent = self.sent, max(self.sent, allowed)
         return range(start, self.sent)
 
@@ -370,7 +380,7 @@ class Link:
         CRC), or the pacer wrote it off (never detected)."""
         pacer.release(judged, now, cap=pacer.sent)  # only brings the pacer's verdicts up to date
         for i in feedback.unheard():
-            if i not in feedback.reports and i not in got.received and (i < newest or judged + pacer.forgiven > i):
+            if i not in feedback.reports and i not in got.received and (i < newest or pacer.settled > i):
                 feedback.report(i, None)
         while feedback.ready():
             released = pacer.release(judged, now, cap=pacer.sent + 1)

@@ -132,3 +132,29 @@ def test_pacer_keeps_a_window_and_writes_off_undetected_bursts() -> None:
     while pacer.sent < 200:
         pacer.release(pacer.sent, 10.0)
     assert pacer.sent == 200 and pacer.release(200, 11.0) == range(200, 200)
+
+
+def test_pacer_waits_longer_for_the_first_verdict_and_counts_a_late_one_once() -> None:
+    """Fresh flowgraphs took over STALL_S for their first burst: the first PDU was written off,
+    then its late verdict counted as a second PDU settled, so with feedback every next PDU was
+    reported lost the moment the one before it arrived (a 22 dB stream went all on BPSK in 3
+    runs of 8 of test_feedback's flowgraph test)."""
+    from lgvsc_phy.link import _Pacer
+
+    t0 = time.monotonic()
+    pacer = _Pacer(200)
+    assert pacer.release(0, t0, cap=1) == range(0, 1)  # a transmitter waiting for feedback on PDU 0
+    pacer.release(0, t0 + 2 * _Pacer.STALL_S, cap=1)
+    assert pacer.settled == 0  # still waiting for the first verdict
+    pacer.release(0, t0 + _Pacer.FIRST_STALL_S + 0.01, cap=1)
+    assert pacer.settled == 1  # written off at last
+    assert pacer.release(1, t0 + _Pacer.FIRST_STALL_S + 0.02, cap=2) == range(1, 2)
+    assert pacer.settled == 1  # PDU 0's late verdict: PDU 1 is not settled by it
+    pacer.release(2, t0 + _Pacer.FIRST_STALL_S + 0.03, cap=3)
+    assert pacer.settled == 2
+    dead = _Pacer(200)  # nothing ever judged: the long wait once, then the usual one
+    dead.release(0, t0)
+    dead.release(0, t0 + _Pacer.FIRST_STALL_S + 0.01)
+    assert dead.settled == _Pacer.IN_FLIGHT
+    dead.release(0, t0 + _Pacer.FIRST_STALL_S + _Pacer.STALL_S + 0.02)
+    assert dead.settled == 2 * _Pacer.IN_FLIGHT
