@@ -77,6 +77,22 @@ def test_the_integer_search_loses_nothing_where_the_cfo_is_small() -> None:
     assert received[5.0] >= received[1.0]
 
 
+def test_every_burst_is_found_and_its_header_read_near_the_bpsk_threshold() -> None:
+    """1000 bpsk-1/2 bursts at its threshold + 1 dB (0 dB), CFO 0.6 spacings: noise lifting the
+    detection metric a symbol before the preamble once made the receiver read the CFO there and
+    drop the whole run (a second look at the metric's peak now), and the CFO step between the two
+    preamble symbols, taken carrier by carrier, failed a header in a few hundred (now refined
+    against the channel fit). Before: 998 bursts, 4 headers failed, CFO errors 0.027 rms, 0.10 at most."""
+    payloads, bursts = burst_stream("bpsk-1/2", 20, seed=1)
+    x = np.concatenate([np.zeros(300, np.complex64)] + bursts * 50)
+    x = add_noise(x * np.exp(2j * np.pi * 0.6 * np.arange(x.size) / 64), "bpsk-1/2", 0.0, seed=2)
+    rx = OfdmBurstReceiver(get_mcs("bpsk-1/2").ofdm)
+    got = [b for i in range(0, x.size, 16384) for b in rx.feed(x[i : i + 16384])]
+    assert len(got) == 1000 and rx.headers_failed == 0
+    errors = np.array([b.cfo for b in got]) - 0.6
+    assert np.sqrt(np.mean(errors**2)) < 0.022 and np.abs(errors).max() < 0.08  # now 0.018 and 0.065
+
+
 def test_cfo_range_below_one_spacing_is_refused() -> None:
     with pytest.raises(ValueError, match="cfo_range"):
         OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm, cfo_range=0.5)
