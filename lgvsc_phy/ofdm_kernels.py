@@ -492,7 +492,7 @@ class ScreenSetup:
     header_span: int  # samples from a burst's start to the end of its header
     min_correlation: float  # normalized preamble correlation that confirms a detection
     cfo_search: int  # integer CFO hypotheses g = -cfo_search .. cfo_search (2g spacings each)
-    cfo_gate: float  # smoothed metric an unconfirmed detection needs for a second look at its peak
+    second_look_gate: float  # smoothed metric an unconfirmed detection needs for a second look at its peak
 
 
 def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
@@ -510,7 +510,7 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
     ``d``, the preamble and header are not all in), SCREEN_FOUND (``start`` and coarse ``cfo`` of
     the burst detected at ``d``). On noise a false alarm comes every ~100 samples: in Python each
     cost some 30 us, the receiver's largest cost with no signal. A detection whose preamble does not
-    correlate at that CFO, and whose smoothed metric reaches ``cfo_gate``, is tried once more at
+    correlate at that CFO, and whose smoothed metric reaches ``second_look_gate``, is tried once more at
     the CFO of the metric's peak (with ``cfo_search``, plus the integer offset ``integer_cfo`` picks).
     """
     sym, cp, n = setup.symbol_len, setup.cp_len, setup.fft_len
@@ -535,10 +535,10 @@ def screen_numpy(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
         # A second look where the metric stands high enough to be a preamble and not noise: the
         # CFO read at the plateau's peak, up to a symbol past the crossing. At low SNR noise lifts
         # the metric over the threshold a symbol or more before the preamble, and the CFO read
-        # there is noise's (~0.4 % of bpsk bursts lost at 1 dB). Past +-1 spacing the preamble
+        # there is noise's (2 of 600 bpsk bursts lost so at 1 dB). Past +-1 spacing the preamble
         # does not correlate at all: there the integer offsets are tested at the peak too.
         wide = min(d + sym + cp + n // 2, metric.size)
-        if not confirmed and smooth[d:wide].max() >= setup.cfo_gate:
+        if not confirmed and smooth[d:wide].max() >= setup.second_look_gate:
             peak, cfo = _coarse_cfo_numpy(metric, corr, d, wide, cp)
             if setup.cfo_search:
                 cfo += 2 * integer_cfo_numpy(buf, peak, cfo, n, cp, setup.preamble, setup.cfo_search)
@@ -576,7 +576,7 @@ def _coarse_cfo(metric: np.ndarray, corr: np.ndarray, lo: int, hi: int, cp: int)
 def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: np.ndarray, rel: int,
                  strict_split: int, strict_threshold: float, threshold: float, preamble: np.ndarray,
                  preamble_energy: float, n: int, sym: int, cp: int, need: int, header_span: int,
-                 min_correlation: float, cfo_search: int, cfo_gate: float) -> tuple[int, int, int, float, int]:
+                 min_correlation: float, cfo_search: int, second_look_gate: float) -> tuple[int, int, int, float, int]:
     """``screen_numpy``'s search, one sample at a time; calls the compiled ``preamble_search``."""
     false_alarms = 0
     while True:
@@ -600,7 +600,7 @@ def _screen_loop(buf: np.ndarray, metric: np.ndarray, corr: np.ndarray, smooth: 
         best, power, energy = preamble_search(buf, lo, hi, cfo, n, preamble)
         confirmed = best >= 0 and power >= min_correlation * energy * preamble_energy / 2
         wide = min(d + sym + cp + n // 2, metric.size)
-        if not confirmed and smooth[d:wide].max() >= cfo_gate:
+        if not confirmed and smooth[d:wide].max() >= second_look_gate:
             peak, cfo = _coarse_cfo(metric, corr, d, wide, cp)
             if cfo_search > 0:
                 cfo += 2 * integer_cfo(buf, peak, cfo, n, cp, preamble, cfo_search)
@@ -661,7 +661,7 @@ if njit is not None:
         return _screen_kernel(buf, metric, corr, smooth, rel, strict_split, strict_threshold, threshold,
                               setup.preamble, setup.preamble_energy, setup.fft_len, setup.symbol_len,
                               setup.cp_len, setup.need, setup.header_span, setup.min_correlation,
-                              setup.cfo_search, setup.cfo_gate)
+                              setup.cfo_search, setup.second_look_gate)
 else:
     schmidl_cox, moving_average = schmidl_cox_numpy, moving_average_numpy
     derotated_windows, pilot_phase = derotated_windows_numpy, pilot_phase_numpy
