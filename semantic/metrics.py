@@ -1,5 +1,6 @@
 """Quality metrics on RGB uint8 videos of equal shape: PSNR, SSIM (Wang et al. 2004) and
-VMAF v0.6.1 (Netflix; computed by vmaf-torch, checked against libvmaf in tests/test_vmaf.py).
+VMAF v0.6.1 (Netflix; vmaf-torch's model, features from semantic.vmaf_kernels, checked against
+libvmaf in tests/test_vmaf.py).
 VMAF needs the ``vmaf`` extra (PyTorch); without it every VMAF figure is None ("n/a")."""
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from functools import cache
 
 import cv2
 import numpy as np
+
+from semantic import vmaf_kernels
 
 _C1, _C2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
 
@@ -72,7 +75,7 @@ def ssim(ref: np.ndarray, out: np.ndarray) -> float:
 # torch intra-op threads while scoring (restored afterwards). One: on 2 cores, 2 threads were no faster
 # idle and 10x slower beside another busy process (OpenMP barriers), as in a loopback run (bench_vmaf.py).
 VMAF_THREADS = 1
-# Batches scored at once, each on a thread of its own at VMAF_THREADS intra-op threads: torch's and
+# Batches scored at once, each on a thread of its own at VMAF_THREADS intra-op threads: torch's, numba's and
 # OpenCV's kernels release the GIL, and a batch needs only the previous raw reference (motion), so
 # batches are independent until the SVM. On 2 idle cores bigbuckbunny's 132 frames of 1280x720
 # took 0.21 s a frame on one thread (bench_vmaf.py), most of a sweep point's CPU time.
@@ -195,20 +198,26 @@ _torch_threads = _TorchThreads()
 def _batch_features(refs: list[np.ndarray], outs: list[np.ndarray], previous: np.ndarray | None):  # noqa: ANN202
     """[B, 6] features of a batch of luma pairs (torch.Tensor): adm, the mean absolute difference of
     each blurred reference to the one before it (``previous``, the last raw reference of the batch
-    before; 0 for the very first frame), vif at 4 scales."""
+    before; 0 for the very first frame), vif at 4 scales. ADM and VIF come from
+    ``semantic.vmaf_kernels`` (vmaf-torch's own where numba is missing)."""
     import torch
     from vmaf_torch.utils import vmaf_pad
 
     model = _vmaf_model()
     with _torch_threads(VMAF_THREADS):
         ref = torch.from_numpy(np.stack(refs)).unsqueeze(1)
-        out = torch.from_numpy(np.stack(outs)).unsqueeze(1)
         chain = ref if previous is None else torch.cat([torch.from_numpy(previous)[None, None], ref])
         blur = _sep_blur(vmaf_pad(chain, [2] * 4), weight=model.motion.blur_win)  # libvmaf's 5-tap filter
         if previous is None:
             blur = torch.cat([blur[:1], blur])
         sad = (blur[1:] - blur[:-1]).abs().mean(dim=(-1, -2))  # [B, 1]
-        return torch.cat([model.compute_adm_score(ref, out), sad, model.compute_vif_features(ref, out)], dim=-1)
+        if not vmaf_kernels.KERNELS:
+            out = torch.from_numpy(np.stack(outs)).unsqueeze(1)
+            return torch.cat([model.compute_adm_score(ref, out), sad, model.compute_vif_features(ref, out)], dim=-1)
+    windows = [w.numpy() for w in model.vif.blur_windows]
+    adm = [[vmaf_kernels.adm_score(r, o)] for r, o in zip(refs, outs, strict=True)]
+    vif = [vmaf_kernels.vif_features(r, o, windows) for r, o in zip(refs, outs, strict=True)]
+    return torch.cat([torch.tensor(adm, dtype=sad.dtype), sad, torch.tensor(vif, dtype=sad.dtype)], dim=-1)
 
 
 class VmafMeter:
