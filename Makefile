@@ -13,6 +13,9 @@ REPORT_DIR ?= out/sweep-quick
 FULL_DIR ?= out/sweep-full
 DEGRADE_DIR ?= out/degradation
 SWEEP_VIDEOS ?= bikes bigbuckbunny
+# The report needs the figures, not each point's output video (3 s to write one of 720p):
+# `make report REPORT_SWEEP_FLAGS=` keeps them in $(REPORT_DIR)/videos.
+REPORT_SWEEP_FLAGS ?= --no-videos
 DESIGN_SNR ?= 10
 
 .PHONY: setup uninstall-grc demo test lint clean report report-resume sweep-full degradation
@@ -41,11 +44,11 @@ report:
 report-resume: setup
 	failed=0; \
 	$(PY) -m tools.sweep --videos $(SWEEP_VIDEOS) --schemes lgvsc,h264,h265,av1 --snr-db 0,5,10,20 --cbr 1e-3,1e-4 \
-		--channel awgn --out $(REPORT_DIR) || failed=1; \
+		--channel awgn --out $(REPORT_DIR) $(REPORT_SWEEP_FLAGS) || failed=1; \
 	$(PY) -m tools.sweep --videos bikes --schemes lgvsc,lgvsc-single,h265,av1 --snr-db 4,8,10 \
-		--design-snr-db $(DESIGN_SNR) --cbr 1e-3 --channel awgn --out $(REPORT_DIR) || failed=1; \
+		--design-snr-db $(DESIGN_SNR) --cbr 1e-3 --channel awgn --out $(REPORT_DIR) $(REPORT_SWEEP_FLAGS) || failed=1; \
 	$(PY) -m tools.sweep --videos bikes --schemes lgvsc,lgvsc-layered,h265,av1 --snr-db $(DESIGN_SNR) --cbr 1e-3 \
-		--channel rayleigh --doppler 1e-5,1e-4 --out $(REPORT_DIR) || failed=1; \
+		--channel rayleigh --doppler 1e-5,1e-4 --out $(REPORT_DIR) $(REPORT_SWEEP_FLAGS) || failed=1; \
 	if [ $$failed -ne 0 ]; then echo "a sweep failed (see above): 'make report-resume' retries its failed points"; exit 1; fi
 	$(PY) -m tools.report $(REPORT_DIR) --readme README.md
 

@@ -213,16 +213,12 @@ def _run(point: Point, settings: PointSettings, base_port: int, output: Path | N
     if point.scheme in LGVSC_LAYERS:
         from lgvsc.loopback import LoopbackOptions, run_loopback
 
-        target = output or Path(settings.out_dir) / "videos" / "scratch" / f"{point.key}.mp4"
-        opts = LoopbackOptions(Path(point.input), target, cbr=point.cbr, decoder=settings.decoder, psss=settings.psss,
+        opts = LoopbackOptions(Path(point.input), output, cbr=point.cbr, decoder=settings.decoder, psss=settings.psss,
                                base_port=base_port, max_frames=settings.max_frames,
                                design_snr_db=point.design_snr_db, layers=LGVSC_LAYERS[point.scheme],
                                feedback_delay_s=point.feedback_delay_s,
                                encode_cache=settings.encode_cache, **channel)
-        report = run_loopback(opts).report
-        if output is None:
-            target.unlink(missing_ok=True)
-        return report
+        return run_loopback(opts).report
     from tools.baseline_loopback import BaselineOptions, run_baseline_loopback
 
     return run_baseline_loopback(BaselineOptions(Path(point.input), point.scheme, cbr=point.cbr, base_port=base_port,
