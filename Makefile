@@ -5,7 +5,7 @@ DEMO_SNR ?= 10
 DEMO_CBR ?= 1e-3
 
 # `make report`: the quick evaluation grid from scratch, its plots and HTML, and the README's
-# Results section (36.6 minutes on 2 cores, 2026-12-03): the probed grid, then links as they are (bikes): a
+# Results section (26.5 minutes on 2 cores, 2026-12-03): the probed grid, then links as they are (bikes): a
 # transmitter planned for 10 dB received at 4, 8 and 10 dB, and Rayleigh fading after one stale probe.
 # `make sweep-full` adds multipath, `make degradation` the whole 0-20 dB degradation grid and
 # fading with a stale probe against feedback 1 and 5 ms old; both resumable.
