@@ -140,6 +140,12 @@ def test_sweep_on_ray_through_the_flowgraphs_resumes_and_reports(short_clip: Pat
     assert max(on_air) / min(on_air) - 1 <= 0.10  # equal on-air symbols between schemes
     by_scheme = {r["scheme"]: r for r in rows}
     assert "decoder=interp" in by_scheme["lgvsc"]["backends"] and "libx264" in by_scheme["h264"]["backends"]
+    # Without videos (make report's way) nothing is written, and the point measures the same.
+    bare = tmp_path / "bare"
+    lgvsc_point = next(p for p in grid.points() if p.scheme == "lgvsc")
+    row = run_point(lgvsc_point, PointSettings(str(bare), keep_videos=False), free_base_port(21))
+    assert row["status"] == "ok" and row["frames_out"] == 24 and not (bare / "videos").exists()
+    assert row["psnr_db"] == pytest.approx(float(by_scheme["lgvsc"]["psnr_db"]), abs=0.05)
 
     before = results.read_bytes()
 
