@@ -28,7 +28,7 @@ from semantic.bitstream import parse_stream
 from semantic.decoder import DecodedVideo, DecoderError, decode_bitstream
 from semantic.diffusion_decoder import DiffusionSettings
 from semantic.encoder import EncodedVideo, EncoderConfig, EncoderError, FrameSource
-from semantic.metrics import VmafMeter, psnr_frames, ssim_frames
+from semantic.metrics import FrameQuality
 from semantic.psss import PSSS_WIDTH, get_psss
 from semantic.video_io import VideoInfo, write_video
 
@@ -84,9 +84,7 @@ class Comparison:
         self.source, self.decoded, self.psss_backend, self.keyframes = source, decoded, psss, keyframes
         self.shown = set(np.linspace(0, total - 1, shown).round().astype(int).tolist())
         self.psss_picks = set(np.linspace(0, total - 1, min(psss_samples, total)).round().astype(int).tolist())
-        self.psnr: list[float] = []
-        self.ssim: list[float] = []
-        self.vmaf = VmafMeter()  # constant memory: batches of frames, plus the previous reference
+        self.quality = FrameQuality()
         self.samples: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self.psss_pairs: list[tuple[np.ndarray, np.ndarray]] = []
         self.keyframe_images: dict[int, np.ndarray] = {}
@@ -98,9 +96,7 @@ class Comparison:
         for t, out in enumerate(frames):
             src = next(src_iter, None)
             if src is not None and src.shape == out.shape:
-                self.psnr.append(float(psnr_frames(src[None], out[None])[0]))
-                self.ssim.append(float(ssim_frames(src[None], out[None])[0]))
-                self.vmaf.update(src, out)
+                self.quality.update(src, out)
                 if t in self.shown:
                     self.samples[t] = (src, out)
                 if t in self.psss_picks:
@@ -225,8 +221,8 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
     else:
         frames_out = write_video(opts.output, compared.frames(), decoded.fps)
     timings["decode_and_metrics_s"] = time.monotonic() - t
-    per_frame_psnr = np.array(compared.psnr)
-    ssim_value = float(np.mean(compared.ssim)) if compared.ssim else 0.0
+    per_frame_psnr = np.array(compared.quality.psnr)
+    ssim_value = float(np.mean(compared.quality.ssim)) if compared.quality.ssim else 0.0
     psss_value = compared.psss_value()
 
     _, payload_symbols, on_air_expected = protection.cost(len(encoded.data))
@@ -289,7 +285,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "shot_cuts": encoded.plan.cuts,
         "psnr_db": float(per_frame_psnr.mean()),
         "ssim": ssim_value,
-        "vmaf": compared.vmaf.mean(),  # VMAF v0.6.1 on the frames PSNR and SSIM compare
+        "vmaf": compared.quality.vmaf.mean(),  # VMAF v0.6.1 on the frames PSNR and SSIM compare
         "psss": psss_value,  # mean P(same content) of source vs output frames, every 0.2 s
         "psss_backend": opts.psss,
         "backends": {**encoded.header.backends, "decoder": decoded.backend},

@@ -323,6 +323,21 @@ class VmafMeter:
         return np.array(self._frames + ([self._last()] if self._held is not None else []))
 
 
+class FrameQuality:
+    """Per-frame PSNR and SSIM, and VMAF streamed, of frame pairs fed one at a time: what a
+    loopback, the baselines' and the benchmarks report, without holding a video."""
+
+    def __init__(self) -> None:
+        self.psnr: list[float] = []
+        self.ssim: list[float] = []
+        self.vmaf = VmafMeter()  # constant memory: batches of frames, plus the previous reference
+
+    def update(self, ref: np.ndarray, out: np.ndarray) -> None:
+        self.psnr.append(float(psnr_frames(ref[None], out[None])[0]))
+        self.ssim.append(float(ssim_frames(ref[None], out[None])[0]))
+        self.vmaf.update(ref, out)
+
+
 def vmaf_frames(ref: np.ndarray, out: np.ndarray) -> np.ndarray:
     """Per-frame VMAF v0.6.1 of RGB uint8 videos (T, H, W, 3), on BT.601 luma; motion from ``ref``."""
     _check(ref, out)

@@ -27,7 +27,7 @@ from lgvsc_phy.ofdm import cfo_range_warning
 from lgvsc_phy.protection import Protection
 from lgvsc_phy.runner import FlowgraphRunner, LoopbackConfig
 from semantic.encoder import FrameSource
-from semantic.metrics import VmafMeter, psnr_frames, ssim_frames
+from semantic.metrics import FrameQuality
 from semantic.separation import SCHEMES, SeparationError, decode, encode_to_budget
 from semantic.video_io import write_video
 
@@ -60,13 +60,10 @@ def _scores(frames: list[np.ndarray], out: list[np.ndarray]) -> dict[str, float 
     """Mean PSNR, SSIM and VMAF, frame by frame."""
     if len(out) != len(frames):
         raise ValueError(f"{len(out)} frames decoded for {len(frames)}")
-    meter = VmafMeter()
-    psnr, ssim = [], []
+    quality = FrameQuality()
     for ref, got in zip(frames, out, strict=True):
-        psnr.append(psnr_frames(ref[None], got[None])[0])
-        ssim.append(ssim_frames(ref[None], got[None])[0])
-        meter.update(ref, got)
-    return {"psnr_db": float(np.mean(psnr)), "ssim": float(np.mean(ssim)), "vmaf": meter.mean()}
+        quality.update(ref, got)
+    return {"psnr_db": float(np.mean(quality.psnr)), "ssim": float(np.mean(quality.ssim)), "vmaf": quality.vmaf.mean()}
 
 
 def run_baseline_loopback(opts: BaselineOptions) -> dict:

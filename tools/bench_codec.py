@@ -53,9 +53,9 @@ def _run(clip: str, cbr: float, decoder: str, queue: mp.Queue) -> None:
         frames_out = sum(1 for _ in compared.frames())
         row["decode_s"] = time.perf_counter() - t  # decoding plus the per-frame metrics
         row.update(frames=h.frames, size=f"{h.width}x{h.height}", bytes=len(encoded.data),
-                   keyframes=len(encoded.plan.frames), psnr_db=float(np.mean(compared.psnr)),
-                   ssim=float(np.mean(compared.ssim)), vmaf=compared.vmaf.mean(), psss=compared.psss_value(),
-                   psss_backend="classical",
+                   keyframes=len(encoded.plan.frames), psnr_db=float(np.mean(compared.quality.psnr)),
+                   ssim=float(np.mean(compared.quality.ssim)), vmaf=compared.quality.vmaf.mean(),
+                   psss=compared.psss_value(), psss_backend="classical",
                    frames_out=frames_out, backends={**h.backends, "decoder": decoder},
                    keyframe_codecs=[img.codec for img in encoded.images] or [h.backends.get("img", "")])
     except EncoderError as exc:
