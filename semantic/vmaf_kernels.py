@@ -39,9 +39,9 @@ def _mirror(i: int, n: int) -> int:
     return -i if i < 0 else (2 * n - 1 - i if i >= n else i)
 
 
-def _dwt2_loop(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, ...]:
-    """One level of the db2 wavelet (vmaf-torch's strided conv2d): the approximation and the
-    horizontal, vertical and diagonal details, each ceil(h/2) x ceil(w/2), float32."""
+def _dwt2_loop(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One level of the db2 wavelet (vmaf-torch's strided conv2d): the approximation, and the
+    horizontal, vertical and diagonal details as one (3, ...) array; ceil(h/2) x ceil(w/2), float32."""
     h, w = x.shape
     h2, w2 = (h + 1) // 2, (w + 1) // 2
     vlo = np.empty((h2, w), np.float32)
@@ -53,19 +53,17 @@ def _dwt2_loop(x: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarra
             vlo[i, j] = lo[0] * a + lo[1] * b + lo[2] * c + lo[3] * d
             vhi[i, j] = hi[0] * a + hi[1] * b + hi[2] * c + hi[3] * d
     approx = np.empty((h2, w2), np.float32)
-    horizontal = np.empty((h2, w2), np.float32)
-    vertical = np.empty((h2, w2), np.float32)
-    diagonal = np.empty((h2, w2), np.float32)
+    details = np.empty((3, h2, w2), np.float32)  # horizontal, vertical, diagonal
     for i in range(h2):
         for j in range(w2):
             c0, c1, c2, c3 = _mirror(2 * j - 1, w), _mirror(2 * j, w), _mirror(2 * j + 1, w), _mirror(2 * j + 2, w)
             a, b, c, d = vlo[i, c0], vlo[i, c1], vlo[i, c2], vlo[i, c3]
             approx[i, j] = lo[0] * a + lo[1] * b + lo[2] * c + lo[3] * d
-            vertical[i, j] = hi[0] * a + hi[1] * b + hi[2] * c + hi[3] * d
+            details[1, i, j] = hi[0] * a + hi[1] * b + hi[2] * c + hi[3] * d
             a, b, c, d = vhi[i, c0], vhi[i, c1], vhi[i, c2], vhi[i, c3]
-            horizontal[i, j] = lo[0] * a + lo[1] * b + lo[2] * c + lo[3] * d
-            diagonal[i, j] = hi[0] * a + hi[1] * b + hi[2] * c + hi[3] * d
-    return approx, horizontal, vertical, diagonal
+            details[0, i, j] = lo[0] * a + lo[1] * b + lo[2] * c + lo[3] * d
+            details[2, i, j] = hi[0] * a + hi[1] * b + hi[2] * c + hi[3] * d
+    return approx, details
 
 
 def _adm_scale_loop(o: np.ndarray, t: np.ndarray, rf: np.ndarray, box: np.ndarray) -> tuple[float, float]:
@@ -174,9 +172,9 @@ def adm_score(ref: np.ndarray, dist: np.ndarray) -> float:
     nums, dens = 0.0, 0.0
     a_ref, a_dist = ref, dist
     for scale in range(4):
-        a_ref, *o = _dwt2(a_ref, DB2_LO, DB2_HI)
-        a_dist, *t = _dwt2(a_dist, DB2_LO, DB2_HI)
-        num, den = _adm_scale(np.stack(o), np.stack(t), ADM_RFACTORS[scale], _adm_box(*a_ref.shape))
+        a_ref, o = _dwt2(a_ref, DB2_LO, DB2_HI)
+        a_dist, t = _dwt2(a_dist, DB2_LO, DB2_HI)
+        num, den = _adm_scale(o, t, ADM_RFACTORS[scale], _adm_box(*a_ref.shape))
         nums, dens = nums + num, dens + den
     limit = 1e-10 * (w * h) / (1920 * 1080)
     nums, dens = (0.0 if nums < limit else nums), (0.0 if dens < limit else dens)
