@@ -13,7 +13,7 @@ import numpy as np
 import pmt
 from gnuradio import gr
 
-from lgvsc_phy import impairments, ofdm_kernels
+from lgvsc_phy import impairments, ofdm_kernels, stream_time
 from lgvsc_phy.channel_profiles import fading_on, rician
 from lgvsc_phy.header import CODED_BITS, decode_header
 from lgvsc_phy.mcs import MCS_TABLE, McsError, get_mcs
@@ -261,6 +261,7 @@ class OfdmReceiver(gr.sync_block):
             # stream that ends, the last burst would wait for samples that never come.
             self.set_output_multiple(int(batch))
         self.receiver = OfdmBurstReceiver(OfdmParams.default(), threshold, cfo_range)
+        self.gap_meter = stream_time.GapMeter()
         self.decoding = FrameDecoding(max_iter) if decode else None
         # Without ``decode`` the receiver and the decoder are Python blocks on their own scheduler
         # threads; with the default 5 ms GIL switch interval a waiting thread can lose 5 ms per
@@ -280,9 +281,24 @@ class OfdmReceiver(gr.sync_block):
         """The largest |CFO| acquired, subcarrier spacings; acts from the next detection."""
         self.receiver.set_cfo_range(float(cfo_range))
 
+    def _gaps(self, count: int) -> list[tuple[int, int]]:
+        """(index, samples lost before it) in this call's ``count`` samples, from the
+        ``rx_rate`` and ``rx_time`` tags a USRP source (or the channel's SampleDrops) puts
+        after each overflow."""
+        first = self.nitems_read(0)
+        gaps = []
+        for tag in self.get_tags_in_window(0, 0, count):
+            key = pmt.symbol_to_string(tag.key)
+            if key == stream_time.RX_RATE and pmt.is_real(tag.value):
+                self.gap_meter.set_rate(pmt.to_double(tag.value))
+            elif key == stream_time.RX_TIME and (seconds := stream_time.time_of(tag.value)) is not None:
+                if lost := self.gap_meter.time_tag(tag.offset, seconds):
+                    gaps.append((tag.offset - first, lost))
+        return gaps
+
     def work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
         stats: dict = {}
-        for burst in self.receiver.feed(input_items[0]):
+        for burst in self.receiver.feed(input_items[0], self._gaps(len(input_items[0]))):
             self.detected += 1
             meta = {"start": burst.start, "seq": burst.seq, "mcs": burst.mcs, "cfo": burst.cfo,
                     "sfo_ppm": burst.sfo_ppm, "snr_db": burst.snr_db, "esnr_db": burst.esnr_db,
@@ -294,7 +310,8 @@ class OfdmReceiver(gr.sync_block):
                 if payload is not None:
                     self.message_port_pub(OUT, _to_pmt(meta, payload))
                 stats.update(decoded)  # cumulative counters: the last burst's hold the call's
-            stats.update(bursts=self.detected, header_fail=self.receiver.headers_failed)
+            stats.update(bursts=self.detected, header_fail=self.receiver.headers_failed,
+                         gaps_filled=self.receiver.gaps_filled)
         if stats:
             # One counters message per call, after its PDUs, not one per burst: each message
             # wakes the stats sink and its ZeroMQ thread (at 2 MS/s of bursts, ~500 a second).
@@ -408,16 +425,29 @@ class _SampleMap(gr.sync_block):
 
 
 class _DropBlock(gr.basic_block):
-    """Fewer samples out than in: the gaps are lost."""
+    """Fewer samples out than in: the gaps are lost. Like a USRP source after an overflow, it
+    tags the first sample after each gap (and the stream's first) with ``rx_time`` and
+    ``rx_rate``, from which a receiver counts what was lost (``stream_time``)."""
 
-    def __init__(self, drops: impairments.SampleDrops) -> None:
+    def __init__(self, drops: impairments.SampleDrops, samp_rate: float) -> None:
         gr.basic_block.__init__(self, "lgvsc_sample_drops", in_sig=[np.complex64], out_sig=[np.complex64])
-        self.drops = drops
+        self.drops, self.samp_rate = drops, float(samp_rate)
+        # Samples come out fewer than they go in: upstream tags would land off their samples.
+        self.set_tag_propagation_policy(gr.TPP_DONT)
+
+    def _tag_time(self, offset: int, samples_in: int) -> None:
+        self.add_item_tag(0, offset, pmt.intern(stream_time.RX_TIME), stream_time.time_pmt(samples_in / self.samp_rate))
+        self.add_item_tag(0, offset, pmt.intern(stream_time.RX_RATE), pmt.from_double(self.samp_rate))
 
     def general_work(self, input_items: list, output_items: list) -> int:
         n = min(len(input_items[0]), len(output_items[0]))
-        kept = self.drops(input_items[0][:n])
+        first_in, first_out = self.nitems_read(0), self.nitems_written(0)
+        if first_in == 0:
+            self._tag_time(0, 0)
+        kept, resumes = self.drops.split(input_items[0][:n])
         output_items[0][: kept.size] = kept
+        for out_index, in_index in resumes:  # the first sample after each gap
+            self._tag_time(first_out + out_index, first_in + in_index)
         self.consume(0, n)
         return int(kept.size)
 
@@ -574,9 +604,10 @@ class SampleDrops(_ModelStage):
     """Random gaps of ``gap`` samples lost, ``rate`` gaps a sample (``impairments.SampleDrops``);
     a copy at rate 0."""
 
-    def __init__(self, rate: float = 0.0, gap: int = impairments.GAP_SAMPLES, seed: int = 0) -> None:
+    def __init__(self, rate: float = 0.0, gap: int = impairments.GAP_SAMPLES, seed: int = 0,
+                 samp_rate: float = impairments.DROPS_SAMPLE_RATE) -> None:
         self.drops = impairments.SampleDrops(rate, gap, seed)
-        super().__init__("lgvsc_sample_drops", self.drops, _DropBlock)
+        super().__init__("lgvsc_sample_drops", self.drops, lambda drops: _DropBlock(drops, samp_rate))
 
     def set_rate(self, rate: float) -> None:
         self._update(lambda: self.drops.set_rate(rate))

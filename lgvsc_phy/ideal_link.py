@@ -69,8 +69,10 @@ class IdealImpairedLink:
     imbalance, ADC, gaps). The receiver knows every linear impairment exactly and undoes it
     (DC, IQ imbalance), knows the burst's timing, and is told the PA's linear gain and the
     actual error variance of each burst (thermal noise plus what the PA and the ADC distort):
-    what no receiver can undo (compression, quantization, samples lost) is all it pays. A
-    burst that a gap cuts into is lost.
+    what no receiver can undo (compression, quantization, samples lost) is all it pays. It
+    knows each gap, as a radio's overflow tags tell our receiver: a burst a gap cuts into is
+    lost where the gap reaches its preamble or header, and otherwise decoded with the symbols
+    the gap touched erased.
     """
 
     mcs_name: str
@@ -112,17 +114,22 @@ class IdealImpairedLink:
             payload = self.rng.bytes(m.max_link_pdu_bytes)
             sent = mapper.symbols(payload, seq)
             burst = self.modulator.burst(sent).astype(np.complex128)
-            lost_before = self.drops.lost
-            self.drops(burst)
-            if self.drops.lost != lost_before:
+            keep, _ = self.drops.advance(burst.size)
+            samples = self._received(burst, snr_db)
+            samples[~keep] = 0  # a gap, filled with zeros as our receiver fills it
+            known = (p.sync_symbols + p.header_symbols) * p.symbol_len
+            if not keep[:known].all():  # a gap in the preamble or header: the burst is not found
                 failed += 1
                 continue
             n_ofdm = -(-sent.size // p.data_carriers)
-            grid = self._carriers(self._received(burst, snr_db)[2 * p.symbol_len :], n_ofdm).reshape(-1)[: sent.size]
-            gain = np.vdot(sent, grid) / np.vdot(sent, sent)  # the PA's linear (Bussgang) gain
-            error_var = float(np.mean(np.abs(grid - gain * sent) ** 2)) / abs(gain) ** 2
+            grid = self._carriers(samples[p.sync_symbols * p.symbol_len :], n_ofdm).reshape(-1)[: sent.size]
+            heard = keep[known - p.header_symbols * p.symbol_len :][: n_ofdm * p.symbol_len]
+            clear = np.repeat(heard.reshape(n_ofdm, p.symbol_len).all(axis=1), p.data_carriers)[: sent.size]
+            gain = np.vdot(sent[clear], grid[clear]) / np.vdot(sent[clear], sent[clear])  # the PA's (Bussgang) gain
+            error_var = float(np.mean(np.abs(grid[clear] - gain * sent[clear]) ** 2)) / abs(gain) ** 2
             header = mapper.header_symbols(len(payload), seq).size
             eq = (grid / gain)[header:].astype(np.complex64)
-            frame = codec.decode_symbols(eq, np.full(eq.size, 1 / error_var, dtype=np.float32))
+            csi = np.where(clear, 1 / error_var, 0.0).astype(np.float32)[header:]  # gap symbols: erasures
+            frame = codec.decode_symbols(eq, csi)
             failed += frame.payload != payload
         return failed / pdus

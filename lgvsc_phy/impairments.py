@@ -25,6 +25,9 @@ DC_OFF_DBC = -200.0  # dc_offset_dbc at or below this: no DC offset
 ADC_OFF = 0  # adc_bits: no quantization
 ADC_HEADROOM_DB = 12.0  # ADC full scale above the signal's per-rail RMS: an AGC leaves room for OFDM's PAPR
 GAP_SAMPLES = 2000  # samples one gap loses: of the order of one USB transport frame of a B2x0
+# The sample rate the gaps' rx_time tags are stamped at (a receiver takes it from rx_rate; the
+# simulated stream has no rate of its own).
+DROPS_SAMPLE_RATE = 1e6
 
 
 def rapp_gain(amplitude: np.ndarray, a_sat: float, p: float) -> np.ndarray:
@@ -124,6 +127,7 @@ class SampleDrops:
         self.gaps = 0  # gaps started so far
         self.lost = 0  # samples lost so far
         self._to_drop = 0  # samples of the current gap still to lose
+        self._resume_due = False  # a gap ended; the next sample kept is the first after it
         self._next_gap = self._draw()  # samples kept before the next gap starts
 
     @property
@@ -138,23 +142,39 @@ class SampleDrops:
         return int(self.rng.geometric(self.rate)) - 1 if self.rate > 0 else math.inf
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        if not self.on and not self._to_drop:
-            return x
-        keep = np.ones(x.size, dtype=bool)
+        return self.split(x)[0]
+
+    def split(self, x: np.ndarray) -> tuple[np.ndarray, list[tuple[int, int]]]:
+        """The chunk less the samples lost, and (index in the result, index in ``x``) of the
+        first sample after each gap that ends here: where a radio's overflow tag would go."""
+        if not self.on and not self._to_drop and not self._resume_due:
+            return x, []
+        keep, resumes = self.advance(x.size)
+        lost_before = np.cumsum(~keep)
+        return x[keep], [(i - int(lost_before[i]), i) for i in resumes]
+
+    def advance(self, n: int) -> tuple[np.ndarray, list[int]]:
+        """The next ``n`` samples: which are kept, and the first kept after each gap."""
+        keep = np.ones(n, dtype=bool)
+        resumes: list[int] = []
         i = 0
-        while i < x.size:
+        while i < n:
             if self._to_drop:
-                n = min(self._to_drop, x.size - i)
-                keep[i : i + n] = False
-                self._to_drop -= n
-                self.lost += n
-                i += n
+                k = min(self._to_drop, n - i)
+                keep[i : i + k] = False
+                self._to_drop -= k
+                self.lost += k
+                i += k
+                self._resume_due = self._to_drop == 0
                 continue
-            if self._next_gap >= x.size - i:
-                self._next_gap -= x.size - i
+            if self._resume_due and self._next_gap > 0:  # (a gap right after a gap extends it)
+                resumes.append(i)
+                self._resume_due = False
+            if self._next_gap >= n - i:
+                self._next_gap -= n - i
                 break
             i += int(self._next_gap)
             self._next_gap = self._draw()
             self._to_drop = self.gap
             self.gaps += 1
-        return x[keep]
+        return keep, resumes

@@ -87,10 +87,12 @@ class TxCount:
 
 @dataclass
 class RxCount:
-    """What the rx flowgraph's decoder reported (cumulative): frames that passed and failed CRC."""
+    """What the rx flowgraph's decoder reported (cumulative): frames that passed and failed CRC,
+    and gaps in the stream (radio overflows) its receiver filled from their rx_time tags."""
 
     crc_ok: int = 0
     crc_fail: int = 0
+    gaps_filled: int = 0
 
     @property
     def decoded(self) -> int:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import cmath
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from functools import cache
 
@@ -224,6 +225,9 @@ class OfdmBurstReceiver:
     REFIT_BELOW_COHERENCE = 0.8  # preamble symbols' coherence (~SNR / (1 + SNR)): ~6 dB
     ANCHOR_WEIGHT = 1.0  # the preamble phase reference counts as this many symbols of pilots
     MAX_BUFFER = 1 << 20
+    # A reported gap is filled with at most this many zeros: past the longest burst (BPSK's ~7000
+    # samples) no burst spans it, so more zeros would only be searched through.
+    MAX_GAP_FILL = 1 << 14
     SIGNIFICANT = 6.0  # add a tap while its correlation power exceeds this many noise variances
     MAX_TAPS = 8
     # A detection whose preamble did not correlate at the CFO read at the threshold crossing gets
@@ -249,6 +253,8 @@ class OfdmBurstReceiver:
         self.false_alarms = 0
         self._clock_phase_step = 2 * np.pi * params.symbol_len / params.fft_len  # per symbol, carrier, offset
         self.pending: _Pending | None = None
+        self.erased: list[tuple[int, int]] = []  # absolute [begin, end) of the zeros that fill gaps
+        self.gaps_filled = 0
         self.strict = (0, threshold)  # (absolute end, threshold): a higher threshold inside the last burst
         self.clock = SampleClockTracker()
         self.dc = DcTracker()
@@ -306,8 +312,13 @@ class OfdmBurstReceiver:
         self.channel_epoch = float(np.arange(counts.size) @ counts / counts.sum())
 
     # -- streaming ---------------------------------------------------------------------------
-    def feed(self, samples: np.ndarray) -> list[RxBurst]:
-        self.buf = np.concatenate([self.buf, self.dc.remove(np.asarray(samples, dtype=np.complex64))])
+    def feed(self, samples: np.ndarray, gaps: Sequence[tuple[int, int]] = ()) -> list[RxBurst]:
+        """Take the next ``samples``; ``gaps`` lists (index into ``samples``, samples lost just
+        before it), as a radio's overflow tags report them (``stream_time.GapMeter``). Each gap
+        is filled with zeros, so a burst it cuts keeps its timing and loses only the symbols
+        it covers, which its CSI marks as erasures."""
+        chunk = self.dc.remove(np.asarray(samples, dtype=np.complex64))
+        self.buf = np.concatenate([self.buf, self._fill_gaps(chunk, gaps) if gaps else chunk])
         bursts: list[RxBurst] = []
         if self.pending is not None:  # header already decoded: only wait for the payload
             if self.base + self.buf.size < self.pending.end:
@@ -342,6 +353,30 @@ class OfdmBurstReceiver:
         self._trim()
         return bursts
 
+    def _fill_gaps(self, chunk: np.ndarray, gaps: Sequence[tuple[int, int]]) -> np.ndarray:
+        pieces, at, where = [], 0, self.base + self.buf.size  # ``where``: absolute index of the next sample
+        for index, lost in sorted(gaps):
+            index, fill = min(max(int(index), at), chunk.size), min(int(lost), self.MAX_GAP_FILL)
+            pieces.append(chunk[at:index])
+            where += index - at
+            if fill > 0:
+                pieces.append(np.zeros(fill, dtype=chunk.dtype))
+                self.erased.append((where, where + fill))
+                self.gaps_filled += 1
+                where += fill
+            at = index
+        pieces.append(chunk[at:])
+        return np.concatenate(pieces)
+
+    def _erased_symbols(self, first: int, count: int) -> np.ndarray:
+        """Which of ``count`` OFDM symbols from absolute index ``first`` overlap filled gaps."""
+        sym = self.p.symbol_len
+        hit = np.zeros(count, dtype=bool)
+        for begin, end in self.erased:
+            lo, hi = max((begin - first) // sym, 0), min(-(-(end - first) // sym), count)
+            hit[lo:hi] = True
+        return hit
+
     def _resume_after(self, burst: _Pending) -> int:
         """Where the search goes on after ``burst``: just past its header, not past its end.
 
@@ -370,6 +405,8 @@ class OfdmBurstReceiver:
         if keep_from > 0:
             self.buf = self.buf[keep_from:]
             self.base += keep_from
+        if self.erased:
+            self.erased = [gap for gap in self.erased if gap[1] > self.base]
         if self.buf.size > self.MAX_BUFFER:  # never grow without bound on garbage input
             drop = self.buf.size - self.MAX_BUFFER
             self.buf, self.base = self.buf[drop:], self.base + drop
@@ -443,12 +480,16 @@ class OfdmBurstReceiver:
         spectra = self._spectra(burst.cfo, burst.start - self.base, first_data, n_ofdm)
         # Sample clock: phase per carrier index, per unit of offset, at each payload symbol.
         per_offset = self._clock_phase_step * (first_data - self.channel_epoch + _steps(n_ofdm))
+        erased = self._erased_symbols(burst.start + first_data * self.p.symbol_len, n_ofdm)
+        heard = ~erased
         before = self.clock.offset
-        residual, precision = self._clock_residual(spectra, burst, per_offset, before)
+        residual, precision = (self._clock_residual(spectra, burst, per_offset, before) if not erased.any() else
+                               self._clock_residual(spectra[heard], burst, per_offset[heard], before))
         rotate_carriers(spectra, per_offset * self.clock.update(before + residual, precision))
         data = self._equalize(spectra, burst.chan, first_data).reshape(-1)[:n_sym]
         csi = np.empty((n_ofdm, burst.gain.size), dtype=np.float32)
         csi[:] = burst.gain  # the carriers' gains, OFDM symbol by OFDM symbol
+        csi[erased] = 0.0  # symbols a gap's zeros fill: erasures, no information
         return RxBurst(burst.start, burst.length, burst.seq, burst.mcs.name, data.astype(np.complex64),
                        csi.reshape(-1)[:n_sym],
                        burst.snr_db, burst.cfo, burst.esnr_db, self.clock.offset * 1e6)

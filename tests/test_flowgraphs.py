@@ -26,6 +26,7 @@ from lgvsc_phy.runner import (
     flowgraph_sources,
     hier_block_sources,
 )
+from lgvsc_phy.stream_time import split_zmq_message
 
 GRC_FILES = flowgraph_sources()
 OFDM_TX = GRC_DIR / "lgvsc_ofdm_tx.grc"
@@ -330,7 +331,7 @@ def capture_tx(mcs: str, payloads: list[bytes], base: int) -> np.ndarray:
         push.close()
         iq.close()
         ctx.term()
-    return np.frombuffer(b"".join(chunks), dtype=np.complex64)
+    return np.frombuffer(b"".join(split_zmq_message(c)[2] for c in chunks), dtype=np.complex64)
 
 
 @pytest.mark.parametrize("mcs", ["bpsk-1/2", "qpsk-2/3", "16qam-3/4", "64qam-5/6"])  # every modulation and rate

@@ -275,6 +275,19 @@ def test_b2x0_loopback_delivers_every_pdu(bikes: Path, tmp_path: Path, base_port
     assert rep["pdus_received"] == rep["pdus_sent"] and rep["psnr_db"] > 25
 
 
+def test_gaps_are_tagged_through_the_flowgraphs_and_bridged(base_port: int) -> None:
+    """channel.grc's gaps reach rx.grc as rx_time tags over ZeroMQ, and the receiver fills them:
+    bpsk-1/2 at 10 dB, one gap of 2000 samples per 1e5 (~14 in 200 bursts). The code bridges a
+    gap's erasures there, so only a gap that reaches a burst's preamble or header (~a third of
+    those that cut one) costs it. Measured when written: 10 gaps filled, 4 PDUs lost (seed 4: 15
+    and 4); the receiver before, which could not fill them, lost 12 and 15."""
+    from tools.per_sweep import measure
+
+    row = measure("bpsk-1/2", 10.0, 200, "awgn", base_port, seed=3, drop_rate=1e-5)
+    assert row["gaps_filled"] >= 5, row
+    assert row["pdus_sent"] - row["pdus_received"] <= 0.6 * row["gaps_filled"], row
+
+
 def test_our_blocks_run_the_models_in_a_flowgraph() -> None:
     """The GNU Radio wrappers of the PA, the ADC and the gaps give what the plain classes give."""
     from lgvsc_phy.gr_blocks import AdcQuantizer, PaCompression

@@ -53,6 +53,7 @@ import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+import pmt
 import zmq
 
 from lgvsc_phy.channel_spec import ChannelConfig, flowgraph_args, grc_argv
@@ -60,6 +61,7 @@ from lgvsc_phy.mcs import get_mcs
 from lgvsc_phy.pmt_codec import PmtError, decode_pair, decode_pdu, encode_pdu
 from lgvsc_phy.ports import LOCALHOST, Port, socket_addresses
 from lgvsc_phy.runner import FlowgraphRunner
+from lgvsc_phy.stream_time import RX_RATE, RX_TIME, split_zmq_message, time_pmt, zmq_header
 
 DEFAULT_RATES = (1e6, 2e6, 5e6)
 DEFAULT_BASE_PORT = 52301
@@ -182,7 +184,7 @@ def record_capture(cfg: RealtimeConfig) -> Capture:
                 runner.check()
                 _burst_ends(stats, ends)
                 try:
-                    chunks.append(np.frombuffer(iq.recv(), np.complex64))
+                    chunks.append(np.frombuffer(split_zmq_message(iq.recv())[2], np.complex64))
                     got, idle_since = got + chunks[-1].size, time.monotonic()
                 except zmq.Again:
                     if time.monotonic() - idle_since > 10.0:
@@ -262,7 +264,10 @@ class PduListener:
 @dataclass
 class Feeder:
     """Pushes ``capture`` (looped) at ``rate`` samples per second of wall clock, non-blocking: a chunk
-    the bounded sockets refuse is dropped (an overflow). ``sent`` counts the samples the rx got."""
+    the bounded sockets refuse is dropped (an overflow). ``sent`` counts the samples the rx got.
+    Like a USRP source, it tags the first sample, and the first after each overflow, with
+    ``rx_time`` and ``rx_rate`` (rx.grc's ZeroMQ source passes tags): the rx fills the gap, so
+    its sample indices count what was offered, sent or dropped (``log``, ``offered_at``)."""
 
     sock: zmq.Socket
     capture: Capture
@@ -272,11 +277,12 @@ class Feeder:
     sent: int = 0
     dropped_chunks: int = 0
     late_s: float = 0.0
-    log: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, sent) after each chunk
+    log: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, offered) after each chunk
 
     def __post_init__(self) -> None:
         self._ring = np.concatenate([self.capture.samples, self.capture.samples[: self.chunk]])
         self._clock0: float | None = None
+        self._overflowed = False
 
     def feed(self, samples: int) -> None:
         """Feed ``samples`` more, keeping the wall-clock schedule of all fed before."""
@@ -294,16 +300,22 @@ class Feeder:
 
     def _push(self, n: int) -> None:
         pos = self.offered % self.capture.samples.size
+        tags = []
+        if self.sent == 0 or self._overflowed:  # the radio's time of this sample, as a USRP source tags it
+            tags = [(self.sent, RX_TIME, time_pmt(self.offered / self.rate)),
+                    (self.sent, RX_RATE, pmt.from_double(self.rate))]
         try:
-            self.sock.send(self._ring[pos : pos + n], zmq.NOBLOCK, copy=True)
+            self.sock.send(zmq_header(self.sent, tags) + self._ring[pos : pos + n].tobytes(), zmq.NOBLOCK, copy=True)
             self.sent += n
+            self._overflowed = False
         except zmq.Again:
             self.dropped_chunks += 1
+            self._overflowed = True
         self.offered += n
-        self.log.append((time.monotonic(), self.sent))
+        self.log.append((time.monotonic(), self.offered))
 
-    def sent_at(self, times: np.ndarray) -> np.ndarray:
-        """Samples sent by each monotonic time of ``times``."""
+    def offered_at(self, times: np.ndarray) -> np.ndarray:
+        """Samples offered (the rx's stream position) by each monotonic time of ``times``."""
         log = np.array(self.log or [(0.0, 0)], dtype=float)
         i = np.searchsorted(log[:, 0], times, side="right")
         return np.where(i > 0, log[np.maximum(i - 1, 0), 1], 0.0)
@@ -332,7 +344,7 @@ def _wait_drained(listener: PduListener, runner: FlowgraphRunner, cfg: RealtimeC
 
 def _max_lag(listener: PduListener, feeder: Feeder, lo: int, hi: int) -> float:
     seen = np.array([(t, s) for t, s in listener.starts if lo <= s < hi], dtype=float).reshape(-1, 2)
-    lags = feeder.sent_at(seen[:, 0]) - seen[:, 1]
+    lags = feeder.offered_at(seen[:, 0]) - seen[:, 1]
     return float(lags.max(initial=0.0)) / feeder.rate
 
 
@@ -356,10 +368,10 @@ def measure_rate(capture: Capture, rate: float, cfg: RealtimeConfig) -> RateResu
             pid = runner.pids()[0]
             feeder.feed(round(cfg.warmup_s * rate))
             runner.check()
-            cpu0, own0, sent0, drop0 = cpu_seconds(pid), time.process_time(), feeder.sent, feeder.dropped_chunks
+            cpu0, own0, sent0, drop0 = cpu_seconds(pid), time.process_time(), feeder.offered, feeder.dropped_chunks
             threads0 = thread_cpu_seconds(pid)
             feeder.feed(round(cfg.seconds * rate))
-            measured = feeder.sent
+            measured = feeder.offered
             # A radio's samples never stop: one batch more, so that the receiver's last batch is
             # whole (its CPU is counted, its PDUs are not).
             feeder.feed(cfg.batch)

@@ -6,11 +6,12 @@
 Runs each MCS through the real flowgraphs at its measured threshold (lgvsc_phy.mcs.THRESHOLD_DB)
 plus the margin, optionally with a named front-end impairment profile
 (lgvsc_phy.channel_spec.IMPAIRMENT_PROFILES), and prints the delivered share; exit code 1 if any
-falls short. With sample gaps in the profile, a burst a gap cuts into is lost whatever the
-receiver does: the share a gap-free stream would have left is printed beside (``gap floor``).
-That floor is an expectation: one run of 1000 bpsk PDUs meets ~7 gaps, give or take 2.6, so a
-receiver that loses nothing else lands on either side of 99 %; ``--seeds`` pools runs with
-different noise and gap draws (seeds 7, 8, ...), each of ``--pdus`` PDUs.
+falls short. With sample gaps in the profile, the channel tags each gap as a USRP source tags an
+overflow, and the receiver fills it (``gaps filled``); a burst a gap cuts still decodes where the
+gap spares its preamble and header and the code bridges the erased symbols. ``gap floor`` is the
+share left to a receiver that loses every burst a gap cuts: an expectation, since one run of
+1000 bpsk PDUs meets ~7 gaps, give or take 2.6; ``--seeds`` pools runs with different noise and
+gap draws (seeds 7, 8, ...), each of ``--pdus`` PDUs.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from tools.per_sweep import measure
 
 
 def gap_floor(mcs: str, drop_rate: float) -> float:
-    """Expected share of full-size bursts that no gap cuts into: a gap that starts within the
-    burst's body, or up to a gap's length before it, takes samples from it."""
+    """Expected share of full-size bursts that no gap cuts into (what a receiver that cannot
+    bridge a gap delivers): a gap that starts within the burst's body, or up to a gap's length
+    before it, takes samples from it."""
     m = get_mcs(mcs)
     body = m.burst_cost(m.max_link_pdu_bytes)[1] - m.ofdm.post_padding
     return (1 - drop_rate) ** (body + GAP_SAMPLES)
@@ -49,10 +51,12 @@ def main() -> int:
     for name in names:
         snr = THRESHOLD_DB[name] + args.margin
         rows = [measure(name, snr, args.pdus, "awgn", args.base_port, seed=7 + k, **profile) for k in range(args.seeds)]
-        received, sent = (sum(row[key] for row in rows) for key in ("pdus_received", "pdus_sent"))
+        received, sent, filled = (sum(row[key] for row in rows)
+                                  for key in ("pdus_received", "pdus_sent", "gaps_filled"))
         share = received / sent
         floor = gap_floor(name, float(profile.get("drop_rate", 0.0)))
-        print(f"{name:10s} at {snr:5.1f} dB: {received}/{sent} PDUs ({share:.1%}; gap floor {floor:.1%})", flush=True)
+        print(f"{name:10s} at {snr:5.1f} dB: {received}/{sent} PDUs ({share:.1%}; gap floor {floor:.1%}, "
+              f"gaps filled {filled})", flush=True)
         if share < args.target:
             short.append(name)
     print(f"all MCS deliver >= {args.target:.0%}" if not short else f"short: {', '.join(short)}")
