@@ -357,8 +357,10 @@ def cmd_receive(args: argparse.Namespace) -> int:
     writer.join()
     if not got.pdus_received:
         waited = min(args.deadline, args.wait_first if args.wait_first is not None else args.idle)
+        # IQ from a flowgraph of the user's own reaches rx.grc's ZeroMQ source only with tags passed.
+        own_iq = "; a sender of your own needs Pass Tags on its ZeroMQ sink" if args.iq_in else ""
         raise LinkError(got.fault or f"no PDU arrived within {waited:g} s (--wait-first waits longer for a sender "
-                                     "that starts later)")
+                                     f"that starts later{own_iq})")
     if "error" in outcome:
         if got.fault:
             raise DecoderError(f"{got.fault}; {outcome['error']}") from None

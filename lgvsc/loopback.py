@@ -274,6 +274,7 @@ def run_loopback(opts: LoopbackOptions) -> LoopbackResult:
         "pdus_sent": transfer.pdus_sent,
         "pdus_received": transfer.pdus_received,
         "lost_pdus": transfer.lost_pdus,
+        "gaps_filled": transfer.gaps_filled,  # stream gaps the receiver filled (--drop-rate, radio overflows)
         "pdu_snr_db": transfer.pdu_snr_db(),
         "ber": raw_errors / raw_bits if raw_bits else None,  # channel (pre-FEC) BER on decoded PDUs
         "stream_ber": stream_bit_errors / max(1, 8 * len(encoded.data)),  # after the link, lost = errors

@@ -291,12 +291,13 @@ class OfdmReceiver(gr.sync_block):
             key = pmt.symbol_to_string(tag.key)
             if key == stream_time.RX_RATE and pmt.is_real(tag.value):
                 self.gap_meter.set_rate(pmt.to_double(tag.value))
-            elif key == stream_time.RX_TIME and (seconds := stream_time.time_of(tag.value)) is not None:
-                if lost := self.gap_meter.time_tag(tag.offset, seconds):
+            elif key == stream_time.RX_TIME and (when := stream_time.time_of(tag.value)) is not None:
+                if lost := self.gap_meter.time_tag(tag.offset, when):
                     gaps.append((tag.offset - first, lost))
         return gaps
 
     def work(self, input_items, output_items):  # noqa: ANN001, ANN201 - GNU Radio signature
+        filled_before = self.receiver.gaps_filled
         stats: dict = {}
         for burst in self.receiver.feed(input_items[0], self._gaps(len(input_items[0]))):
             self.detected += 1
@@ -310,8 +311,9 @@ class OfdmReceiver(gr.sync_block):
                 if payload is not None:
                     self.message_port_pub(OUT, _to_pmt(meta, payload))
                 stats.update(decoded)  # cumulative counters: the last burst's hold the call's
-            stats.update(bursts=self.detected, header_fail=self.receiver.headers_failed,
-                         gaps_filled=self.receiver.gaps_filled)
+            stats.update(bursts=self.detected, header_fail=self.receiver.headers_failed)
+        if stats or self.receiver.gaps_filled != filled_before:  # a gap on noise alone is news too
+            stats.update(gaps_filled=self.receiver.gaps_filled)
         if stats:
             # One counters message per call, after its PDUs, not one per burst: each message
             # wakes the stats sink and its ZeroMQ thread (at 2 MS/s of bursts, ~500 a second).

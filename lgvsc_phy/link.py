@@ -152,6 +152,7 @@ class TransferResult:
     constellation: tuple[str, np.ndarray] | None = None  # a sample of equalized symbols from the rx
     fault: str | None = None  # a flowgraph died or stopped mid-stream: what arrived before is kept
     feedback: dict | None = None  # with delayed feedback: the MCS each PDU went on (DelayedFeedback.summary)
+    gaps_filled: int = 0  # stream gaps (radio overflows) the receiver filled from their rx_time tags
 
     @property
     def complete(self) -> bool:
@@ -297,7 +298,7 @@ class Link:
         t0 = time.monotonic()
         self.drain_stats()
         base = TxCount(self.count.bursts, self.count.samples)
-        rx_base = self.rx_count.decoded
+        rx_base, gaps_base = self.rx_count.decoded, self.rx_count.gaps_filled
         queue = self._pdus(data, stream_id, max_pdu_bytes)
         pdus = [pdu for pdu, _ in queue]
         pacer = _Pacer(len(queue))
@@ -365,6 +366,7 @@ class Link:
             lost_ranges=ranges,
             pdus_sent=len(pdus),
             pdus_received=len(got.received),
+            gaps_filled=self.rx_count.gaps_filled - gaps_base,
             tx_bursts=self.count.bursts - base.bursts,
             tx_samples=self.count.samples - base.samples,
             rejected=rejected,

@@ -373,6 +373,8 @@ class OfdmBurstReceiver:
         sym = self.p.symbol_len
         hit = np.zeros(count, dtype=bool)
         for begin, end in self.erased:
+            if end <= first:  # a gap before these symbols (hi would be negative: a slice from the end)
+                continue
             lo, hi = max((begin - first) // sym, 0), min(-(-(end - first) // sym), count)
             hit[lo:hi] = True
         return hit
@@ -486,6 +488,7 @@ class OfdmBurstReceiver:
         residual, precision = (self._clock_residual(spectra, burst, per_offset, before) if not erased.any() else
                                self._clock_residual(spectra[heard], burst, per_offset[heard], before))
         rotate_carriers(spectra, per_offset * self.clock.update(before + residual, precision))
+        spectra[erased] = 0  # partly filled symbols' pilots would pull the pilot phase line too
         data = self._equalize(spectra, burst.chan, first_data).reshape(-1)[:n_sym]
         csi = np.empty((n_ofdm, burst.gain.size), dtype=np.float32)
         csi[:] = burst.gain  # the carriers' gains, OFDM symbol by OFDM symbol

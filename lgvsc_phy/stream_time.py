@@ -37,14 +37,16 @@ def time_pmt(seconds: float) -> pmt.pmt_t:
     return pmt.make_tuple(pmt.from_uint64(int(whole)), pmt.from_double(seconds - whole))
 
 
-def time_of(value: pmt.pmt_t) -> float | None:
-    """Seconds of an ``rx_time`` value; None where it is not UHD's (uint64, double) tuple."""
+def time_of(value: pmt.pmt_t) -> tuple[int, float] | None:
+    """(whole seconds, fraction) of an ``rx_time`` value, kept apart: one double of a GPS- or
+    PC-clock time (~1.7e9 s) resolves only ~0.24 us, a sample at 4 MS/s. None where the value
+    is not UHD's (uint64, double) tuple."""
     if not pmt.is_tuple(value) or pmt.length(value) != 2:
         return None
     whole, fraction = pmt.tuple_ref(value, 0), pmt.tuple_ref(value, 1)
     if not (pmt.is_uint64(whole) and pmt.is_real(fraction)):
         return None
-    return pmt.to_uint64(whole) + pmt.to_double(fraction)
+    return pmt.to_uint64(whole), pmt.to_double(fraction)
 
 
 def zmq_header(offset: int, tags: Sequence[tuple[int, str, pmt.pmt_t]] = ()) -> bytes:
@@ -59,6 +61,8 @@ def zmq_header(offset: int, tags: Sequence[tuple[int, str, pmt.pmt_t]] = ()) -> 
 
 def split_zmq_message(message: bytes) -> tuple[int, list[tuple[int, str, pmt.pmt_t]], bytes]:
     """(stream offset, tags, sample bytes) of a message a gr-zeromq sink with ``pass_tags`` sent."""
+    if len(message) < struct.calcsize("<HBQQ"):
+        raise ValueError("not a gr-zeromq message with tags: shorter than its header")
     magic, version, offset, count = struct.unpack_from("<HBQQ", message)
     if (magic, version) != (_ZMQ_MAGIC, _ZMQ_VERSION):
         raise ValueError("not a gr-zeromq message with tags (pass_tags off at the sender?)")
@@ -86,16 +90,16 @@ class GapMeter:
     the time goes back (a radio whose time was set anew), a tag only becomes the new reference."""
 
     rate: float = 0.0
-    _ref: tuple[int, float] | None = None  # (stream offset, seconds) of the last rx_time tag
+    _ref: tuple[int, int, float] | None = None  # (stream offset, whole s, fraction) of the last rx_time tag
 
     def set_rate(self, rate: float) -> None:
         if rate > 0:
             self.rate = float(rate)
 
-    def time_tag(self, offset: int, seconds: float) -> int:
-        """Samples missing just before stream ``offset``, whose time is ``seconds``."""
-        ref, self._ref = self._ref, (offset, seconds)
+    def time_tag(self, offset: int, time: tuple[int, float]) -> int:
+        """Samples missing just before stream ``offset``, whose time is ``time`` (``time_of``)."""
+        ref, self._ref = self._ref, (offset, *time)
         if ref is None or self.rate <= 0:
             return 0
-        missing = round((seconds - ref[1]) * self.rate) - (offset - ref[0])
-        return max(missing, 0)
+        elapsed = (time[0] - ref[1]) * self.rate + (time[1] - ref[2]) * self.rate
+        return max(round(elapsed) - (offset - ref[0]), 0)

@@ -141,6 +141,39 @@ def test_receive_with_no_sender_ends_after_its_timeout(tmp_path: Path, base_port
     assert len(r.stderr.strip().splitlines()) == 1 and not (tmp_path / "o.mp4").exists()
 
 
+def test_receive_from_a_sender_without_tags_says_what_it_needs(tmp_path: Path, base_port: int) -> None:
+    """Raw IQ into --iq-in (a ZeroMQ sink with Pass Tags off): rx.grc's source cannot read it
+    (gr-zeromq expects its tag header on every message), and the one-line error says so."""
+    import time
+
+    import numpy as np
+    import zmq
+
+    address = f"tcp://127.0.0.1:{free_base_port(1)}"
+    ctx = zmq.Context()
+    push = ctx.socket(zmq.PUSH)
+    push.setsockopt(zmq.LINGER, 0)
+    push.setsockopt(zmq.SNDTIMEO, 100)
+    push.bind(address)
+    receiver = subprocess.Popen([*LGVSC, "receive", "-o", str(tmp_path / "o.mp4"), "--base-port", str(base_port),
+                                 "--iq-in", address, "--timeout", "3", "--wait-first", "10"],
+                                cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while receiver.poll() is None and time.monotonic() < deadline:
+            try:
+                push.send((np.ones(2000) * 0.1).astype(np.complex64).tobytes())
+            except zmq.Again:
+                pass
+            time.sleep(0.05)
+        _, err = receiver.communicate(timeout=60)
+    finally:
+        push.close(0)
+        ctx.term()
+    assert receiver.returncode == 2 and "needs Pass Tags on its ZeroMQ sink" in err, err
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_inspect_reads_every_stream_the_decoder_reads(bikes_video, tmp_path: Path) -> None:  # noqa: ANN001
     """A CRC-valid MOTION segment of odd length: the decoder takes it (dropping the odd byte),
     so inspect, its text form and the contact sheet must too, with the same values."""

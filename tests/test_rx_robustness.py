@@ -153,6 +153,26 @@ def test_a_filled_gap_finds_no_burst_and_moves_later_bursts_by_its_length() -> N
     assert found[2].start == burst1 + bursts[1].size + 5000 - 3000 + OfdmBurstReceiver.MAX_GAP_FILL
 
 
+def test_a_gap_before_a_burst_erases_none_of_it() -> None:
+    """A reported gap in the silence just before each burst, all fed in one call: the bursts
+    after it lose no symbol. (A gap ending before a burst's payload once counted from the end of
+    its symbols and erased four in five of them: 0 of 20 decoded.)"""
+    payloads, bursts = burst_stream("qpsk-1/2", 20, seed=3)
+    pieces, gaps, at = [], [], 0
+    for burst in bursts:
+        quiet = np.zeros(1000, np.complex64)
+        pieces += [quiet[:200], quiet[700:], burst]  # samples 200..700 of the silence lost
+        gaps.append((at + 200, 500))
+        at += 500 + burst.size
+    x = add_noise(np.concatenate(pieces), "qpsk-1/2", 3.7)
+    rx = OfdmBurstReceiver(get_mcs("qpsk-1/2").ofdm)
+    codec = get_mcs("qpsk-1/2").codec()
+    found = rx.feed(x, gaps)
+    assert rx.gaps_filled == 20 and [b.seq for b in found] == list(range(20))
+    assert all(b.csi.min() > 0 for b in found)
+    assert sum(codec.decode_symbols(b.symbols, b.csi).payload == payloads[b.seq] for b in found) >= 19
+
+
 def test_payload_seldom_triggers_detection_inside_a_burst() -> None:
     """Searching inside each burst (for the gap above) must not turn the payload into a stream
     of false alarms: the threshold there is set from the burst's own SNR."""

@@ -18,7 +18,8 @@ def test_rx_time_is_uhds_tuple_and_reads_back(seconds: float) -> None:
     value = time_pmt(seconds)
     assert pmt.is_uint64(pmt.tuple_ref(value, 0)) and pmt.is_real(pmt.tuple_ref(value, 1))
     assert 0 <= pmt.to_double(pmt.tuple_ref(value, 1)) < 1
-    assert time_of(value) == pytest.approx(seconds, abs=1e-9)
+    whole, fraction = time_of(value)
+    assert whole + fraction == pytest.approx(seconds, abs=1e-9)
 
 
 def test_time_of_refuses_what_is_not_rx_time() -> None:
@@ -28,13 +29,30 @@ def test_time_of_refuses_what_is_not_rx_time() -> None:
 
 def test_gap_meter_counts_the_samples_between_tags_that_did_not_arrive() -> None:
     meter = GapMeter()
-    assert meter.time_tag(0, 5.0) == 0  # no rate yet: a reference only
+    assert meter.time_tag(0, (5, 0.0)) == 0  # no rate yet: a reference only
     meter.set_rate(1e6)
-    assert meter.time_tag(0, 5.0) == 0
-    assert meter.time_tag(10_000, 5.012) == 2000  # 12 ms at 1 MS/s, 10000 samples came
-    assert meter.time_tag(20_000, 5.022) == 0  # no overflow: the tag only repeats the time
-    assert meter.time_tag(30_000, 1.0) == 0  # the radio's time was set anew: a new reference
-    assert meter.time_tag(31_000, 1.0015) == 500
+    assert meter.time_tag(0, (5, 0.0)) == 0
+    assert meter.time_tag(10_000, (5, 0.012)) == 2000  # 12 ms at 1 MS/s, 10000 samples came
+    assert meter.time_tag(20_000, (5, 0.022)) == 0  # no overflow: the tag only repeats the time
+    assert meter.time_tag(30_000, (1, 0.0)) == 0  # the radio's time was set anew: a new reference
+    assert meter.time_tag(31_000, (1, 0.0015)) == 500
+
+
+def test_gap_meter_is_exact_at_a_gps_clocks_seconds() -> None:
+    """A radio on GPS or PC time reads ~1.7e9 s: one double resolves only ~0.24 us there, a
+    sample at 4 MS/s, so whole seconds and fraction stay apart. 2000 tag pairs at 20 MS/s with
+    nothing lost report no gap, and one real gap exactly."""
+    rng = np.random.default_rng(0)
+    meter = GapMeter(rate=20e6)
+    for _ in range(2000):
+        offset = int(rng.integers(0, 10**9))
+        start = (1_700_000_000 + int(rng.integers(0, 10**6)), float(rng.integers(0, 20_000_000)) / 20e6)
+        step = int(rng.integers(1, 10**6))
+        meter.time_tag(offset, start)
+        later = divmod(start[1] * 20e6 + step, 20e6)
+        assert meter.time_tag(offset + step, (start[0] + int(later[0]), later[1] / 20e6)) == 0
+    meter.time_tag(0, (1_700_000_123, 0.5))
+    assert meter.time_tag(1000, (1_700_000_123, 0.5 + 3001 / 20e6)) == 2001
 
 
 def test_sample_drops_report_where_each_gap_ends() -> None:
@@ -65,13 +83,13 @@ def test_sample_drops_block_tags_rx_time_after_each_gap() -> None:
     tb.run()
     y = np.asarray(sink.data()).real
     meter, lost = GapMeter(), 0
-    for tag in sorted(sink.tags(), key=lambda t: (t.offset, pmt.symbol_to_string(t.key) != RX_RATE)):
+    for tag in sink.tags():  # in the order the receiver sees them: rx_time, then rx_rate
         if pmt.symbol_to_string(tag.key) == RX_RATE:
             meter.set_rate(pmt.to_double(tag.value))
         else:
-            seconds = time_of(tag.value)
-            lost += meter.time_tag(tag.offset, seconds)
-            assert seconds * 2e6 == pytest.approx(y[tag.offset])  # its time is its input sample's
+            whole, fraction = time_of(tag.value)
+            lost += meter.time_tag(tag.offset, (whole, fraction))
+            assert (whole + fraction) * 2e6 == pytest.approx(y[tag.offset])  # its time is its input sample's
     assert block.drops.gaps > 3 and lost == block.drops.lost == x.size - y.size
 
 
@@ -103,7 +121,7 @@ def test_a_zeromq_source_with_pass_tags_reads_our_header(base_port: int) -> None
     assert np.array_equal(np.asarray(sink.data()), np.concatenate([a, b]))
     tags = {(t.offset, pmt.symbol_to_string(t.key)): t.value for t in sink.tags()}
     assert set(tags) == {(0, RX_TIME), (0, RX_RATE), (150, RX_TIME)}
-    assert time_of(tags[(150, RX_TIME)]) == pytest.approx(0.00075)
+    assert sum(time_of(tags[(150, RX_TIME)])) == pytest.approx(0.00075)
 
 
 def test_a_zeromq_sink_with_pass_tags_is_read_back(base_port: int) -> None:
@@ -137,6 +155,8 @@ def test_a_zeromq_sink_with_pass_tags_is_read_back(base_port: int) -> None:
         ctx.term()
     assert np.array_equal(np.frombuffer(b"".join(got), np.complex64), x)
     assert [(at, key) for at, key, _ in found] == [(0, RX_TIME), (1234, RX_TIME)]
-    assert time_of(found[1][2]) == pytest.approx(1234e-6)
+    assert sum(time_of(found[1][2])) == pytest.approx(1234e-6)
     with pytest.raises(ValueError, match="pass_tags"):
         split_zmq_message(x.tobytes())
+    with pytest.raises(ValueError, match="shorter"):
+        split_zmq_message(b"\xf0\x5f\x01")

@@ -22,7 +22,8 @@ behind, samples are lost (UHD prints "O"). This benchmark stands in for that:
 3. The rx process's CPU time (user + sys, all threads, from /proc/<pid>/stat) is read after the
    flowgraph is ready and ``--warmup`` seconds of samples went through (numba loading and grcc
    compiling stay out), and again once the rx has drained what was fed (its CPU use fell to
-   idle). ``rx_cpu_s_per_s`` is the CPU seconds it spent per second of samples the sockets took;
+   idle). ``rx_cpu_s_per_s`` is the CPU seconds it spent per second of samples offered
+   (the stream's seconds: with no overflow, all of them reached it);
    what one core has left below 1 is the margin for the rest of a live system.
    ``rx_threads_cpu_s_per_s`` splits it by thread (the table's "rx block": the receiver block's
    own thread, where its Python runs; the rest is GNU Radio's ZeroMQ blocks and their I/O).
@@ -264,7 +265,8 @@ class PduListener:
 @dataclass
 class Feeder:
     """Pushes ``capture`` (looped) at ``rate`` samples per second of wall clock, non-blocking: a chunk
-    the bounded sockets refuse is dropped (an overflow). ``sent`` counts the samples the rx got.
+    the bounded sockets refuse is dropped (an overflow). ``sent`` counts the samples the rx got,
+    ``offered`` those due, sent or dropped.
     Like a USRP source, it tags the first sample, and the first after each overflow, with
     ``rx_time`` and ``rx_rate`` (rx.grc's ZeroMQ source passes tags): the rx fills the gap, so
     its sample indices count what was offered, sent or dropped (``log``, ``offered_at``)."""

@@ -26,12 +26,11 @@ def measure(mcs: str, snr_db: float, pdus: int, channel: str, base_port: int, se
     t0 = time.monotonic()
     with FlowgraphRunner(config) as runner, Link(LinkAddresses.from_base_port(base_port)) as link:
         res = link.transfer(data, m.max_link_pdu_bytes, idle_timeout_s=3.0, check=runner.check)
-        gaps_filled = link.rx_count.gaps_filled
     raw_bits = sum(int(x.get("raw_bits", 0)) for x in res.meta)
     raw_err = sum(int(x.get("raw_bit_errors", 0)) for x in res.meta)
     return {"mcs": mcs, "snr_db": snr_db, "channel": channel, **impairments, "pdus_sent": res.pdus_sent,
             "pdus_received": res.pdus_received, "per": 1 - res.pdus_received / res.pdus_sent,
-            "gaps_filled": gaps_filled,
+            "gaps_filled": res.gaps_filled,
             "channel_ber": raw_err / raw_bits if raw_bits else None, "on_air_samples": res.tx_samples,
             "chain_msps": res.tx_samples / res.wall_s / 1e6, "wall_s": time.monotonic() - t0}
 
